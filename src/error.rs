@@ -1,0 +1,169 @@
+//! The library's error types.
+//!
+//! Each layer has its own enum: a [`SourceError`] comes from a session source, a
+//! [`StoreError`] from the durable store, a [`DispatchError`] from an exported method call
+//! and a [`PluginError`] from enabling a plugin. Every [`DispatchError`] carries the name
+//! of the Deluge exception a wire transport should send for it.
+
+use std::path::PathBuf;
+
+/// A session source could not produce a status sample.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SourceError {
+    /// The source is reachable but answered with an error.
+    #[error("session source failed: {0}")]
+    Failed(String),
+    /// The source could not be reached (connection refused, daemon down, ...).
+    #[error("session source unavailable: {0}")]
+    Unavailable(String),
+    /// The source did not answer within the poll interval.
+    #[error("session source timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// The durable store could not load or save a file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O operation on a store file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`"write"`, `"rename"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// confy could not serialize or write the file.
+    #[error("confy could not store {path}: {message}")]
+    Confy {
+        /// The file being written.
+        path: PathBuf,
+        /// confy's message.
+        message: String,
+    },
+    /// The file and its `.bak` are both unusable: refusing to start rather than resetting.
+    #[error(
+        "{path} is unusable ({reason}) and so is its backup ({backup}); refusing to start \
+         rather than silently resetting to defaults: repair or remove the file"
+    )]
+    Unrecoverable {
+        /// The primary file.
+        path: PathBuf,
+        /// Why the primary file was rejected.
+        reason: String,
+        /// Why the backup was rejected (or that it is missing).
+        backup: String,
+    },
+    /// Another writer (this process or another one) holds the file's lock.
+    #[error("{path} is locked by another writer (is another daemon using this config dir?)")]
+    Locked {
+        /// The file that is locked.
+        path: PathBuf,
+    },
+}
+
+/// How an argument of an exported method was wrong: decides the wire exception name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgErrorKind {
+    /// Wrong number of arguments, an unexpected keyword or a value of the wrong type.
+    Type,
+    /// Right type, unacceptable value (out of range, unknown key, ...).
+    Value,
+}
+
+/// An exported method could not be called or failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum DispatchError {
+    /// No method of that name is exported (Deluge: `AttributeError`).
+    #[error("RPC call on invalid function: {0}")]
+    UnknownMethod(String),
+    /// An argument is missing, extra or wrong (Deluge: `TypeError` / `ValueError`).
+    #[error("{method}(): argument '{arg}': {reason}")]
+    BadArgument {
+        /// The full method name.
+        method: String,
+        /// The argument at fault.
+        arg: String,
+        /// Why it was rejected.
+        reason: String,
+        /// Type or value error.
+        kind: ArgErrorKind,
+    },
+    /// The caller's auth level is below the method's (Deluge: `NotAuthorizedError`).
+    #[error("{method} needs auth level {required}, caller has {have}")]
+    NotAuthorized {
+        /// The full method name.
+        method: String,
+        /// Level the method needs.
+        required: u8,
+        /// Level the caller has.
+        have: u8,
+    },
+    /// The method ran and failed.
+    #[error("{method}: {message}")]
+    Plugin {
+        /// The full method name.
+        method: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl DispatchError {
+    /// The Python exception class name a Deluge transport reports for this error.
+    pub fn exception_name(&self) -> &'static str {
+        match self {
+            DispatchError::UnknownMethod(_) => "AttributeError",
+            DispatchError::BadArgument {
+                kind: ArgErrorKind::Type,
+                ..
+            } => "TypeError",
+            DispatchError::BadArgument {
+                kind: ArgErrorKind::Value,
+                ..
+            } => "ValueError",
+            DispatchError::NotAuthorized { .. } => "NotAuthorizedError",
+            DispatchError::Plugin { .. } => "PluginError",
+        }
+    }
+}
+
+/// A plugin could not be registered, enabled or disabled.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// No plugin of that name is registered.
+    #[error("no plugin named {0:?} is registered")]
+    NotFound(String),
+    /// A plugin of that name is already registered.
+    #[error("a plugin named {0:?} is already registered")]
+    Duplicate(String),
+    /// The plugin's store could not be opened or loaded.
+    #[error("plugin {plugin}: {source}")]
+    Store {
+        /// The plugin's name.
+        plugin: String,
+        /// The store error.
+        #[source]
+        source: StoreError,
+    },
+    /// The plugin failed to enable for another reason.
+    #[error("plugin {plugin}: {message}")]
+    Failed {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A `--source` specification could not be understood.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("bad source {spec:?}: {reason}")]
+pub struct SourceSpecError {
+    /// The specification as given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub reason: String,
+}

@@ -1,0 +1,50 @@
+//! # torrent-stats
+//!
+//! Crash-safe all-time download/upload statistics for BitTorrent daemons: the Rust form of
+//! Deluge's Stats plugin, with its plugin host, built to be embedded.
+//!
+//! ## Layout
+//! Data flows one way: source → accumulator → store → exports → transports.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`core`] | [`SessionStatus`](core::SessionStatus), [`SessionSource`](core::SessionSource), session identity |
+//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `from_spec` |
+//! | [`plugin`] | the [`CorePlugin`](plugin::CorePlugin) trait (lifecycle documented there) and its [`PluginContext`](plugin::PluginContext) |
+//! | [`host`] | [`PluginHost`](host::PluginHost): enable/disable, 1 s `update()`, enabled list, shutdown |
+//! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), argument decoding, [`dispatch`](export::Exports::dispatch) |
+//! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
+//! | [`stats`] | the [`Stats`](stats::Stats) plugin: accumulator, history, preferences, poll task |
+//! | [`units`] | byte units for rates and human output |
+//! | [`error`] | the error enums |
+//!
+//! ## Embedding
+//! ```
+//! use std::sync::Arc;
+//! use torrent_stats::{export::AuthLevel, host::PluginHost, source::SimSource, stats::Stats};
+//!
+//! # tokio_test::block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let host = PluginHost::open(Arc::new(SimSource::new(1000, 4000, 5)), dir.path()).unwrap();
+//! host.register(Arc::new(Stats::new())).await.unwrap();
+//! host.enable("Stats").await.unwrap();
+//! let totals = host
+//!     .exports()
+//!     .dispatch("stats.get_totals", vec![], Default::default(), AuthLevel::ReadOnly)
+//!     .await;
+//! assert!(totals.is_err()); // get_totals needs NORMAL
+//! host.shutdown().await;
+//! # });
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod error;
+pub mod export;
+pub mod host;
+pub mod plugin;
+pub mod source;
+pub mod stats;
+pub mod store;
+pub mod units;

@@ -1,0 +1,175 @@
+//! Rate and peer history at four resolutions, like Deluge's Stats plugin.
+//!
+//! Every poll adds one point to each series of the finest level. Level `i` gets a point
+//! each time level `i - 1` has received [`FACTORS`]`[i]` new points: their integer mean.
+//! With a 2 s poll the resolutions are 2, 10, 60 and 600 seconds. Series are newest first
+//! and hold at most `length` points.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::StatusKey;
+use crate::store::Persist;
+
+/// The series kept, in Deluge's names.
+pub const SERIES: [StatusKey; 9] = [
+    StatusKey::UploadRate,
+    StatusKey::DownloadRate,
+    StatusKey::PayloadUploadRate,
+    StatusKey::PayloadDownloadRate,
+    StatusKey::NumPeers,
+    StatusKey::NumConnections,
+    StatusKey::DhtNodes,
+    StatusKey::DhtCacheNodes,
+    StatusKey::DhtTorrents,
+];
+
+/// How many points of the finer level make one point of each level.
+pub const FACTORS: [u64; 4] = [1, 5, 6, 10];
+
+/// One resolution: a series per key and the count of finer points not yet rolled up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    /// Finer points received since this level's last point.
+    pub pending: u64,
+    /// Unix time of this level's newest point, seconds (fractional).
+    pub last_update: f64,
+    /// Series by key name, newest first.
+    pub series: BTreeMap<String, VecDeque<u64>>,
+}
+
+/// The history of all series at all levels. This is the content of `stats.history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Poll interval the finest level was recorded at, seconds.
+    pub base_interval: u64,
+    /// Maximum points per series.
+    pub length: u64,
+    /// The four levels, finest first.
+    pub levels: Vec<Level>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::new(2, 150)
+    }
+}
+
+impl History {
+    /// An empty history for a poll interval and length.
+    pub fn new(base_interval: u64, length: u64) -> Self {
+        History {
+            base_interval,
+            length,
+            levels: vec![Level::default(); FACTORS.len()],
+        }
+    }
+
+    /// The resolutions in seconds, finest first.
+    pub fn intervals(&self) -> [u64; 4] {
+        let mut acc = self.base_interval;
+        std::array::from_fn(|i| {
+            acc *= FACTORS[i];
+            acc
+        })
+    }
+
+    /// The level index for a resolution in seconds.
+    pub fn level_for(&self, interval: u64) -> Option<usize> {
+        self.intervals().iter().position(|&i| i == interval)
+    }
+
+    /// Keeps at most `length` points per series from now on.
+    pub fn set_length(&mut self, length: u64) {
+        self.length = length;
+        for level in &mut self.levels {
+            for series in level.series.values_mut() {
+                series.truncate(length as usize);
+            }
+        }
+    }
+
+    /// Adds one sample (values by series key; missing keys count 0) at unix time `now`.
+    pub fn push(&mut self, values: &BTreeMap<StatusKey, u64>, now: f64) {
+        let len = self.length as usize;
+        for key in SERIES {
+            let v = values.get(&key).copied().unwrap_or(0);
+            push_front(&mut self.levels[0], key.as_str(), v, len);
+        }
+        self.levels[0].last_update = now;
+        for i in 1..self.levels.len() {
+            let (finer, coarser) = self.levels.split_at_mut(i);
+            let (finer, level) = (&finer[i - 1], &mut coarser[0]);
+            level.pending += 1;
+            if level.pending < FACTORS[i] {
+                break;
+            }
+            level.pending = 0;
+            for key in SERIES {
+                let name = key.as_str();
+                let points = finer.series.get(name);
+                let taken: Vec<u64> = points
+                    .map(|s| s.iter().take(FACTORS[i] as usize).copied().collect())
+                    .unwrap_or_default();
+                let mean = if taken.is_empty() {
+                    0
+                } else {
+                    (taken.iter().map(|&v| u128::from(v)).sum::<u128>() / taken.len() as u128)
+                        as u64
+                };
+                push_front(level, name, mean, len);
+            }
+            level.last_update = now;
+        }
+    }
+
+    /// The series of `key` at level `level`, newest first.
+    pub fn series(&self, level: usize, key: &str) -> Option<&VecDeque<u64>> {
+        self.levels.get(level)?.series.get(key)
+    }
+}
+
+fn push_front(level: &mut Level, key: &str, value: u64, len: usize) {
+    let series = level.series.entry(key.to_string()).or_default();
+    series.push_front(value.min(i64::MAX as u64));
+    series.truncate(len);
+}
+
+impl Persist for History {
+    const SEALED: bool = true;
+
+    fn validate(&self) -> Result<(), String> {
+        if self.levels.len() != FACTORS.len() {
+            return Err(format!("expected {} levels", FACTORS.len()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roll_ups_are_means_of_the_finer_level() {
+        let mut h = History::new(2, 150);
+        assert_eq!(h.intervals(), [2, 10, 60, 600]);
+        for i in 0..300u64 {
+            let values = BTreeMap::from([(StatusKey::UploadRate, i)]);
+            h.push(&values, i as f64);
+        }
+        let l0 = h.series(0, "upload_rate").unwrap();
+        assert_eq!(l0.len(), 150);
+        assert_eq!(l0[0], 299);
+        let l1 = h.series(1, "upload_rate").unwrap();
+        assert_eq!(l1.len(), 60);
+        assert_eq!(l1[0], (295 + 296 + 297 + 298 + 299) / 5);
+        let l2 = h.series(2, "upload_rate").unwrap();
+        assert_eq!(l2.len(), 10);
+        let expected: u64 = l1.iter().take(6).sum::<u64>() / 6;
+        assert_eq!(l2[0], expected);
+        assert_eq!(h.series(3, "upload_rate").unwrap().len(), 1);
+        assert_eq!(h.series(0, "num_peers").unwrap()[0], 0);
+    }
+}

@@ -1,0 +1,208 @@
+//! The accumulator: session counters in, all-time totals out. Pure; no I/O, no clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{SessionId, SessionStatus, StatusKey};
+use crate::store::Persist;
+
+/// The largest total kept: the largest integer Deluge's wire format and TOML can carry
+/// (8 EiB). Totals saturate here instead of overflowing.
+pub const MAX_TOTAL: u64 = i64::MAX as u64;
+
+/// The four cumulative byte counters, named as Deluge names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// All bytes sent.
+    pub total_upload: u64,
+    /// All bytes received.
+    pub total_download: u64,
+    /// Payload bytes sent.
+    pub total_payload_upload: u64,
+    /// Payload bytes received.
+    pub total_payload_download: u64,
+}
+
+impl Counters {
+    /// The counters in a status sample, or the first required key that is missing.
+    /// Payload counters a source does not report count as 0.
+    pub fn from_status(status: &SessionStatus) -> Result<Counters, StatusKey> {
+        let need = |k| status.get(k).ok_or(k);
+        Ok(Counters {
+            total_upload: need(StatusKey::TotalUpload)?,
+            total_download: need(StatusKey::TotalDownload)?,
+            total_payload_upload: status.get(StatusKey::TotalPayloadUpload).unwrap_or(0),
+            total_payload_download: status.get(StatusKey::TotalPayloadDownload).unwrap_or(0),
+        }
+        .clamped())
+    }
+
+    fn fields(&self) -> [u64; 4] {
+        [
+            self.total_upload,
+            self.total_download,
+            self.total_payload_upload,
+            self.total_payload_download,
+        ]
+    }
+
+    fn from_fields(f: [u64; 4]) -> Counters {
+        Counters {
+            total_upload: f[0],
+            total_download: f[1],
+            total_payload_upload: f[2],
+            total_payload_download: f[3],
+        }
+    }
+
+    fn zip(self, other: Counters, op: impl Fn(u64, u64) -> u64) -> Counters {
+        let (a, b) = (self.fields(), other.fields());
+        Counters::from_fields(std::array::from_fn(|i| op(a[i], b[i])))
+    }
+
+    /// Each counter capped at [`MAX_TOTAL`].
+    pub fn clamped(self) -> Counters {
+        self.zip(self, |a, _| a.min(MAX_TOTAL))
+    }
+
+    /// Whether any counter of `self` is below the same counter of `earlier`.
+    pub fn any_below(&self, earlier: &Counters) -> bool {
+        self.fields()
+            .iter()
+            .zip(earlier.fields())
+            .any(|(now, before)| *now < before)
+    }
+
+    /// Whether every counter is zero.
+    pub fn is_zero(&self) -> bool {
+        self.fields() == [0; 4]
+    }
+
+    /// Counter-wise `self + other`, saturating at [`MAX_TOTAL`].
+    pub fn saturating_add(self, other: Counters) -> Counters {
+        self.zip(other, |a, b| a.saturating_add(b).min(MAX_TOTAL))
+    }
+
+    /// Counter-wise `self - other`, saturating at 0.
+    pub fn saturating_sub(self, other: Counters) -> Counters {
+        self.zip(other, u64::saturating_sub)
+    }
+}
+
+/// What one sample did to the totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes added to the totals.
+    pub delta: Counters,
+    /// Whether the sample began a new session (new identity or a counter went down).
+    pub new_session: bool,
+}
+
+impl Step {
+    /// Whether the accumulator's persisted state changed.
+    pub fn changed(&self) -> bool {
+        self.new_session || !self.delta.is_zero()
+    }
+}
+
+/// The persisted accumulator: all-time totals plus the last counters seen and the session
+/// they came from, so a re-enable in the same session neither double counts nor loses the
+/// bytes moved while disabled. This is the content of `stats.totals`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accumulator {
+    /// File format version.
+    pub format: u32,
+    /// Session of the last sample, if any was seen.
+    pub session: Option<SessionId>,
+    /// Unix time of the last change, seconds.
+    pub updated: u64,
+    /// All-time totals.
+    pub totals: Counters,
+    /// Counters of the last sample (the current session's totals).
+    pub last: Counters,
+}
+
+/// Current `stats.totals` format.
+pub const FORMAT: u32 = 1;
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Accumulator {
+            format: FORMAT,
+            session: None,
+            updated: 0,
+            totals: Counters::default(),
+            last: Counters::default(),
+        }
+    }
+}
+
+impl Accumulator {
+    /// Applies one sample: a delta in the same session, or the whole counters when the
+    /// session is new (new identity, first sample ever, or any counter that went down).
+    pub fn apply(&self, session: &SessionId, counters: Counters) -> (Accumulator, Step) {
+        let counters = counters.clamped();
+        let new_session = self.session.as_ref() != Some(session) || counters.any_below(&self.last);
+        let delta = if new_session {
+            counters
+        } else {
+            counters.saturating_sub(self.last)
+        };
+        let next = Accumulator {
+            format: FORMAT,
+            session: Some(session.clone()),
+            updated: self.updated,
+            totals: self.totals.saturating_add(delta),
+            last: counters,
+        };
+        (next, Step { delta, new_session })
+    }
+}
+
+impl Persist for Accumulator {
+    const SEALED: bool = true;
+
+    fn validate(&self) -> Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "format {} is not the supported {FORMAT}",
+                self.format
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(up: u64, down: u64) -> Counters {
+        Counters {
+            total_upload: up,
+            total_download: down,
+            total_payload_upload: up,
+            total_payload_download: down,
+        }
+    }
+
+    #[test]
+    fn same_session_counts_deltas_and_new_session_counts_from_zero() {
+        let a = Accumulator::default();
+        let s1 = SessionId::new("one");
+        let (a, step) = a.apply(&s1, c(100, 200));
+        assert!(step.new_session);
+        assert_eq!(a.totals, c(100, 200));
+        let (a, step) = a.apply(&s1, c(150, 200));
+        assert!(!step.new_session);
+        assert_eq!(step.delta, c(50, 0));
+        let (a, step) = a.apply(&s1, c(150, 200));
+        assert!(!step.changed());
+        // a counter that went down: a restart under the same identity
+        let (a, step) = a.apply(&s1, c(10, 500));
+        assert!(step.new_session);
+        assert_eq!(a.totals, c(160, 700));
+        let (a, _) = a.apply(&SessionId::new("two"), c(5, 5));
+        assert_eq!(a.totals, c(165, 705));
+        assert_eq!(a.last, c(5, 5));
+    }
+}

@@ -1,0 +1,347 @@
+//! The durable store: typed files on confy (TOML) made crash-safe.
+//!
+//! confy writes a file by truncating it in place (confy #47), so a crash mid-write leaves
+//! an empty or half file. [`Store::save`] instead writes through confy to a temporary file
+//! in the same directory and renames it over the target, so the target is always either
+//! the old or the new version. A [`Durability::Durable`] save also fsyncs the temporary
+//! file and the directory, and first keeps the previous file as `<name>.bak`.
+//!
+//! Machine-owned files ([`Persist::SEALED`]) end with a checksum line (a TOML comment), so
+//! a truncated or altered file is detected even when what is left still parses.
+//! [`Store::load`] falls back to the `.bak` when the file is empty, truncated or garbage,
+//! keeps the bad file as `<name>.corrupt-<unix time>`, and refuses with
+//! [`StoreError::Unrecoverable`] when neither is usable, rather than resetting to defaults.
+//!
+//! Each store holds an exclusive lock on `.<name>.lock` for as long as it lives, so a file
+//! never has two writers, in this process or another.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::StoreError;
+
+/// A type that can live in a [`Store`].
+pub trait Persist: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
+    /// Whether the file carries a checksum line. True for machine-owned files (totals,
+    /// history); false for preferences a user may edit by hand.
+    const SEALED: bool;
+
+    /// Checks a loaded value; an error makes the file count as corrupt.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// How hard a save works to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Temp file + rename, no fsync: survives the process being killed, not power loss.
+    Fast,
+    /// Also fsyncs the file and the directory, and keeps the previous file as `.bak`.
+    Durable,
+}
+
+/// How [`Store::load`] came by its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Neither the file nor a backup exists: defaults.
+    Missing,
+    /// The file was good.
+    Loaded,
+    /// The file was unusable and the `.bak` was used.
+    Recovered {
+        /// Why the file was rejected.
+        reason: String,
+        /// Where the rejected file was kept, if it existed.
+        kept_as: Option<PathBuf>,
+    },
+}
+
+/// Why a file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// The file does not exist.
+    Missing,
+    /// The file exists and is unusable, for this reason.
+    Bad(String),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::Missing => f.write_str("missing"),
+            Rejected::Bad(reason) => f.write_str(reason),
+        }
+    }
+}
+
+const TRAILER: &str = "# torrent-stats checksum fnv1a64:";
+
+/// A typed file with crash-safe saves, a `.bak` and recovery. One writer per file.
+#[derive(Debug)]
+pub struct Store<T> {
+    path: PathBuf,
+    bak: PathBuf,
+    tmp: PathBuf,
+    _lock: File,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T: Persist> Store<T> {
+    /// Opens the store for `path`, creating its directory and taking its writer lock.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let dir = parent(&path);
+        fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        let name = file_name(&path);
+        let lock_path = dir.join(format!(".{name}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open lock", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
+            Err(TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
+        }
+        Ok(Store {
+            bak: sibling(&path, ".bak"),
+            tmp: dir.join(format!(".{name}.tmp")),
+            path,
+            _lock: lock,
+            _marker: PhantomData,
+        })
+    }
+
+    /// The file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The backup kept by durable saves.
+    pub fn backup_path(&self) -> &Path {
+        &self.bak
+    }
+
+    /// Loads the file, recovering from the `.bak` if needed (see the module docs).
+    pub fn load(&self) -> Result<(T, LoadOutcome), StoreError> {
+        let reason = match read::<T>(&self.path) {
+            Ok(value) => return Ok((value, LoadOutcome::Loaded)),
+            Err(reason) => reason,
+        };
+        let backup = match read::<T>(&self.bak) {
+            Ok(value) => value,
+            Err(Rejected::Missing) if reason == Rejected::Missing => {
+                return Ok((T::default(), LoadOutcome::Missing))
+            }
+            Err(bak_reason) => {
+                return Err(StoreError::Unrecoverable {
+                    path: self.path.clone(),
+                    reason: reason.to_string(),
+                    backup: bak_reason.to_string(),
+                })
+            }
+        };
+        let kept_as = match reason {
+            Rejected::Missing => None,
+            Rejected::Bad(_) => {
+                let kept = sibling(&self.path, &format!(".corrupt-{}", unix_now()));
+                fs::rename(&self.path, &kept).map_err(io("rename", &self.path))?;
+                Some(kept)
+            }
+        };
+        tracing::warn!(
+            file = %self.path.display(),
+            %reason,
+            kept_as = ?kept_as,
+            "store file unusable, recovered from backup"
+        );
+        Ok((
+            backup,
+            LoadOutcome::Recovered {
+                reason: reason.to_string(),
+                kept_as,
+            },
+        ))
+    }
+
+    /// Saves `value` atomically (temp file through confy, then rename).
+    pub fn save(&self, value: &T, durability: Durability) -> Result<(), StoreError> {
+        confy::store_path(&self.tmp, value).map_err(|e| StoreError::Confy {
+            path: self.tmp.clone(),
+            message: e.to_string(),
+        })?;
+        if T::SEALED {
+            let body = fs::read(&self.tmp).map_err(io("read back", &self.tmp))?;
+            let mut file = OpenOptions::new()
+                .append(true)
+                .open(&self.tmp)
+                .map_err(io("open", &self.tmp))?;
+            let trailer = format!("{TRAILER}{:016x}\n", fnv1a64(&body));
+            file.write_all(trailer.as_bytes())
+                .map_err(io("write", &self.tmp))?;
+        }
+        if durability == Durability::Durable {
+            File::open(&self.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io("fsync", &self.tmp))?;
+            if self.path.exists() {
+                let bak_tmp = sibling(&self.tmp, ".bak");
+                let _ = fs::remove_file(&bak_tmp);
+                fs::hard_link(&self.path, &bak_tmp).map_err(io("link", &bak_tmp))?;
+                fs::rename(&bak_tmp, &self.bak).map_err(io("rename", &self.bak))?;
+            }
+        }
+        fs::rename(&self.tmp, &self.path).map_err(io("rename", &self.path))?;
+        if durability == Durability::Durable {
+            let dir = parent(&self.path);
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("fsync directory", &dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks one file without locking, recovering or changing anything: what an
+/// offline reader (the `totals` command) uses.
+pub fn read<T: Persist>(path: &Path) -> Result<T, Rejected> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejected::Missing),
+        Err(e) => return Err(Rejected::Bad(format!("unreadable: {e}"))),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Rejected::Bad("empty file".into()));
+    }
+    if T::SEALED {
+        check_trailer(&bytes)?;
+    }
+    let value: T = confy::load_path(path).map_err(|e| Rejected::Bad(format!("{e}")))?;
+    value.validate().map_err(Rejected::Bad)?;
+    Ok(value)
+}
+
+fn check_trailer(bytes: &[u8]) -> Result<(), Rejected> {
+    let body_end = bytes[..bytes.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let last = std::str::from_utf8(&bytes[body_end..]).unwrap_or("");
+    let Some(hex) = last.trim_end().strip_prefix(TRAILER) else {
+        return Err(Rejected::Bad(
+            "checksum line missing (truncated or edited?)".into(),
+        ));
+    };
+    let expected = format!("{:016x}", fnv1a64(&bytes[..body_end]));
+    if hex != expected {
+        return Err(Rejected::Bad(format!(
+            "checksum mismatch (file says {hex}, content hashes to {expected})"
+        )));
+    }
+    Ok(())
+}
+
+/// 64-bit FNV-1a: a cheap checksum that catches truncation and bit rot.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { op, path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    struct Doc {
+        count: u64,
+        name: String,
+    }
+    impl Persist for Doc {
+        const SEALED: bool = true;
+    }
+
+    #[test]
+    fn round_trip_and_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        assert_eq!(store.load().unwrap().1, LoadOutcome::Missing);
+        let doc = Doc {
+            count: 7,
+            name: "x".into(),
+        };
+        store.save(&doc, Durability::Durable).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.lines().last().unwrap().starts_with(TRAILER), "{text}");
+        assert_eq!(store.load().unwrap(), (doc, LoadOutcome::Loaded));
+    }
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        let second = Store::<Doc>::open(dir.path().join("doc"));
+        assert!(matches!(second, Err(StoreError::Locked { .. })));
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        store
+            .save(
+                &Doc {
+                    count: 123456,
+                    name: "abc".into(),
+                },
+                Durability::Fast,
+            )
+            .unwrap();
+        let full = fs::read(store.path()).unwrap();
+        let probe = dir.path().join("probe");
+        for cut in 0..full.len() - 1 {
+            fs::write(&probe, &full[..cut]).unwrap();
+            assert!(read::<Doc>(&probe).is_err(), "cut at {cut} accepted");
+        }
+    }
+}
