@@ -48,3 +48,8 @@ pub mod source;
 pub mod stats;
 pub mod store;
 pub mod units;
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
