@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::error::{DispatchError, PluginError, StoreError};
 use crate::export::{Args, AuthLevel, ExportScope};
 use crate::plugin::{CorePlugin, PluginContext, Shutdown, ShutdownTrigger};
-use crate::store::{LoadOutcome, Persist, Store};
+use crate::store::{Persist, Store};
 
 pub use config::StatsConfig;
 pub use history::History;
@@ -55,17 +55,9 @@ impl Stats {
     }
 }
 
+/// Loads a store's value (the store logs any recovery from its backup).
 fn load<T: Persist>(ctx: &PluginContext, store: &Store<T>) -> Result<T, PluginError> {
-    let (value, outcome) = store.load().map_err(|e| ctx.store_error(e))?;
-    if let LoadOutcome::Recovered { reason, kept_as } = outcome {
-        tracing::warn!(
-            file = %store.path().display(),
-            %reason,
-            kept_as = ?kept_as,
-            "recovered from backup"
-        );
-    }
-    Ok(value)
+    store.load().map(|(value, _)| value).map_err(|e| ctx.store_error(e))
 }
 
 #[async_trait]
