@@ -44,6 +44,8 @@ pub mod error;
 pub mod export;
 pub mod host;
 pub mod plugin;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 pub mod source;
 pub mod stats;
 pub mod store;

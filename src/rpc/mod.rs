@@ -1,0 +1,5 @@
+//! Deluge's daemon RPC protocol (feature `rpc`).
+//!
+//! - [`frame`]: framing, limits, version-probe resynchronisation.
+
+pub mod frame;
