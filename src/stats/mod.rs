@@ -57,7 +57,10 @@ impl Stats {
 
 /// Loads a store's value (the store logs any recovery from its backup).
 fn load<T: Persist>(ctx: &PluginContext, store: &Store<T>) -> Result<T, PluginError> {
-    store.load().map(|(value, _)| value).map_err(|e| ctx.store_error(e))
+    store
+        .load()
+        .map(|(value, _)| value)
+        .map_err(|e| ctx.store_error(e))
 }
 
 #[async_trait]
