@@ -1,5 +1,40 @@
 //! Deluge's daemon RPC protocol (feature `rpc`).
 //!
 //! - [`frame`]: framing, limits, version-probe resynchronisation.
+//! - [`auth`]: the auth file and its accounts.
+//! - [`tls`]: the daemon's key pair, the client's certificate policy.
 
+pub mod auth;
 pub mod frame;
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the RPC layer's setup and client.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS setup or handshake failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl RpcError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        RpcError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

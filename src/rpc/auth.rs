@@ -1,0 +1,204 @@
+//! The daemon's auth file: `<config>/auth`, one `user:password:level` per line.
+//!
+//! The level is a number or a name (`NONE`, `READONLY`, `NORMAL`, `ADMIN`); a line
+//! without one gets NORMAL; `#` starts a comment. At first start a `localclient` ADMIN
+//! account with a random 40-hex-digit password is created (mode 0600), as Deluge does.
+//! The file is read again whenever its modification time or size changes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::export::AuthLevel;
+use crate::rpc::RpcError;
+
+/// The account every local tool uses by default.
+pub const LOCALCLIENT: &str = "localclient";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Account {
+    password: String,
+    level: AuthLevel,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    stamp: Option<(SystemTime, u64)>,
+    accounts: HashMap<String, Account>,
+}
+
+/// The auth file, re-read when it changes.
+#[derive(Debug)]
+pub struct AuthFile {
+    path: PathBuf,
+    cache: Mutex<Cache>,
+}
+
+/// Parses a level given as a number or a name.
+pub fn parse_level(text: &str) -> Option<AuthLevel> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<u8>() {
+        return Some(AuthLevel::from_u8(n));
+    }
+    match t.to_ascii_uppercase().as_str() {
+        "NONE" => Some(AuthLevel::None),
+        "READONLY" => Some(AuthLevel::ReadOnly),
+        "NORMAL" | "DEFAULT" => Some(AuthLevel::Normal),
+        "ADMIN" => Some(AuthLevel::Admin),
+        _ => None,
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
+    let mut buf = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl AuthFile {
+    /// Opens `<config_dir>/auth`, creating it with a `localclient` ADMIN account if missing.
+    pub fn open(config_dir: &Path) -> Result<Self, RpcError> {
+        let path = config_dir.join("auth");
+        fs::create_dir_all(config_dir).map_err(|e| RpcError::io("create", config_dir, e))?;
+        if !path.exists() {
+            let password = random_hex(20).map_err(|e| RpcError::io("random", &path, e))?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| RpcError::io("create", &path, e))?;
+            writeln!(
+                file,
+                "{LOCALCLIENT}:{password}:{}",
+                AuthLevel::Admin.as_u8()
+            )
+            .and_then(|()| file.sync_all())
+            .map_err(|e| RpcError::io("write", &path, e))?;
+            tracing::info!(file = %path.display(), "created auth file with a localclient account");
+        }
+        let auth = AuthFile {
+            path,
+            cache: Mutex::new(Cache::default()),
+        };
+        auth.refresh()?;
+        Ok(auth)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn refresh(&self) -> Result<(), RpcError> {
+        let meta = fs::metadata(&self.path).map_err(|e| RpcError::io("stat", &self.path, e))?;
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.stamp == Some(stamp) {
+            return Ok(());
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %self.path.display(), "auth file is readable by other users");
+        }
+        let text =
+            fs::read_to_string(&self.path).map_err(|e| RpcError::io("read", &self.path, e))?;
+        cache.accounts = parse(&text, &self.path);
+        cache.stamp = Some(stamp);
+        Ok(())
+    }
+
+    /// Checks a login; `None` for an unknown user or a wrong password.
+    pub fn check(&self, user: &str, password: &str) -> Option<AuthLevel> {
+        if let Err(e) = self.refresh() {
+            tracing::warn!(error = %e, "auth file could not be read; using the last good copy");
+        }
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let account = cache.accounts.get(user)?;
+        constant_time_eq(account.password.as_bytes(), password.as_bytes()).then_some(account.level)
+    }
+
+    /// The password of `user`, for local tools (`localclient`).
+    pub fn password_of(&self, user: &str) -> Option<String> {
+        let _ = self.refresh();
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.accounts.get(user).map(|a| a.password.clone())
+    }
+}
+
+fn parse(text: &str, path: &Path) -> HashMap<String, Account> {
+    let mut accounts = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, ':');
+        let (Some(user), Some(password)) = (parts.next(), parts.next()) else {
+            tracing::warn!(file = %path.display(), line = n + 1, "auth line without a password ignored");
+            continue;
+        };
+        let level = match parts.next() {
+            None => AuthLevel::Normal,
+            Some(l) => match parse_level(l) {
+                Some(level) => level,
+                None => {
+                    tracing::warn!(file = %path.display(), line = n + 1, level = l, "unknown auth level; line ignored");
+                    continue;
+                }
+            },
+        };
+        accounts.insert(
+            user.to_string(),
+            Account {
+                password: password.to_string(),
+                level,
+            },
+        );
+    }
+    accounts
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_localclient_and_rereads_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = AuthFile::open(dir.path()).unwrap();
+        let mode = fs::metadata(auth.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let pw = auth.password_of(LOCALCLIENT).unwrap();
+        assert_eq!(pw.len(), 40);
+        assert_eq!(auth.check(LOCALCLIENT, &pw), Some(AuthLevel::Admin));
+        assert_eq!(auth.check(LOCALCLIENT, "wrong"), None);
+        assert_eq!(auth.check("nobody", &pw), None);
+
+        let text = format!(
+            "# accounts\n{LOCALCLIENT}:{pw}:10\nalice:pw1:READONLY\nbob:pw2\ncarol:pw3:bogus\ndave:pa:ss:5\n"
+        );
+        fs::write(auth.path(), text).unwrap();
+        assert_eq!(auth.check("alice", "pw1"), Some(AuthLevel::ReadOnly));
+        assert_eq!(auth.check("bob", "pw2"), Some(AuthLevel::Normal));
+        assert_eq!(auth.check("carol", "pw3"), None);
+        assert_eq!(
+            auth.check("dave", "pa"),
+            None,
+            "level 'ss:5' is not a level"
+        );
+        // reopening keeps the file
+        let again = AuthFile::open(dir.path()).unwrap();
+        assert_eq!(again.check("alice", "pw1"), Some(AuthLevel::ReadOnly));
+    }
+}
