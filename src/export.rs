@@ -76,7 +76,7 @@ impl Args {
     pub fn expect(&self, params: &[&str], required: usize) -> Result<(), DispatchError> {
         if self.args.len() > params.len() {
             return Err(self.type_error(
-                params.get(self.args.len() - 1).copied().unwrap_or("*args"),
+                "*args",
                 format!(
                     "takes {} positional argument{} but {} were given",
                     params.len(),

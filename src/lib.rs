@@ -51,6 +51,10 @@ pub mod stats;
 pub mod store;
 pub mod units;
 
+/// Re-exported so embedders can implement [`core::SessionSource`] and
+/// [`plugin::CorePlugin`] without depending on async-trait themselves.
+pub use async_trait::async_trait;
+
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

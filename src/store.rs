@@ -150,14 +150,7 @@ impl<T: Persist> Store<T> {
                 })
             }
         };
-        let kept_as = match reason {
-            Rejected::Missing => None,
-            Rejected::Bad(_) => {
-                let kept = sibling(&self.path, &format!(".corrupt-{}", unix_now()));
-                fs::rename(&self.path, &kept).map_err(io("rename", &self.path))?;
-                Some(kept)
-            }
-        };
+        let kept_as = self.quarantine()?;
         tracing::warn!(
             file = %self.path.display(),
             %reason,
@@ -171,6 +164,17 @@ impl<T: Persist> Store<T> {
                 kept_as,
             },
         ))
+    }
+
+    /// Moves an unusable file aside as `<name>.corrupt-<unix time>` (for a caller that
+    /// starts afresh instead of refusing); returns where it went, if it existed.
+    pub fn quarantine(&self) -> Result<Option<PathBuf>, StoreError> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let kept = sibling(&self.path, &format!(".corrupt-{}", unix_now()));
+        fs::rename(&self.path, &kept).map_err(io("rename", &self.path))?;
+        Ok(Some(kept))
     }
 
     /// Saves `value` atomically (temp file through confy, then rename).

@@ -42,7 +42,9 @@ fn corrupt_files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(start_paused = true)]
 async fn bad_totals_files_recover_from_the_backup_and_are_kept() {
-    let cases: Vec<(&str, fn(Vec<u8>) -> Option<Vec<u8>>)> = vec![
+    /// Turns the good file into the damaged one (`None`: delete it).
+    type Damage = fn(Vec<u8>) -> Option<Vec<u8>>;
+    let cases: Vec<(&str, Damage)> = vec![
         ("truncated", |good| Some(good[..good.len() / 2].to_vec())),
         ("truncated at the last line", |good| {
             Some(good[..good.len() - 10].to_vec())

@@ -88,7 +88,9 @@ impl CorePlugin for Stats {
         let mut history = match history_store.load() {
             Ok((h, _)) => h,
             Err(e @ StoreError::Unrecoverable { .. }) => {
-                tracing::warn!(error = %e, "history unusable; starting an empty one");
+                // History is derived data: start afresh, but keep the bad file.
+                let kept = history_store.quarantine().map_err(|e| ctx.store_error(e))?;
+                tracing::warn!(error = %e, kept_as = ?kept, "history unusable; starting an empty one");
                 History::new(config.update_interval, config.length)
             }
             Err(e) => return Err(ctx.store_error(e)),

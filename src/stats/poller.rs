@@ -66,6 +66,9 @@ pub(crate) enum Command {
     Reset(Args, oneshot::Sender<Result<Counters, DispatchError>>),
 }
 
+/// How long a disable waits for the final poll.
+pub const FINAL_POLL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The keys polled from the source.
 const POLL_KEYS: [StatusKey; 13] = StatusKey::ALL;
 
@@ -158,6 +161,12 @@ impl Poller {
                 _ = host_shutdown.wait() => break,
                 _ = stop.wait() => break,
             }
+        }
+        // Count what moved since the last tick: the session may end with us.
+        let last = pending.take().unwrap_or_else(|| self.start_poll());
+        match tokio::time::timeout(FINAL_POLL_TIMEOUT, last).await {
+            Ok(result) => self.on_poll(result),
+            Err(_) => tracing::warn!("final poll timed out; saving the last counted totals"),
         }
         self.save_all("disable");
     }
