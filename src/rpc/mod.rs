@@ -1,11 +1,19 @@
 //! Deluge's daemon RPC protocol (feature `rpc`).
 //!
 //! - [`frame`]: framing, limits, version-probe resynchronisation.
+//! - [`codec`]: rencode to and from `serde_json::Value`, with a depth limit.
+//! - [`message`]: requests, responses, errors, events.
 //! - [`auth`]: the auth file and its accounts.
 //! - [`tls`]: the daemon's key pair, the client's certificate policy.
+//! - [`daemon`]: the `daemon.*` and `core.*` methods, sessions, events.
+//! - [`server`]: the TLS server, `run(listener, tls, daemon, options, shutdown)`.
 
 pub mod auth;
+pub mod codec;
+pub mod daemon;
 pub mod frame;
+pub mod message;
+pub mod server;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -1,26 +1,51 @@
 //! `torrent-stats daemon`.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 use torrent_stats::host::PluginHost;
+use torrent_stats::plugin::Shutdown;
+use torrent_stats::rpc::{auth::AuthFile, daemon::Daemon, server, tls};
 use torrent_stats::stats::Stats;
 
 /// Options of `torrent-stats daemon`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory for core.conf, stats.conf, stats.totals, stats.history.
+    /// Directory for core.conf, stats.*, auth and ssl/.
     #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
     /// Session source: `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic).
     #[arg(long, default_value = "sim:up=0,down=0")]
     source: String,
+    /// Address the RPC server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
+    #[arg(long)]
+    interface: Option<IpAddr>,
+    /// RPC port (Deluge's default).
+    #[arg(long, default_value_t = 58846)]
+    port: u16,
+    /// Allow RPC connections from other hosts.
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+fn listen_addr(args: &Args) -> anyhow::Result<SocketAddr> {
+    let ip = match (args.interface, args.allow_remote) {
+        (Some(ip), false) if !ip.is_loopback() => {
+            bail!("--interface {ip} is not a loopback address; add --allow-remote to accept remote clients")
+        }
+        (Some(ip), _) => ip,
+        (None, true) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (None, false) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    Ok(SocketAddr::new(ip, args.port))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = crate::config_dir(args.config_dir)?;
+    let dir = crate::config_dir(args.config_dir.clone())?;
+    let addr = listen_addr(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,16 +58,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let host = PluginHost::open(source, &dir)
             .with_context(|| format!("opening config dir {}", dir.display()))?;
         host.register(Arc::new(Stats::new())).await?;
+        let auth = AuthFile::open(&dir)?;
+        let tls = tls::server_config(&dir)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the RPC port {addr}"))?;
+        let daemon = Daemon::new(host.clone(), auth);
+
+        let (trigger, stop) = Shutdown::new();
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tracing::info!(config_dir = %dir.display(), "daemon started");
-        let stop = async move {
+        let mut rpc_stop = daemon.stop_requested();
+        tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),
                 _ = int.recv() => tracing::info!("SIGINT received"),
+                _ = rpc_stop.wait_for(|s| *s) => {}
             }
-        };
-        host.run(&["Stats"], stop).await?;
+            trigger.trigger();
+        });
+        tracing::info!(config_dir = %dir.display(), rpc = %addr, "daemon started");
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(server::run(
+            listener,
+            tls,
+            daemon,
+            server::Options::default(),
+            async move { server_stop.wait().await },
+        ));
+        let mut host_stop = stop;
+        let result = host.run(&["Stats"], async move { host_stop.wait().await }).await;
+        if result.is_err() {
+            server.abort();
+        }
+        let _ = server.await;
+        result?;
         tracing::info!("daemon stopped");
         Ok(())
     })

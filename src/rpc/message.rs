@@ -1,0 +1,161 @@
+//! RPC messages: requests in, responses, errors and events out.
+//!
+//! - Request payload: a list of calls `[request_id, method, args, kwargs]`.
+//! - Response: `[1, request_id, value]`.
+//! - Error: `[2, request_id, exception_name, args, kwargs, traceback]`; every element of
+//!   `args` is a string, since deluge-client joins them with `", "`.
+//! - Event: `[3, event_name, args]`.
+
+use serde_json::{json, Map, Value};
+
+/// Message type of a response.
+pub const RPC_RESPONSE: i64 = 1;
+/// Message type of an error.
+pub const RPC_ERROR: i64 = 2;
+/// Message type of an event.
+pub const RPC_EVENT: i64 = 3;
+
+/// One call of a request payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The client's id for the call, echoed in the answer.
+    pub id: Value,
+    /// The method, e.g. `"stats.get_totals"`.
+    pub method: String,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Map<String, Value>,
+}
+
+/// A call that could not be understood; answered with an error if it had an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Malformed {
+    /// The id, if one could be read.
+    pub id: Option<Value>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Splits a decoded payload into its calls, in order.
+pub fn parse_payload(payload: Value) -> Result<Vec<Result<Request, Malformed>>, String> {
+    let Value::Array(calls) = payload else {
+        return Err("request payload is not a list of calls".into());
+    };
+    Ok(calls.into_iter().map(parse_call).collect())
+}
+
+fn parse_call(call: Value) -> Result<Request, Malformed> {
+    let Value::Array(mut parts) = call else {
+        return Err(Malformed {
+            id: None,
+            reason: "a call is not a list".into(),
+        });
+    };
+    let id = parts
+        .first()
+        .filter(|v| v.is_number() || v.is_string())
+        .cloned();
+    let bad = |reason: &str| Malformed {
+        id: id.clone(),
+        reason: reason.to_string(),
+    };
+    if parts.len() != 4 {
+        return Err(bad("a call must be [request_id, method, args, kwargs]"));
+    }
+    let kwargs = match parts.pop() {
+        Some(Value::Object(m)) => m,
+        _ => return Err(bad("kwargs must be a dict")),
+    };
+    let args = match parts.pop() {
+        Some(Value::Array(a)) => a,
+        _ => return Err(bad("args must be a list")),
+    };
+    let method = match parts.pop() {
+        Some(Value::String(m)) => m,
+        _ => return Err(bad("method must be a string")),
+    };
+    let id = id
+        .clone()
+        .ok_or_else(|| bad("request_id must be a number"))?;
+    Ok(Request {
+        id,
+        method,
+        args,
+        kwargs,
+    })
+}
+
+/// An error as sent on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteError {
+    /// The exception class name, e.g. `BadLoginError`.
+    pub name: String,
+    /// Its arguments, all strings.
+    pub args: Vec<String>,
+    /// A traceback-like text.
+    pub traceback: String,
+}
+
+impl RemoteError {
+    /// An error with one message argument.
+    pub fn new(name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        RemoteError {
+            traceback: format!("{name}: {message}"),
+            name: name.to_string(),
+            args: vec![message],
+        }
+    }
+
+    /// Deluge's wrapper for non-Deluge exceptions: args are `[message, inner class name,
+    /// traceback]`.
+    pub fn wrapped(inner: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let traceback = format!("{inner}: {message}");
+        RemoteError {
+            name: "WrappedException".into(),
+            args: vec![message, inner.to_string(), traceback.clone()],
+            traceback,
+        }
+    }
+}
+
+/// `[1, id, value]`.
+pub fn response(id: &Value, value: Value) -> Value {
+    json!([RPC_RESPONSE, id, value])
+}
+
+/// `[2, id, name, args, {}, traceback]`.
+pub fn error(id: &Value, e: &RemoteError) -> Value {
+    json!([RPC_ERROR, id, e.name, e.args, {}, e.traceback])
+}
+
+/// `[3, name, args]`.
+pub fn event(name: &str, args: Vec<Value>) -> Value {
+    json!([RPC_EVENT, name, args])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_batches_and_flags_bad_calls() {
+        let payload = json!([
+            [1, "daemon.info", [], {}],
+            [2, "stats.get_stats", [["upload_rate"], 1], {"x": 1}],
+            [3, "m", {}, {}],
+            "junk",
+            [4, 5, [], {}],
+        ]);
+        let calls = parse_payload(payload).unwrap();
+        assert_eq!(calls.len(), 5);
+        assert_eq!(calls[0].as_ref().unwrap().method, "daemon.info");
+        assert_eq!(calls[1].as_ref().unwrap().kwargs["x"], json!(1));
+        assert_eq!(calls[2].as_ref().unwrap_err().id, Some(json!(3)));
+        assert_eq!(calls[3].as_ref().unwrap_err().id, None);
+        assert!(calls[4].as_ref().unwrap_err().reason.contains("method"));
+        assert!(parse_payload(json!({"a": 1})).is_err());
+    }
+}

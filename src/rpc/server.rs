@@ -1,0 +1,236 @@
+//! The TLS RPC server: accepts connections, frames, decodes, answers in order.
+//!
+//! [`run`] takes its listener and a shutdown future, so tests bind port 0 and the daemon
+//! passes its signals. Each connection is its own task with its own limits and timeouts:
+//! a broken or hostile client only ever loses its own connection.
+
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::rpc::codec;
+use crate::rpc::daemon::{Daemon, Session};
+use crate::rpc::frame::{self, FrameDecoder, Item, Limits};
+use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
+
+/// Server limits and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Message size and nesting limits.
+    pub limits: Limits,
+    /// Most simultaneous connections; more are closed at once.
+    pub max_connections: usize,
+    /// Longest TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Longest silence from a client with no partial message buffered.
+    pub idle_timeout: Duration,
+    /// Longest time a partial message may stay incomplete.
+    pub partial_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: Limits::default(),
+            max_connections: 128,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(3600),
+            partial_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `daemon` on `listener` until `shutdown` completes, then closes every connection.
+pub async fn run(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    daemon: Arc<Daemon>,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let (closing, closed) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, max = options.max_connections, "too many connections; closing");
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let daemon = daemon.clone();
+                let closed = closed.clone();
+                connections.spawn(async move {
+                    let _permit = permit;
+                    if let Err(reason) = serve(tcp, acceptor, daemon, options, closed).await {
+                        tracing::debug!(%peer, %reason, "connection closed");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    closing.send_replace(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
+
+/// Asks the kernel to ACK at once: deluge-client writes header and body separately, and a
+/// delayed ACK would hold its second write back ~40 ms. Linux clears it again, so it is
+/// re-armed after every read.
+fn quickack(tcp: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket fd and a correctly sized c_int option value.
+        unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    daemon: Arc<Daemon>,
+    options: Options,
+    mut closed: watch::Receiver<bool>,
+) -> Result<(), String> {
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    quickack(&tcp);
+    let mut stream = tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let mut session = Session::default();
+    let mut decoder = FrameDecoder::new(options.limits);
+    let mut events = daemon.subscribe();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let wait = if decoder.pending() == 0 {
+            options.idle_timeout
+        } else {
+            options.partial_timeout
+        };
+        let n = tokio::select! {
+            read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
+                Err(_) => return Err(format!("no complete message for {wait:?}")),
+                Ok(Err(e)) => return Err(format!("read: {e}")),
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(n)) => n,
+            },
+            event = events.recv() => {
+                match event {
+                    Ok(ev) if session.interests.contains(&ev.name) => {
+                        let msg = message::event(&ev.name, ev.args);
+                        let bytes = frame::encode(&codec::encode(&msg));
+                        stream.write_all(&bytes).await.map_err(|e| format!("write: {e}"))?;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+                continue;
+            }
+            _ = async { let _ = closed.wait_for(|c| *c).await; } => {
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+        };
+        quickack(stream.get_ref().0);
+        decoder.extend(&buf[..n]);
+        let mut out = Vec::new();
+        loop {
+            let item = decoder.next_item().map_err(|e| {
+                tracing::info!(error = %e, "closing a connection that sent unframeable bytes");
+                e.to_string()
+            })?;
+            match item {
+                None => break,
+                Some(Item::Probe) => {}
+                Some(Item::Message(body)) => {
+                    answer(&daemon, &mut session, &body, &options.limits, &mut out).await
+                }
+            }
+        }
+        if !out.is_empty() {
+            stream
+                .write_all(&out)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+        }
+    }
+}
+
+/// Decodes one message and appends the framed answers of its calls to `out`.
+async fn answer(
+    daemon: &Daemon,
+    session: &mut Session,
+    body: &[u8],
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) {
+    let payload = match codec::decode(body, limits.max_depth) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::info!(error = %e, "undecodable message ignored");
+            return;
+        }
+    };
+    let calls = match parse_payload(payload) {
+        Ok(calls) => calls,
+        Err(reason) => {
+            tracing::info!(%reason, "malformed message ignored");
+            return;
+        }
+    };
+    for call in calls {
+        let reply = match call {
+            Ok(req) => {
+                let id = req.id.clone();
+                match daemon.call(session, req).await {
+                    Ok(value) => message::response(&id, value),
+                    Err(e) => message::error(&id, &e),
+                }
+            }
+            Err(Malformed {
+                id: Some(id),
+                reason,
+            }) => message::error(&id, &RemoteError::wrapped("TypeError", reason)),
+            Err(Malformed { id: None, reason }) => {
+                tracing::info!(%reason, "call without a usable id ignored");
+                continue;
+            }
+        };
+        out.extend_from_slice(&frame::encode(&codec::encode(&reply)));
+    }
+}
