@@ -5,6 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+# Interop peers: the real Deluge daemon and console (Debian), deluge-client (PyPI).
+# The tests fail, rather than skip, when any of them is missing.
+if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq deluged deluge-console >/dev/null
+fi
+python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
+# chattr for the unwritable-directory test.
+command -v chattr >/dev/null || apt-get install -y -qq e2fsprogs >/dev/null
+
 # The core library must build with only the design-card dependencies.
 cargo build --no-default-features --lib
 # Unit, integration, example and bench targets (benches run once each, as tests).

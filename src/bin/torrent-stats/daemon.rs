@@ -63,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the RPC port {addr}"))?;
+        let bound = listener.local_addr()?;
         let daemon = Daemon::new(host.clone(), auth);
 
         let (trigger, stop) = Shutdown::new();
@@ -77,7 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             trigger.trigger();
         });
-        tracing::info!(config_dir = %dir.display(), rpc = %addr, "daemon started");
+        tracing::info!(config_dir = %dir.display(), "daemon started");
+        // Tests and scripts that pass --port 0 read the bound port from this line.
+        eprintln!("RPC listening on {bound}");
         let mut server_stop = stop.clone();
         let server = tokio::spawn(server::run(
             listener,
