@@ -34,7 +34,7 @@ pub struct Event {
 }
 
 /// One connection's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     /// Auth level (NONE until login).
     pub level: AuthLevel,
@@ -42,6 +42,17 @@ pub struct Session {
     pub user: Option<String>,
     /// Event names this session asked for.
     pub interests: HashSet<String>,
+}
+
+impl Default for Session {
+    /// A new connection: not logged in (level NONE, not the NORMAL default of methods).
+    fn default() -> Self {
+        Session {
+            level: AuthLevel::None,
+            user: None,
+            interests: HashSet::new(),
+        }
+    }
 }
 
 /// The methods of the daemon itself.

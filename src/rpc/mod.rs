@@ -7,8 +7,10 @@
 //! - [`tls`]: the daemon's key pair, the client's certificate policy.
 //! - [`daemon`]: the `daemon.*` and `core.*` methods, sessions, events.
 //! - [`server`]: the TLS server, `run(listener, tls, daemon, options, shutdown)`.
+//! - [`client`]: an async client with a typed Stats API.
 
 pub mod auth;
+pub mod client;
 pub mod codec;
 pub mod daemon;
 pub mod frame;
