@@ -426,3 +426,86 @@ async fn methods_appear_on_enable_and_disappear_on_disable() {
         .unwrap_err();
     assert_eq!(err.exception_name(), "AttributeError");
 }
+
+#[tokio::test(start_paused = true)]
+async fn import_totals_adds_once_needs_admin_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Scripted::new("s");
+    src.set("s", 10, 20);
+    let host = host_with_stats(Arc::new(src.clone()), dir.path()).await;
+    settle().await;
+    let args = |fp: &str, totals: Value| vec![json!("deluge"), json!(fp), totals];
+    let good = json!({"total_upload": 1000, "total_download": 2000,
+                      "total_payload_upload": 900, "total_payload_download": 1900});
+    let err = call(
+        &host,
+        "stats.import_totals",
+        args("f1", good.clone()),
+        AuthLevel::Normal,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exception_name(), "NotAuthorizedError");
+    for (bad, mentions) in [
+        (
+            json!({"total_upload": -1, "total_download": 0}),
+            "total_upload",
+        ),
+        (
+            json!({"total_upload": 1, "total_download": "2"}),
+            "total_download",
+        ),
+        (json!({"total_upload": 1}), "total_download"),
+        (
+            json!({"total_upload": 1, "total_download": 1, "seeds": 1}),
+            "seeds",
+        ),
+    ] {
+        let err = call(
+            &host,
+            "stats.import_totals",
+            args("f0", bad),
+            AuthLevel::Admin,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains(mentions), "{err}");
+    }
+    assert_eq!(totals(&host).await, (10, 20), "bad imports change nothing");
+    let after = call(
+        &host,
+        "stats.import_totals",
+        args("f1", good.clone()),
+        AuthLevel::Admin,
+    )
+    .await
+    .unwrap();
+    assert_eq!(after["total_upload"], json!(1010));
+    let err = call(
+        &host,
+        "stats.import_totals",
+        args("f1", good),
+        AuthLevel::Admin,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exception_name(), "ValueError");
+    assert!(err.to_string().contains("already imported"), "{err}");
+    assert_eq!(totals(&host).await, (1010, 2020));
+    host.shutdown().await;
+    drop(host);
+    // Restart: the import is remembered, counting goes on.
+    let host = host_with_stats(Arc::new(src.clone()), dir.path()).await;
+    settle().await;
+    assert_eq!(totals(&host).await, (1010, 2020));
+    let err = call(
+        &host,
+        "stats.import_totals",
+        args("f1", json!({"total_upload": 1, "total_download": 1})),
+        AuthLevel::Admin,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("already imported"), "{err}");
+    host.shutdown().await;
+}

@@ -197,6 +197,25 @@ fn export_methods(scope: &ExportScope, view: &SharedView, tx: &mpsc::Sender<poll
         }
     });
     let t = tx.clone();
+    scope.export_at("import_totals", AuthLevel::Admin, move |args: Args| {
+        let t = t.clone();
+        async move {
+            let (source, fingerprint, added) = import_args(&args)?;
+            let (reply, answer) = oneshot::channel();
+            t.send(poller::Command::Import(
+                args.clone(),
+                source,
+                fingerprint,
+                added,
+                reply,
+            ))
+            .await
+            .map_err(|_| not_running(&args))?;
+            let totals = answer.await.map_err(|_| not_running(&args))??;
+            Ok(counters_value(&totals))
+        }
+    });
+    let t = tx.clone();
     scope.export_at("reset_totals", AuthLevel::Admin, move |args: Args| {
         let t = t.clone();
         async move {
@@ -209,6 +228,57 @@ fn export_methods(scope: &ExportScope, view: &SharedView, tx: &mpsc::Sender<poll
             Ok(counters_value(&before))
         }
     });
+}
+
+/// Decodes `stats.import_totals(source, fingerprint, totals)`'s arguments.
+fn import_args(args: &Args) -> Result<(String, String, Counters), DispatchError> {
+    args.expect(&["source", "fingerprint", "totals"], 3)?;
+    let text = |i, name: &str, max: usize| -> Result<String, DispatchError> {
+        let s = args.str(i, name)?;
+        if s.is_empty() || s.len() > max {
+            return Err(args.value_error(name, format!("must be 1..={max} characters")));
+        }
+        Ok(s.to_string())
+    };
+    let source = text(0, "source", 64)?;
+    let fingerprint = text(1, "fingerprint", 256)?;
+    let dict = args.dict(2, "totals")?;
+    let mut fields = [0u64; 4];
+    const KEYS: [&str; 4] = [
+        "total_upload",
+        "total_download",
+        "total_payload_upload",
+        "total_payload_download",
+    ];
+    for (key, value) in dict {
+        let arg = format!("totals[{key:?}]");
+        let Some(i) = KEYS.iter().position(|k| k == key) else {
+            return Err(
+                args.value_error(&arg, format!("unknown key; expected {}", KEYS.join(", ")))
+            );
+        };
+        fields[i] = match value.as_u64() {
+            Some(n) if n <= totals::MAX_TOTAL => n,
+            _ => {
+                return Err(args.type_error(
+                    &arg,
+                    format!("expected a byte count 0..=2^63-1, got {value}"),
+                ))
+            }
+        };
+    }
+    for key in &KEYS[..2] {
+        if !dict.contains_key(*key) {
+            return Err(args.value_error(&format!("totals[{key:?}]"), "missing".into()));
+        }
+    }
+    let counters = Counters {
+        total_upload: fields[0],
+        total_download: fields[1],
+        total_payload_upload: fields[2],
+        total_payload_download: fields[3],
+    };
+    Ok((source, fingerprint, counters))
 }
 
 fn get_stats(view: &SharedView, args: &Args) -> Result<Value, DispatchError> {

@@ -64,6 +64,15 @@ pub(crate) enum Command {
     ),
     /// Zero the all-time totals; answers with the totals before the reset.
     Reset(Args, oneshot::Sender<Result<Counters, DispatchError>>),
+    /// Add another program's totals once: (source, fingerprint, totals); answers with the
+    /// new totals.
+    Import(
+        Args,
+        String,
+        String,
+        Counters,
+        oneshot::Sender<Result<Counters, DispatchError>>,
+    ),
 }
 
 /// How long a disable waits for the final poll.
@@ -155,6 +164,9 @@ impl Poller {
                     }
                     Some(Command::Reset(args, reply)) => {
                         let _ = reply.send(self.reset(&args));
+                    }
+                    Some(Command::Import(args, source, fingerprint, added, reply)) => {
+                        let _ = reply.send(self.import(&args, &source, &fingerprint, added));
                     }
                     None => break,
                 },
@@ -355,6 +367,32 @@ impl Poller {
         let timers_changed = next.update_interval != current.update_interval
             || next.save_interval != current.save_interval;
         Ok(timers_changed.then_some(next))
+    }
+
+    fn import(
+        &mut self,
+        args: &Args,
+        source: &str,
+        fingerprint: &str,
+        added: Counters,
+    ) -> Result<Counters, DispatchError> {
+        let next = self
+            .view
+            .read()
+            .acc
+            .import(source, fingerprint, added, unix_now() as u64)
+            .map_err(|reason| args.value_error("fingerprint", reason))?;
+        self.files
+            .totals
+            .save(&next, Durability::Durable)
+            .map_err(|e| DispatchError::Plugin {
+                method: args.method().to_string(),
+                message: format!("nothing imported: {e}"),
+            })?;
+        let totals = next.totals;
+        self.view.write().acc = next;
+        tracing::info!(source, fingerprint, ?added, "imported all-time totals");
+        Ok(totals)
     }
 
     fn reset(&mut self, args: &Args) -> Result<Counters, DispatchError> {

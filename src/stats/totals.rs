@@ -119,6 +119,22 @@ pub struct Accumulator {
     pub totals: Counters,
     /// Counters of the last sample (the current session's totals).
     pub last: Counters,
+    /// Totals imported from other programs, once each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<Import>,
+}
+
+/// One import of another program's all-time totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Import {
+    /// Where they came from (`"deluge"`, `"transmission"`).
+    pub source: String,
+    /// Identifies the imported file, so it is never added twice.
+    pub fingerprint: String,
+    /// Unix time of the import.
+    pub at: u64,
+    /// What was added.
+    pub added: Counters,
 }
 
 /// Current `stats.totals` format.
@@ -132,6 +148,7 @@ impl Default for Accumulator {
             updated: 0,
             totals: Counters::default(),
             last: Counters::default(),
+            imports: Vec::new(),
         }
     }
 }
@@ -153,8 +170,36 @@ impl Accumulator {
             updated: self.updated,
             totals: self.totals.saturating_add(delta),
             last: counters,
+            imports: self.imports.clone(),
         };
         (next, Step { delta, new_session })
+    }
+
+    /// Adds another program's totals once per fingerprint; an error names the earlier
+    /// import of the same fingerprint.
+    pub fn import(
+        &self,
+        source: &str,
+        fingerprint: &str,
+        added: Counters,
+        now: u64,
+    ) -> Result<Accumulator, String> {
+        if let Some(done) = self.imports.iter().find(|i| i.fingerprint == fingerprint) {
+            return Err(format!(
+                "{fingerprint} was already imported (from {} at unix time {}); not adding it twice",
+                done.source, done.at
+            ));
+        }
+        let mut next = self.clone();
+        next.totals = next.totals.saturating_add(added.clamped());
+        next.updated = now;
+        next.imports.push(Import {
+            source: source.to_string(),
+            fingerprint: fingerprint.to_string(),
+            at: now,
+            added: added.clamped(),
+        });
+        Ok(next)
     }
 }
 
