@@ -509,3 +509,26 @@ async fn import_totals_adds_once_needs_admin_and_persists() {
     assert!(err.to_string().contains("already imported"), "{err}");
     host.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn history_is_restored_on_enable() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Scripted::new("s");
+    src.set_upload_rate(777);
+    let host = host_with_stats(Arc::new(src.clone()), dir.path()).await;
+    tokio::time::sleep(Duration::from_secs(7)).await; // polls at 0, 2, 4, 6
+    host.disable("Stats").await.unwrap(); // + the final poll
+    src.set_upload_rate(1);
+    host.enable("Stats").await.unwrap();
+    settle().await;
+    let got = call(
+        &host,
+        "stats.get_stats",
+        vec![json!(["upload_rate"]), json!(2)],
+        AuthLevel::Normal,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got["upload_rate"], json!([1, 777, 777, 777, 777, 777]));
+    host.shutdown().await;
+}
