@@ -66,8 +66,12 @@ const DAEMON_METHODS: [(&str, AuthLevel); 7] = [
     ("daemon.shutdown", AuthLevel::Admin),
 ];
 
-/// Core methods and the levels they need.
-const CORE_METHODS: [(&str, AuthLevel); 9] = [
+/// Core methods and the levels they need: what a stats client and deluge-console
+/// (`connect`, `plugin`, `status`) call.
+const CORE_METHODS: [(&str, AuthLevel); 12] = [
+    ("core.get_auth_levels_mappings", AuthLevel::None),
+    ("core.get_session_state", AuthLevel::ReadOnly),
+    ("core.get_config", AuthLevel::ReadOnly),
     ("core.get_session_status", AuthLevel::ReadOnly),
     ("core.get_available_plugins", AuthLevel::ReadOnly),
     ("core.get_enabled_plugins", AuthLevel::ReadOnly),
@@ -99,11 +103,21 @@ fn level_of(table: &[(&str, AuthLevel)], method: &str) -> Option<AuthLevel> {
     table.iter().find(|(m, _)| *m == method).map(|(_, l)| *l)
 }
 
+/// `NotAuthorizedError(current_level, required_level)`, the arguments as strings (Deluge
+/// sends integers, which crash deluge-client's error formatting).
+fn not_authorized(have: u8, required: u8) -> RemoteError {
+    RemoteError {
+        name: "NotAuthorizedError".into(),
+        args: vec![have.to_string(), required.to_string()],
+        traceback: format!("NotAuthorizedError: Auth level too low: {have} < {required}"),
+    }
+}
+
+/// Maps a dispatch error to an exception of `deluge.error` with its constructor's
+/// arguments (deluge-console hangs on any other name or arity).
 fn from_dispatch(e: DispatchError) -> RemoteError {
     match &e {
-        DispatchError::NotAuthorized { .. } => {
-            RemoteError::new("NotAuthorizedError", e.to_string())
-        }
+        DispatchError::NotAuthorized { required, have, .. } => not_authorized(*have, *required),
         _ => RemoteError::wrapped(e.exception_name(), e.to_string()),
     }
 }
@@ -182,14 +196,7 @@ impl Daemon {
             ));
         };
         if session.level < required {
-            return Err(RemoteError::new(
-                "NotAuthorizedError",
-                format!(
-                    "Auth level too low: {} < {} (log in first)",
-                    session.level.as_u8(),
-                    required.as_u8()
-                ),
-            ));
+            return Err(not_authorized(session.level.as_u8(), required.as_u8()));
         }
         let own = level_of(&DAEMON_METHODS, &method).is_some()
             || level_of(&CORE_METHODS, &method).is_some();
@@ -330,6 +337,22 @@ impl Daemon {
                         Ok(json!(false))
                     }
                 }
+            }
+            "core.get_auth_levels_mappings" => {
+                a.expect(&[], 0)?;
+                Ok(json!([
+                    {"NONE": 0, "READONLY": 1, "DEFAULT": 5, "NORMAL": 5, "ADMIN": 10},
+                    {"0": "NONE", "1": "READONLY", "5": "NORMAL", "10": "ADMIN"}
+                ]))
+            }
+            "core.get_session_state" => {
+                // Torrent ids: this daemon keeps statistics, not torrents.
+                a.expect(&[], 0)?;
+                Ok(json!([]))
+            }
+            "core.get_config" => {
+                a.expect(&[], 0)?;
+                Ok(json!({ "enabled_plugins": self.host.enabled().await }))
             }
             "core.get_config_value" => {
                 a.expect(&["key"], 1)?;

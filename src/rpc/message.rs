@@ -98,16 +98,6 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
-    /// An error with one message argument.
-    pub fn new(name: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        RemoteError {
-            traceback: format!("{name}: {message}"),
-            name: name.to_string(),
-            args: vec![message],
-        }
-    }
-
     /// Deluge's wrapper for non-Deluge exceptions: args are `[message, inner class name,
     /// traceback]`.
     pub fn wrapped(inner: &str, message: impl Into<String>) -> Self {
