@@ -114,14 +114,18 @@ impl AuthFile {
         Ok(())
     }
 
-    /// Checks a login; `None` for an unknown user or a wrong password.
-    pub fn check(&self, user: &str, password: &str) -> Option<AuthLevel> {
+    /// Checks a login; the error is Deluge's wording for why it failed.
+    pub fn check(&self, user: &str, password: &str) -> Result<AuthLevel, &'static str> {
         if let Err(e) = self.refresh() {
             tracing::warn!(error = %e, "auth file could not be read; using the last good copy");
         }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let account = cache.accounts.get(user)?;
-        constant_time_eq(account.password.as_bytes(), password.as_bytes()).then_some(account.level)
+        let account = cache.accounts.get(user).ok_or("Username does not exist")?;
+        if constant_time_eq(account.password.as_bytes(), password.as_bytes()) {
+            Ok(account.level)
+        } else {
+            Err("Password does not match")
+        }
     }
 
     /// The password of `user`, for local tools (`localclient`).
@@ -181,24 +185,26 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let pw = auth.password_of(LOCALCLIENT).unwrap();
         assert_eq!(pw.len(), 40);
-        assert_eq!(auth.check(LOCALCLIENT, &pw), Some(AuthLevel::Admin));
-        assert_eq!(auth.check(LOCALCLIENT, "wrong"), None);
-        assert_eq!(auth.check("nobody", &pw), None);
+        assert_eq!(auth.check(LOCALCLIENT, &pw), Ok(AuthLevel::Admin));
+        assert_eq!(
+            auth.check(LOCALCLIENT, "wrong"),
+            Err("Password does not match")
+        );
+        assert_eq!(auth.check("nobody", &pw), Err("Username does not exist"));
 
         let text = format!(
             "# accounts\n{LOCALCLIENT}:{pw}:10\nalice:pw1:READONLY\nbob:pw2\ncarol:pw3:bogus\ndave:pa:ss:5\n"
         );
         fs::write(auth.path(), text).unwrap();
-        assert_eq!(auth.check("alice", "pw1"), Some(AuthLevel::ReadOnly));
-        assert_eq!(auth.check("bob", "pw2"), Some(AuthLevel::Normal));
-        assert_eq!(auth.check("carol", "pw3"), None);
-        assert_eq!(
-            auth.check("dave", "pa"),
-            None,
+        assert_eq!(auth.check("alice", "pw1"), Ok(AuthLevel::ReadOnly));
+        assert_eq!(auth.check("bob", "pw2"), Ok(AuthLevel::Normal));
+        assert!(auth.check("carol", "pw3").is_err());
+        assert!(
+            auth.check("dave", "pa").is_err(),
             "level 'ss:5' is not a level"
         );
         // reopening keeps the file
         let again = AuthFile::open(dir.path()).unwrap();
-        assert_eq!(again.check("alice", "pw1"), Some(AuthLevel::ReadOnly));
+        assert_eq!(again.check("alice", "pw1"), Ok(AuthLevel::ReadOnly));
     }
 }

@@ -257,18 +257,18 @@ impl Daemon {
         let user = a.str(0, "username").map_err(from_dispatch)?;
         let password = a.str(1, "password").map_err(from_dispatch)?;
         match self.auth.check(user, password) {
-            Some(level) => {
+            Ok(level) => {
                 session.level = level;
                 session.user = Some(user.to_string());
                 tracing::debug!(user, level = level.as_u8(), "login");
                 Ok(json!(level.as_u8()))
             }
-            None => {
-                tracing::info!(user, "failed login");
+            Err(reason) => {
+                tracing::info!(user, reason, "failed login");
                 Err(RemoteError {
                     name: "BadLoginError".into(),
-                    args: vec!["Username or password is incorrect".into(), user.to_string()],
-                    traceback: "BadLoginError: Username or password is incorrect".into(),
+                    args: vec![reason.to_string(), user.to_string()],
+                    traceback: format!("BadLoginError: {reason}"),
                 })
             }
         }

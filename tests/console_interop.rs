@@ -1,0 +1,152 @@
+//! deluge-console (Debian's, the real one) against our daemon: connect, `plugin`
+//! list/show/enable/disable, `status`. deluge-console exits 0 even on failure, so its
+//! output is what is checked; it hangs on a reply it cannot handle, so each run has a
+//! time limit.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    password: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Daemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+        .args([
+            "daemon",
+            "--port",
+            "0",
+            "--source",
+            "sim:up=1MiB/s,down=2MiB/s,peers=4",
+        ])
+        .arg("--config-dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("RPC listening on ") {
+                let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the daemon reports its port");
+    let auth = std::fs::read_to_string(dir.join("auth")).unwrap();
+    let password = auth
+        .lines()
+        .next()
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    Daemon {
+        child,
+        port,
+        password,
+    }
+}
+
+/// Runs one console command after `connect`; returns its stdout.
+fn console(d: &Daemon, command: &str) -> String {
+    let script = format!(
+        "connect 127.0.0.1:{} localclient {}; {command}",
+        d.port, d.password
+    );
+    let mut child = Command::new("deluge-console")
+        .arg("-q")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("deluge-console must be installed (scripts/test.sh installs it)");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("deluge-console hung on {command:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn enabled(d: &Daemon) -> Vec<String> {
+    let out = console(d, "plugin -s");
+    assert!(out.contains("Enabled Plugins:"), "{out}");
+    out.lines()
+        .skip_while(|l| !l.contains("Enabled Plugins:"))
+        .skip(1)
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn wait_for(d: &Daemon, want: &[&str]) {
+    // plugin -e/-d do not wait for the reply: poll until the change shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = enabled(d);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "enabled plugins {now:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn deluge_console_connects_lists_toggles_plugins_and_shows_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path());
+
+    let out = console(&d, "plugin -l");
+    assert!(out.contains("Available Plugins:"), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "Stats"), "{out}");
+    assert_eq!(enabled(&d), vec!["Stats"]);
+
+    console(&d, "plugin -d Stats");
+    wait_for(&d, &[]);
+    console(&d, "plugin -e stats");
+    wait_for(&d, &["Stats"]);
+
+    let out = console(&d, "status");
+    assert!(out.contains("Total upload:"), "{out}");
+    assert!(out.contains("Total download:"), "{out}");
+    assert!(out.contains("DHT Nodes: 300"), "{out}");
+    assert!(out.contains("Total torrents: 0"), "{out}");
+    // payload rates of the sim source: 95 % of 1 MiB/s and 2 MiB/s
+    assert!(out.contains("972.8 KiB/s"), "{out}");
+
+    let bad = Daemon {
+        child: Command::new("true").spawn().unwrap(),
+        port: d.port,
+        password: "wrong".into(),
+    };
+    let out = console(&bad, "plugin -l");
+    assert!(out.contains("Password does not match"), "{out}");
+    assert!(!out.contains("Available Plugins:"), "{out}");
+}
