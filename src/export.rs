@@ -197,7 +197,6 @@ pub type MethodFuture = Pin<Box<dyn Future<Output = Result<Value, DispatchError>
 /// An exported method's body.
 pub type Handler = Arc<dyn Fn(Args) -> MethodFuture + Send + Sync>;
 
-#[derive(Clone)]
 struct Method {
     owner: String,
     level: AuthLevel,
@@ -271,16 +270,21 @@ impl Exports {
         kwargs: Map<String, Value>,
         caller: AuthLevel,
     ) -> Result<Value, DispatchError> {
-        let entry = self.read().get(method).cloned();
-        let entry = entry.ok_or_else(|| DispatchError::UnknownMethod(method.to_string()))?;
-        if caller < entry.level {
+        let (level, handler) = {
+            let table = self.read();
+            let entry = table
+                .get(method)
+                .ok_or_else(|| DispatchError::UnknownMethod(method.to_string()))?;
+            (entry.level, entry.handler.clone())
+        };
+        if caller < level {
             return Err(DispatchError::NotAuthorized {
                 method: method.to_string(),
-                required: entry.level.as_u8(),
+                required: level.as_u8(),
                 have: caller.as_u8(),
             });
         }
-        (entry.handler)(Args::new(method, args, kwargs)).await
+        handler(Args::new(method, args, kwargs)).await
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Method>> {

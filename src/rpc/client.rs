@@ -24,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use crate::export::AuthLevel;
 use crate::rpc::codec::{self, CodecError};
 use crate::rpc::daemon::Event;
-use crate::rpc::frame::{self, FrameDecoder, FrameError, Item, Limits};
+use crate::rpc::frame::{FrameDecoder, FrameEncoder, FrameError, Item, Limits};
 use crate::rpc::message::{RemoteError, RPC_ERROR, RPC_EVENT, RPC_RESPONSE};
 use crate::rpc::tls::{self, CertPolicy};
 use crate::rpc::RpcError;
@@ -74,6 +74,7 @@ pub const CLIENT_VERSION: &str = concat!("torrent-stats-", env!("CARGO_PKG_VERSI
 pub struct Client {
     stream: TlsStream<TcpStream>,
     decoder: FrameDecoder,
+    encoder: FrameEncoder,
     next_id: i64,
     events: VecDeque<Event>,
     timeout: Duration,
@@ -113,6 +114,7 @@ impl Client {
         Ok(Client {
             stream,
             decoder: FrameDecoder::new(response_limits()),
+            encoder: FrameEncoder::default(),
             next_id: 1,
             events: VecDeque::new(),
             timeout: Duration::from_secs(30),
@@ -163,7 +165,7 @@ impl Client {
             self.next_id += 1;
             ids.push(id);
             let payload = json!([[id, method, args, kwargs]]);
-            out.extend_from_slice(&frame::encode(&codec::encode(&payload)));
+            self.encoder.encode_into(&codec::encode(&payload), &mut out);
         }
         self.stream.write_all(&out).await?;
         let timeout = self.timeout;

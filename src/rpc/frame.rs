@@ -69,10 +69,20 @@ pub enum Item {
 }
 
 /// Incremental decoder: feed it bytes as they arrive, take items out.
-#[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     limits: Limits,
+    /// Reused for every message: a zlib state is costly to set up.
+    z: Decompress,
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("pending", &self.buf.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl FrameDecoder {
@@ -81,6 +91,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: Vec::new(),
             limits,
+            z: Decompress::new(true),
         }
     }
 
@@ -96,7 +107,7 @@ impl FrameDecoder {
 
     /// The next whole item, `None` if more bytes are needed.
     pub fn next_item(&mut self) -> Result<Option<Item>, FrameError> {
-        let Some((item, used)) = parse(&self.buf, &self.limits)? else {
+        let Some((item, used)) = parse(&self.buf, &self.limits, &mut self.z)? else {
             return Ok(None);
         };
         self.buf.drain(..used);
@@ -104,7 +115,11 @@ impl FrameDecoder {
     }
 }
 
-fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Item, usize)>, FrameError> {
+fn parse(
+    buf: &[u8],
+    limits: &Limits,
+    z: &mut Decompress,
+) -> Result<Option<(Item, usize)>, FrameError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -133,7 +148,7 @@ fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Item, usize)>, FrameErro
                 return Ok(Some((Item::Probe, HEADER + size)));
             }
             let body = &buf[HEADER..HEADER + size];
-            match inflate(body, limits.max_inflated)? {
+            match inflate(z, body, limits.max_inflated)? {
                 Some((out, used)) if used == body.len() => {
                     Ok(Some((Item::Message(out), HEADER + size)))
                 }
@@ -145,7 +160,7 @@ fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Item, usize)>, FrameErro
         }
         0x78 => {
             // A bare zlib stream (Deluge 1.x probe): its end is where the stream ends.
-            match inflate(buf, limits.max_inflated)? {
+            match inflate(z, buf, limits.max_inflated)? {
                 Some((_, used)) => Ok(Some((Item::Probe, used))),
                 None if buf.len() > limits.max_frame => Err(FrameError::TooLarge {
                     size: buf.len(),
@@ -161,8 +176,12 @@ fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Item, usize)>, FrameErro
 /// Inflates one zlib stream from the start of `input`, producing at most `limit` bytes.
 /// Returns the output and the input bytes the stream used, or `None` if the stream
 /// needs more input.
-fn inflate(input: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, FrameError> {
-    let mut z = Decompress::new(true);
+fn inflate(
+    z: &mut Decompress,
+    input: &[u8],
+    limit: usize,
+) -> Result<Option<(Vec<u8>, usize)>, FrameError> {
+    z.reset(true);
     let cap = limit.saturating_add(1);
     let mut out = Vec::with_capacity(input.len().saturating_mul(4).saturating_add(64).min(cap));
     loop {
@@ -193,30 +212,62 @@ fn inflate(input: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, Frame
     }
 }
 
+/// Frames outgoing messages, reusing one zlib state (setting one up costs more than
+/// compressing a small message).
+pub struct FrameEncoder(Compress);
+
+impl std::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameEncoder")
+    }
+}
+
+impl Default for FrameEncoder {
+    fn default() -> Self {
+        FrameEncoder(Compress::new(Compression::fast(), true))
+    }
+}
+
+impl FrameEncoder {
+    /// Appends the frame of a rencoded payload to `out`: `0x01`, length, zlib body.
+    pub fn encode_into(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[VERSION, 0, 0, 0, 0]);
+        self.deflate_into(payload, out);
+        let len = (out.len() - start - HEADER) as u32;
+        out[start + 1..start + HEADER].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Appends zlib-compressed `data` to `out`.
+    pub fn deflate_into(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let z = &mut self.0;
+        z.reset();
+        out.reserve(data.len() / 2 + 64);
+        loop {
+            let used = z.total_in() as usize;
+            let status = z
+                .compress_vec(&data[used..], out, FlushCompress::Finish)
+                .expect("compressing into a Vec cannot fail");
+            if status == Status::StreamEnd {
+                return;
+            }
+            out.reserve(out.capacity().max(64));
+        }
+    }
+}
+
 /// Frames a rencoded payload: `0x01`, length, zlib body.
 pub fn encode(payload: &[u8]) -> Vec<u8> {
-    let body = deflate(payload);
-    let mut frame = Vec::with_capacity(HEADER + body.len());
-    frame.push(VERSION);
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    frame
+    let mut out = Vec::new();
+    FrameEncoder::default().encode_into(payload, &mut out);
+    out
 }
 
 /// zlib-compresses `data` (fast level: messages are small).
 pub fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut z = Compress::new(Compression::fast(), true);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let used = z.total_in() as usize;
-        let status = z
-            .compress_vec(&data[used..], &mut out, FlushCompress::Finish)
-            .expect("compressing into a Vec cannot fail");
-        if status == Status::StreamEnd {
-            return out;
-        }
-        out.reserve(out.capacity().max(64));
-    }
+    let mut out = Vec::new();
+    FrameEncoder::default().deflate_into(data, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::rpc::codec;
 use crate::rpc::daemon::{Daemon, Session};
-use crate::rpc::frame::{self, FrameDecoder, Item, Limits};
+use crate::rpc::frame::{FrameDecoder, FrameEncoder, Item, Limits};
 use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
 
 /// Server limits and timeouts.
@@ -134,6 +134,7 @@ async fn serve(
         .map_err(|e| format!("TLS handshake: {e}"))?;
     let mut session = Session::default();
     let mut decoder = FrameDecoder::new(options.limits);
+    let mut encoder = FrameEncoder::default();
     let mut events = daemon.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -153,7 +154,8 @@ async fn serve(
                 match event {
                     Ok(ev) if session.interests.contains(&ev.name) => {
                         let msg = message::event(&ev.name, ev.args);
-                        let bytes = frame::encode(&codec::encode(&msg));
+                        let mut bytes = Vec::new();
+                        encoder.encode_into(&codec::encode(&msg), &mut bytes);
                         stream.write_all(&bytes).await.map_err(|e| format!("write: {e}"))?;
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -178,7 +180,11 @@ async fn serve(
                 None => break,
                 Some(Item::Probe) => {}
                 Some(Item::Message(body)) => {
-                    answer(&daemon, &mut session, &body, &options.limits, &mut out).await
+                    let mut sink = Sink {
+                        encoder: &mut encoder,
+                        out: &mut out,
+                    };
+                    answer(&daemon, &mut session, &body, &options.limits, &mut sink).await
                 }
             }
         }
@@ -191,13 +197,19 @@ async fn serve(
     }
 }
 
-/// Decodes one message and appends the framed answers of its calls to `out`.
+/// Where framed answers go: the connection's encoder and its pending output.
+struct Sink<'a> {
+    encoder: &'a mut FrameEncoder,
+    out: &'a mut Vec<u8>,
+}
+
+/// Decodes one message and appends the framed answers of its calls to the sink.
 async fn answer(
     daemon: &Daemon,
     session: &mut Session,
     body: &[u8],
     limits: &Limits,
-    out: &mut Vec<u8>,
+    sink: &mut Sink<'_>,
 ) {
     let payload = match codec::decode(body, limits.max_depth) {
         Ok(payload) => payload,
@@ -231,6 +243,7 @@ async fn answer(
                 continue;
             }
         };
-        out.extend_from_slice(&frame::encode(&codec::encode(&reply)));
+        sink.encoder
+            .encode_into(&codec::encode(&reply), sink.out);
     }
 }
