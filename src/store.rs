@@ -177,6 +177,22 @@ impl<T: Persist> Store<T> {
         Ok(Some(kept))
     }
 
+    /// Keeps the current file under `<name>.<suffix>` (a hard link, so later saves leave
+    /// it alone) and makes that durable; returns its path, or `None` if there is no file.
+    pub fn keep_copy(&self, suffix: &str) -> Result<Option<PathBuf>, StoreError> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let copy = sibling(&self.path, &format!(".{suffix}"));
+        let _ = fs::remove_file(&copy);
+        fs::hard_link(&self.path, &copy).map_err(io("link", &copy))?;
+        let dir = parent(&self.path);
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync directory", &dir))?;
+        Ok(Some(copy))
+    }
+
     /// Saves `value` atomically (temp file through confy, then rename).
     pub fn save(&self, value: &T, durability: Durability) -> Result<(), StoreError> {
         confy::store_path(&self.tmp, value).map_err(|e| StoreError::Confy {

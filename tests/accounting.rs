@@ -384,6 +384,20 @@ async fn reset_totals_needs_admin_and_keeps_a_backup() {
     let bak = torrent_stats::store::read::<Accumulator>(&dir.path().join("stats.totals.bak"))
         .expect("backup of the totals before the reset");
     assert_eq!(bak.totals.total_upload, 700);
+    // A copy that later checkpoints do not rotate away.
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("stats.totals.reset-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        torrent_stats::store::read::<Accumulator>(&kept[0])
+            .unwrap()
+            .totals
+            .total_upload,
+        700
+    );
     // Counting goes on from the reset, without re-counting the session.
     src.set("s", 750, 900);
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -403,6 +403,14 @@ impl Poller {
         let mut next = before.clone();
         next.totals = Counters::default();
         next.updated = unix_now() as u64;
+        let kept = self
+            .files
+            .totals
+            .keep_copy(&format!("reset-{}", next.updated))
+            .map_err(|e| DispatchError::Plugin {
+                method: args.method().to_string(),
+                message: format!("totals not reset: could not keep a copy: {e}"),
+            })?;
         self.files
             .totals
             .save(&next, Durability::Durable)
@@ -414,8 +422,8 @@ impl Poller {
         tracing::warn!(
             upload = before.totals.total_upload,
             download = before.totals.total_download,
-            backup = %self.files.totals.backup_path().display(),
-            "all-time totals reset; the previous file is kept as the backup"
+            kept_as = ?kept,
+            "all-time totals reset; the file before the reset is kept"
         );
         Ok(before.totals)
     }
