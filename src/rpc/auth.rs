@@ -136,6 +136,14 @@ impl AuthFile {
     }
 }
 
+/// The password of `user` in `<config_dir>/auth`, read without creating or changing
+/// anything (for local tools); `Ok(None)` if the file has no such account.
+pub fn read_password(config_dir: &Path, user: &str) -> Result<Option<String>, RpcError> {
+    let path = config_dir.join("auth");
+    let text = fs::read_to_string(&path).map_err(|e| RpcError::io("read", &path, e))?;
+    Ok(parse(&text, &path).remove(user).map(|a| a.password))
+}
+
 fn parse(text: &str, path: &Path) -> HashMap<String, Account> {
     let mut accounts = HashMap::new();
     for (n, line) in text.lines().enumerate() {

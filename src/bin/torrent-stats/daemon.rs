@@ -58,6 +58,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let host = PluginHost::open(source, &dir)
             .with_context(|| format!("opening config dir {}", dir.display()))?;
         host.register(Arc::new(Stats::new())).await?;
+        // Enable the plugins before listening, so the first client finds their methods.
+        for (name, e) in host.start().await {
+            tracing::error!(plugin = %name, error = %e, "remembered plugin not enabled");
+        }
+        host.enable("Stats").await?;
         let auth = AuthFile::open(&dir)?;
         let tls = tls::server_config(&dir)?;
         let listener = tokio::net::TcpListener::bind(addr)

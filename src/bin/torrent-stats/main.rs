@@ -1,9 +1,16 @@
 //! `torrent-stats`: the daemon and its command-line tools.
 
+mod config;
 mod daemon;
+mod import;
+mod plugin;
+mod reset;
+mod rpc_args;
+mod session;
 mod totals;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -20,8 +27,21 @@ struct Cli {
 enum Command {
     /// Run the daemon: poll the session source and keep crash-safe all-time totals.
     Daemon(daemon::Args),
-    /// Print the all-time totals from a config directory (offline).
+    /// Print the all-time totals (from the daemon; --offline reads the files).
     Totals(totals::Args),
+    /// Print the current session's totals, rates and peers.
+    Session(session::Args),
+    /// Show or change the Stats plugin's preferences.
+    #[command(subcommand)]
+    Config(config::Command),
+    /// List, enable or disable the daemon's plugins.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
+    /// Zero the all-time totals (needs --yes and an ADMIN account).
+    Reset(reset::Args),
+    /// Add another client's all-time totals (Deluge, Transmission) to ours.
+    #[command(subcommand)]
+    Import(import::Command),
 }
 
 /// The config directory: the given one, or the platform's (`~/.config/torrent-stats`).
@@ -37,7 +57,7 @@ pub fn config_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| PathBuf::from(".")))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -46,8 +66,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let result = match cli.command {
         Command::Daemon(args) => daemon::run(args),
         Command::Totals(args) => totals::run(args),
+        Command::Session(args) => session::run(args),
+        Command::Config(command) => config::run(command),
+        Command::Plugin(command) => plugin::run(command),
+        Command::Reset(args) => reset::run(args),
+        Command::Import(command) => import::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

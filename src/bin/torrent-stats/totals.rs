@@ -1,27 +1,96 @@
-//! `torrent-stats totals`: the all-time totals from the files, without a daemon.
+//! `torrent-stats totals`: the all-time totals, from the daemon or (`--offline`) the files.
 
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
 use serde_json::json;
-use torrent_stats::stats::{Accumulator, TOTALS_FILE};
+use torrent_stats::stats::{Accumulator, Counters, TOTALS_FILE};
 use torrent_stats::store::{self, Rejected};
 use torrent_stats::units::format_bytes;
+
+use crate::rpc_args::{self, RpcArgs, Unreachable};
 
 /// Options of `torrent-stats totals`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The daemon's config directory.
-    #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
-    config_dir: Option<PathBuf>,
-    /// Print JSON (bytes) instead of human units.
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// Read `<config-dir>/stats.totals` instead of asking the daemon (works while it is
+    /// stopped; may lag a running daemon by one poll).
     #[arg(long)]
-    json: bool,
+    offline: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = crate::config_dir(args.config_dir)?;
+    if args.offline {
+        return offline(&args.rpc);
+    }
+    rpc_args::block_on(online(&args.rpc))
+}
+
+/// Prints the Uploaded and Downloaded lines (with payload) of `t`.
+pub fn print_counters(t: &Counters) {
+    println!(
+        "Uploaded:   {:>10}  (payload {})",
+        format_bytes(t.total_upload),
+        format_bytes(t.total_payload_upload)
+    );
+    println!(
+        "Downloaded: {:>10}  (payload {})",
+        format_bytes(t.total_download),
+        format_bytes(t.total_payload_download)
+    );
+}
+
+/// Prints the all-time and session counters the way both modes share.
+fn print_human(t: &Counters, s: &Counters) {
+    print_counters(t);
+    println!(
+        "Session:    {} up, {} down",
+        format_bytes(s.total_upload),
+        format_bytes(s.total_download)
+    );
+}
+
+async fn online(rpc: &RpcArgs) -> anyhow::Result<()> {
+    let mut conn = match rpc.connect().await {
+        Ok(conn) => conn,
+        Err(e) if e.is::<Unreachable>() => bail!(
+            "{e}\nTo read the totals without the daemon: torrent-stats totals --offline \
+             (reads <config-dir>/{TOTALS_FILE})"
+        ),
+        Err(e) => return Err(e),
+    };
+    let mut answers = conn
+        .calls(&[
+            ("stats.get_totals", vec![]),
+            ("stats.get_session_totals", vec![]),
+        ])
+        .await?
+        .into_iter();
+    let (all, session) = (answers.next(), answers.next());
+    let t = rpc_args::counters("stats.get_totals", all.unwrap_or_default())?;
+    let s = rpc_args::counters("stats.get_session_totals", session.unwrap_or_default())?;
+    if rpc.json {
+        #[derive(serde::Serialize)]
+        struct Out {
+            #[serde(flatten)]
+            totals: Counters,
+            session: Counters,
+        }
+        let out = Out {
+            totals: t,
+            session: s,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&t, &s);
+    }
+    Ok(())
+}
+
+fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
+    let dir = rpc.dir()?;
     let path = dir.join(TOTALS_FILE);
     let acc = match store::read::<Accumulator>(&path) {
         Ok(acc) => acc,
@@ -46,7 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let t = acc.totals;
     let s = acc.last;
-    if args.json {
+    if rpc.json {
         let out = json!({
             "total_upload": t.total_upload,
             "total_download": t.total_download,
@@ -59,21 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!(
-        "Uploaded:   {:>10}  (payload {})",
-        format_bytes(t.total_upload),
-        format_bytes(t.total_payload_upload)
-    );
-    println!(
-        "Downloaded: {:>10}  (payload {})",
-        format_bytes(t.total_download),
-        format_bytes(t.total_payload_download)
-    );
-    println!(
-        "Session:    {} up, {} down",
-        format_bytes(s.total_upload),
-        format_bytes(s.total_download)
-    );
+    print_human(&t, &s);
     if acc.updated > 0 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

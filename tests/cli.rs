@@ -1,0 +1,467 @@
+//! The command-line tools against a daemon child process (`daemon --port 0`, sim source).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
+
+/// One daemon with its own config directory; its stderr is drained by a thread.
+struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(BIN)
+            .args([
+                "daemon",
+                "--port",
+                "0",
+                "--source",
+                "sim:up=1MiB/s,down=2MiB/s",
+            ])
+            .arg("--config-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("TORRENT_STATS_CONFIG_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn torrent-stats daemon");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    log.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut daemon = Daemon {
+            child: Some(child),
+            port: 0,
+            dir,
+            log,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        daemon.port = loop {
+            let port = daemon.log.lock().unwrap().iter().find_map(|l| {
+                let addr = l.strip_prefix("RPC listening on ")?;
+                addr.rsplit(':').next()?.trim().parse::<u16>().ok()
+            });
+            if let Some(port) = port {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not print its RPC address; its log:\n{}",
+                daemon.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The RPC server is up before the host has enabled Stats: wait for the plugin.
+        loop {
+            let out = daemon.cli(&["plugin", "list"]);
+            if out.status.success() && texts(&out).0.contains("[x] Stats") {
+                break daemon;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Stats not enabled in 20 s: {:?}; daemon log:\n{}",
+                texts(&out),
+                daemon.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Runs `torrent-stats ARGS --config-dir DIR --port PORT`.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config-dir")
+            .arg(self.dir())
+            .arg("--port")
+            .arg(self.port.to_string())
+            .env("NO_COLOR", "1")
+            .env_remove("TORRENT_STATS_CONFIG_DIR")
+            .env_remove("TORRENT_STATS_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run torrent-stats")
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let (stdout, stderr) = texts(&out);
+        assert!(
+            out.status.success(),
+            "`torrent-stats {}` failed ({}):\n{stderr}\n{stdout}\ndaemon log:\n{}",
+            args.join(" "),
+            out.status,
+            self.log()
+        );
+        stdout
+    }
+
+    /// Runs a command that must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let (stdout, stderr) = texts(&out);
+        assert!(
+            !out.status.success(),
+            "`torrent-stats {}` should have failed:\n{stdout}\n{stderr}",
+            args.join(" ")
+        );
+        assert!(!stderr.trim().is_empty(), "a failure must say why");
+        stderr
+    }
+
+    /// Runs a `--json` command that must succeed; its parsed output.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+    }
+
+    /// The all-time totals over RPC.
+    fn totals(&self) -> Value {
+        let mut t = self.json(&["totals"]);
+        t.as_object_mut().expect("an object").remove("session");
+        t
+    }
+
+    /// Waits until some traffic was counted, then stops polling (update_interval=60) so
+    /// the totals stay put while the test compares them.
+    fn counted_then_frozen(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.totals()["total_upload"].as_u64() == Some(0) {
+            assert!(Instant::now() < deadline, "nothing counted in 20 s");
+            thread::sleep(Duration::from_millis(200));
+        }
+        self.ok(&["config", "set", "update_interval=60"]);
+        self.totals()
+    }
+
+    /// SIGTERM, and waits for the exit.
+    fn stop(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let status = child.wait().expect("wait for the daemon");
+        assert!(
+            status.success(),
+            "daemon exited with {status}:\n{}",
+            self.log()
+        );
+        self.child = None;
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn counter(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count in {v}"))
+}
+
+const KEYS: [&str; 4] = [
+    "total_upload",
+    "total_download",
+    "total_payload_upload",
+    "total_payload_download",
+];
+
+#[test]
+fn totals_session_config_and_plugins() {
+    let d = Daemon::start();
+    let frozen = d.counted_then_frozen();
+    for key in KEYS {
+        counter(&frozen, key);
+    }
+    assert!(counter(&frozen, "total_download") > counter(&frozen, "total_upload"));
+
+    let human = d.ok(&["totals"]);
+    assert!(
+        human.contains("Uploaded:") && human.contains("Downloaded:"),
+        "{human}"
+    );
+    for key in ["total_upload", "total_download", "total_payload_upload"] {
+        let shown = torrent_stats::units::format_bytes(counter(&frozen, key));
+        assert!(human.contains(&shown), "{key} {shown}: {human}");
+    }
+    let cert = d.dir().join("ssl/daemon.cert");
+    let pinned = d.ok(&["totals", "--cert", cert.to_str().unwrap()]);
+    assert_eq!(pinned, human, "pinning the daemon's own certificate works");
+
+    let session = d.ok(&["session"]);
+    assert!(
+        session.contains("Upload rate:") && session.contains("1.0 MiB/s"),
+        "{session}"
+    );
+    assert!(
+        session.contains("2.0 MiB/s") && session.contains("Peers:"),
+        "{session}"
+    );
+    let s = d.json(&["session"]);
+    assert_eq!(s["upload_rate"], json!(1 << 20), "{s}");
+    assert_eq!(s["download_rate"], json!(2 << 20), "{s}");
+    assert_eq!(s["num_peers"], json!(0), "{s}");
+    for key in KEYS {
+        counter(&s, key);
+    }
+
+    // config: counted_then_frozen set update_interval=60.
+    let got = d.ok(&["config", "get"]);
+    assert!(got.contains("update_interval = 60"), "{got}");
+    let set = d.ok(&["config", "set", "length=20", "save_interval=40"]);
+    assert!(
+        set.contains("length = 20") && set.contains("save_interval = 40"),
+        "{set}"
+    );
+    let want = json!({"update_interval": 60, "length": 20, "save_interval": 40});
+    assert_eq!(d.json(&["config", "get"]), want);
+    let err = d.fails(&["config", "set", "length=30", "update_interval=0"]);
+    assert!(
+        err.contains("ValueError") && err.contains("update_interval"),
+        "{err}"
+    );
+    assert_eq!(d.json(&["config", "get"]), want, "all or nothing");
+    let err = d.fails(&["config", "set", "length=ten"]);
+    assert!(
+        err.contains("length") && err.contains("not an integer"),
+        "{err}"
+    );
+    let err = d.fails(&["config", "set", "colour=3"]);
+    assert!(err.contains("colour"), "{err}");
+    assert_eq!(d.json(&["config", "get"]), want);
+
+    // plugins
+    assert_eq!(d.ok(&["plugin", "list"]).trim(), "[x] Stats");
+    assert_eq!(
+        d.json(&["plugin", "list"]),
+        json!([{"name": "Stats", "enabled": true}])
+    );
+    d.ok(&["plugin", "disable", "Stats"]);
+    assert_eq!(d.ok(&["plugin", "list"]).trim(), "[ ] Stats");
+    let err = d.fails(&["totals"]);
+    assert!(err.contains("plugin enable Stats"), "{err}");
+    d.ok(&["plugin", "enable", "Stats"]);
+    assert_eq!(d.ok(&["plugin", "list"]).trim(), "[x] Stats");
+    let err = d.fails(&["plugin", "enable", "Nope"]);
+    assert!(err.contains("ValueError") && err.contains("Nope"), "{err}");
+    counter(&d.totals(), "total_upload");
+}
+
+#[test]
+fn reset_needs_yes() {
+    let d = Daemon::start();
+    let before = d.counted_then_frozen();
+    let err = d.fails(&["reset"]);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(d.totals(), before, "nothing reset without --yes");
+
+    let out = d.ok(&["reset", "--yes"]);
+    let up = torrent_stats::units::format_bytes(counter(&before, "total_upload"));
+    assert!(out.contains(&up) && out.contains(".reset-"), "{out}");
+    let zero: Value = KEYS.iter().map(|k| (k.to_string(), json!(0))).collect();
+    assert_eq!(d.totals(), zero);
+    let kept = std::fs::read_dir(d.dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("stats.totals.reset-")
+        });
+    assert!(kept, "the file before the reset is kept");
+}
+
+const DELUGE_TOTALS: &str = r#"{
+    "file": 1,
+    "format": 1
+}{
+    "stats": {},
+    "total_download": 2000000,
+    "total_payload_download": 1900000,
+    "total_payload_upload": 950000,
+    "total_upload": 1000000
+}"#;
+
+const TRANSMISSION_STATS: &str = r#"{
+    "downloaded-bytes": 7000,
+    "files-added": 12,
+    "seconds-active": 3600,
+    "session-count": 3,
+    "uploaded-bytes": 5000
+}"#;
+
+#[test]
+fn imports_deluge_once_and_transmission() {
+    let d = Daemon::start();
+    let before = d.counted_then_frozen();
+    let deluge = d.dir().join("deluge-stats.totals");
+    std::fs::write(&deluge, DELUGE_TOTALS).unwrap();
+    let deluge = deluge.to_str().unwrap();
+
+    let out = d.json(&["import", "deluge", deluge]);
+    let added = [1_000_000, 2_000_000, 950_000, 1_900_000];
+    for (key, add) in KEYS.iter().zip(added) {
+        assert_eq!(counter(&out["imported"], key), add, "{out}");
+        assert_eq!(
+            counter(&out["totals"], key),
+            counter(&before, key) + add,
+            "{key}: {out}"
+        );
+    }
+    let fingerprint = out["fingerprint"].as_str().unwrap();
+    assert!(fingerprint.starts_with("deluge:") && fingerprint.len() == 7 + 16);
+    let after_deluge = d.totals();
+    assert_eq!(after_deluge, out["totals"]);
+
+    let err = d.fails(&["import", "deluge", deluge]);
+    assert!(
+        err.contains("ValueError"),
+        "a duplicate import is refused: {err}"
+    );
+    assert_eq!(d.totals(), after_deluge, "nothing imported twice");
+
+    let transmission = d.dir().join("stats.json");
+    std::fs::write(&transmission, TRANSMISSION_STATS).unwrap();
+    let out = d.ok(&["import", "transmission", transmission.to_str().unwrap()]);
+    assert!(out.contains("All-time totals now:"), "{out}");
+    let after = d.totals();
+    for (key, add) in KEYS.iter().zip([5000, 7000, 5000, 7000]) {
+        assert_eq!(
+            counter(&after, key),
+            counter(&after_deluge, key) + add,
+            "{key}"
+        );
+    }
+
+    // Bad files: an error naming the key, nothing sent.
+    let bad = d.dir().join("bad.totals");
+    for (text, key) in [
+        (
+            DELUGE_TOTALS.replace("\"total_upload\": 1000000", "\"total_upload\": -5"),
+            "total_upload",
+        ),
+        (
+            DELUGE_TOTALS.replace("\"total_download\": 2000000,", ""),
+            "total_download",
+        ),
+        (
+            DELUGE_TOTALS.replace("950000", "950000.5"),
+            "total_payload_upload",
+        ),
+    ] {
+        std::fs::write(&bad, &text).unwrap();
+        let err = d.fails(&["import", "deluge", bad.to_str().unwrap()]);
+        assert!(
+            err.contains(key) && err.contains("nothing was imported"),
+            "{err}"
+        );
+    }
+    std::fs::write(&bad, r#"{"uploaded-bytes": 1}"#).unwrap();
+    let err = d.fails(&["import", "transmission", bad.to_str().unwrap()]);
+    assert!(err.contains("downloaded-bytes"), "{err}");
+    assert_eq!(d.totals(), after, "no bad file was imported");
+}
+
+#[test]
+fn totals_without_the_daemon() {
+    let mut d = Daemon::start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let online = loop {
+        let t = d.totals();
+        if counter(&t, "total_upload") > 0 {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "nothing counted in 20 s");
+        thread::sleep(Duration::from_millis(200));
+    };
+    d.stop();
+
+    let err = d.fails(&["totals"]);
+    assert!(
+        err.contains("cannot reach") && err.contains("--offline"),
+        "{err}"
+    );
+    let err = d.fails(&["session"]);
+    assert!(err.contains("cannot reach"), "{err}");
+    let human = d.ok(&["totals", "--offline"]);
+    assert!(
+        human.contains("Uploaded:") && human.contains("Updated:"),
+        "{human}"
+    );
+    let offline = d.json(&["totals", "--offline"]);
+    for key in KEYS {
+        assert!(counter(&offline, key) >= counter(&online, key), "{key}");
+    }
+
+    // Without an auth file the credentials cannot be found: said before connecting.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["totals", "--port", &d.port.to_string(), "--config-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let (_, err) = texts(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("auth file") && err.contains("--password"),
+        "{err}"
+    );
+    assert!(
+        !empty.path().join("auth").exists(),
+        "the CLI creates nothing"
+    );
+}
