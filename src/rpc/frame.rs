@@ -15,6 +15,9 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 /// The protocol version byte of a v1 frame.
 pub const VERSION: u8 = 1;
 const HEADER: usize = 5;
+/// Most bytes a bare-zlib (Deluge 1.x) probe may take, compressed and inflated;
+/// deluge-client's is a few dozen.
+const MAX_PROBE: usize = 4 << 10;
 
 /// Size limits for incoming messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +163,15 @@ fn parse(
         }
         0x78 => {
             // A bare zlib stream (Deluge 1.x probe): its end is where the stream ends.
-            match inflate(z, buf, limits.max_inflated)? {
+            // It is inflated from its start on every read until it ends, so it is kept
+            // small: a stream dripped a byte at a time must not cost a large inflation
+            // per byte.
+            let input = &buf[..buf.len().min(MAX_PROBE)];
+            match inflate(z, input, MAX_PROBE.min(limits.max_inflated))? {
                 Some((_, used)) => Ok(Some((Item::Probe, used))),
-                None if buf.len() > limits.max_frame => Err(FrameError::TooLarge {
+                None if buf.len() >= MAX_PROBE => Err(FrameError::TooLarge {
                     size: buf.len(),
-                    limit: limits.max_frame,
+                    limit: MAX_PROBE,
                 }),
                 None => Ok(None),
             }
@@ -318,7 +325,15 @@ mod tests {
         d.extend(&[1, 0xff, 0xff, 0xff, 0xff]);
         assert!(matches!(d.next_item(), Err(FrameError::TooLarge { .. })));
 
-        let bomb = encode(&vec![0u8; limits.max_inflated + 1]);
+        // A bomb: more than the limit of zeros, compressed hard.
+        let zeros = vec![0u8; limits.max_inflated + 1];
+        let mut z = Compress::new(Compression::best(), true);
+        let mut body = Vec::with_capacity(64 << 10);
+        z.compress_vec(&zeros, &mut body, FlushCompress::Finish)
+            .unwrap();
+        let mut bomb = vec![VERSION];
+        bomb.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        bomb.extend_from_slice(&body);
         assert!(bomb.len() < 64 << 10);
         let mut d = FrameDecoder::new(limits);
         d.extend(&bomb);

@@ -35,10 +35,19 @@ pub struct Options {
     pub partial_timeout: Duration,
 }
 
+/// Most calls one message may batch (Deluge's clients send one call per message). A
+/// larger batch is ignored whole: an 8 KiB frame inflating to millions of calls must not
+/// make the daemon allocate, log or answer for each of them.
+pub const MAX_CALLS: usize = 256;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
-            limits: Limits::default(),
+            // Requests are small; every inflated byte can become a 32-byte decoded value.
+            limits: Limits {
+                max_inflated: 1 << 20,
+                ..Limits::default()
+            },
             max_connections: 128,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(3600),
@@ -218,6 +227,14 @@ async fn answer(
             return;
         }
     };
+    if let Some(n) = payload.as_array().map(Vec::len).filter(|&n| n > MAX_CALLS) {
+        tracing::info!(
+            calls = n,
+            max = MAX_CALLS,
+            "message with too many calls ignored"
+        );
+        return;
+    }
     let calls = match parse_payload(payload) {
         Ok(calls) => calls,
         Err(reason) => {
@@ -243,7 +260,6 @@ async fn answer(
                 continue;
             }
         };
-        sink.encoder
-            .encode_into(&codec::encode(&reply), sink.out);
+        sink.encoder.encode_into(&codec::encode(&reply), sink.out);
     }
 }

@@ -12,9 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::{
+    ring, verify_tls12_signature, verify_tls13_signature, verify_tls13_signature_with_raw_key,
+    CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
+};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::rpc::RpcError;
@@ -122,12 +127,9 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algs = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algs)
+            .or_else(|e| verify_with_spki(message, cert, dss, algs, false).ok_or(e))
     }
 
     fn verify_tls13_signature(
@@ -136,18 +138,102 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algs = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algs)
+            .or_else(|e| verify_with_spki(message, cert, dss, algs, true).ok_or(e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Verifies a handshake signature with the certificate's public key, read directly from
+/// its DER. The fallback for certificates webpki refuses to parse: Deluge generates X.509
+/// **version 1** certificates, which webpki rejects (`UnsupportedCertVersion`), so without
+/// this our client cannot talk to a real `deluged`. The certificate itself was already
+/// accepted by the policy in `verify_server_cert`.
+fn verify_with_spki(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> Option<HandshakeSignatureValid> {
+    let spki = subject_public_key_info(cert.as_ref())?;
+    if tls13 {
+        let spki = SubjectPublicKeyInfoDer::from(spki);
+        return verify_tls13_signature_with_raw_key(message, &spki, dss, algs).ok();
+    }
+    let key = public_key_bits(spki)?;
+    let candidates = algs.mapping.iter().find(|(s, _)| *s == dss.scheme)?.1;
+    candidates
+        .iter()
+        .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        .then(HandshakeSignatureValid::assertion)
+}
+
+/// One DER element: (tag, content, rest).
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+const DER_SEQUENCE: u8 = 0x30;
+
+/// The `subjectPublicKeyInfo` element (tag and length included) of an X.509 certificate of
+/// any version.
+fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let (DER_SEQUENCE, cert, _) = der_element(cert)? else {
+        return None;
+    };
+    let (DER_SEQUENCE, mut tbs, _) = der_element(cert)? else {
+        return None;
+    };
+    // [0] version (absent in v1), serialNumber, signature, issuer, validity, subject,
+    // subjectPublicKeyInfo.
+    let (tag, _, rest) = der_element(tbs)?;
+    if tag == 0xa0 {
+        tbs = rest;
+    }
+    for _ in 0..5 {
+        tbs = der_element(tbs)?.2;
+    }
+    let (DER_SEQUENCE, _, rest) = der_element(tbs)? else {
+        return None;
+    };
+    Some(&tbs[..tbs.len() - rest.len()])
+}
+
+/// The `subjectPublicKey` bits of a `subjectPublicKeyInfo` element.
+fn public_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    let (DER_SEQUENCE, spki, _) = der_element(spki)? else {
+        return None;
+    };
+    let (DER_SEQUENCE, _algorithm, rest) = der_element(spki)? else {
+        return None;
+    };
+    let (0x03, bits, _) = der_element(rest)? else {
+        return None;
+    };
+    match bits.split_first()? {
+        (0, key) => Some(key),
+        _ => None,
     }
 }
 
@@ -161,4 +247,60 @@ pub fn client_config(policy: CertPolicy) -> Result<Arc<rustls::ClientConfig>, Rp
         .with_custom_certificate_verifier(Arc::new(Verifier { policy, provider }))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod spki_tests {
+    use super::*;
+    use rcgen::PublicKeyData;
+
+    #[test]
+    fn finds_the_public_key_of_a_v3_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let spki = subject_public_key_info(cert.der()).unwrap();
+        assert_eq!(spki, key.subject_public_key_info().as_slice());
+        assert_eq!(public_key_bits(spki).unwrap(), key.der_bytes());
+        assert_eq!(subject_public_key_info(&cert.der()[..40]), None);
+        assert_eq!(subject_public_key_info(b""), None);
+    }
+
+    /// A certificate as Deluge 2.0.3 generates it: X.509 version 1, which webpki rejects.
+    const DELUGE_CERT: &str = "-----BEGIN CERTIFICATE-----\n\
+MIICpDCCAYwCAQAwDQYJKoZIhvcNAQELBQAwGDEWMBQGA1UEAwwNRGVsdWdlIERh\n\
+ZW1vbjAeFw0yNjExMjUwOTUxMjJaFw0yOTExMjQwOTUxMjJaMBgxFjAUBgNVBAMM\n\
+DURlbHVnZSBEYWVtb24wggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQDL\n\
+mXZN4HKtY+AXL9WW8w9IR4ecub0UD0eqL6VwUh7z6q/JurJ8tU0fBH16SxdjQiFf\n\
+XFhLg9kJtEXn7fraziywWZ9yZvzTG5OQfbrm6cq9CJrz2UOuwvYmGuvdihDpMJ8r\n\
+XeXzX7VtxGECxI6Y3AkMZNUXHxy5XDzvTyogjGJRDJc5FCB0KFzy8TCo/1aPwfZg\n\
+R4V5sEJE3ExuVRetw+qS2eMxCht5JDX5yVezreEPYDtVMd2wcjFvNTF4gwmbj8D/\n\
+Gq7cpgXccLHRpRJUWLCzLe2+kb6JDXnwF1PM+gb1YsysXyu1HUWuBzl8vE6dguvk\n\
+wgAXe89b7Td9XNmwLMF7AgMBAAEwDQYJKoZIhvcNAQELBQADggEBAAj2O9Ckkn9a\n\
+y+tezmD0r6CQDTeUq9AuFzqyKIBnYt51NFFyMGM2vPF4kAl1moUbQ3HjZSzS/tft\n\
+8O0rh/uYrIKpw4a0FONOrmk/OCcurDT7kefCF4RR4ex+hf3pgLm7VuUJzVllcRe3\n\
+zVygLqmFOasTTOls6avzFLPBgPhIluJncoFm8srdhDJBBBKnrXvqNnoROe+9qQrQ\n\
+sCw88fYzSbpr566lw5OyGcwRZbu0wdA38STzM3WUlBQ1MmavXjIIuiGBFoYHOIfz\n\
+MZ+efha6olI+y9Yn+J5f7EdPtKdXM/TPwZHlp1Xj/+9feAHhAINaeI60I3HgwLk0\n\
+D1iv3hyAofk=\n\
+-----END CERTIFICATE-----";
+    const DELUGE_SPKI: &str = "-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAy5l2TeByrWPgFy/VlvMP\n\
+SEeHnLm9FA9Hqi+lcFIe8+qvybqyfLVNHwR9eksXY0IhX1xYS4PZCbRF5+362s4s\n\
+sFmfcmb80xuTkH265unKvQia89lDrsL2Jhrr3YoQ6TCfK13l81+1bcRhAsSOmNwJ\n\
+DGTVFx8cuVw8708qIIxiUQyXORQgdChc8vEwqP9Wj8H2YEeFebBCRNxMblUXrcPq\n\
+ktnjMQobeSQ1+clXs63hD2A7VTHdsHIxbzUxeIMJm4/A/xqu3KYF3HCx0aUSVFiw\n\
+sy3tvpG+iQ158BdTzPoG9WLMrF8rtR1Frgc5fLxOnYLr5MIAF3vPW+03fVzZsCzB\n\
+ewIDAQAB\n\
+-----END PUBLIC KEY-----";
+
+    #[test]
+    fn finds_the_public_key_of_a_deluge_v1_certificate() {
+        let cert = CertificateDer::from_pem_slice(DELUGE_CERT.as_bytes()).unwrap();
+        let want = SubjectPublicKeyInfoDer::from_pem_slice(DELUGE_SPKI.as_bytes()).unwrap();
+        assert!(rustls::server::ParsedCertificate::try_from(&cert).is_err());
+        assert_eq!(subject_public_key_info(&cert).unwrap(), want.as_ref());
+    }
 }

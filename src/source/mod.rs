@@ -1,13 +1,19 @@
 //! Session sources: where session status comes from.
 //!
 //! - [`SimSource`]: deterministic synthetic traffic for demos and tests (`sim:...`).
+//! - [`DelugeSource`]: a running Deluge 2 daemon (`deluge://USER:PASS@HOST[:PORT]`,
+//!   feature `rpc`).
 //!
 //! Embedders implement [`SessionSource`](crate::core::SessionSource) for their own engine.
 
+#[cfg(feature = "rpc")]
+mod deluge;
 mod sim;
 
 use std::sync::Arc;
 
+#[cfg(feature = "rpc")]
+pub use deluge::DelugeSource;
 pub use sim::SimSource;
 
 use crate::core::SessionSource;
@@ -19,6 +25,11 @@ use crate::error::SourceSpecError;
 /// let src = torrent_stats::source::from_spec("sim:up=2MiB/s,down=8MiB/s").unwrap();
 /// assert_eq!(src.describe(), "sim:up=2097152B/s,down=8388608B/s,peers=0");
 /// assert!(torrent_stats::source::from_spec("ftp://x").is_err());
+/// // Errors never repeat a password.
+/// let Err(err) = torrent_stats::source::from_spec("deluge://me:s3cret@host:0") else {
+///     panic!("port 0 accepted")
+/// };
+/// assert!(!err.to_string().contains("s3cret"), "{err}");
 /// ```
 pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> {
     let (scheme, rest) = spec.split_once(':').unwrap_or((spec, ""));
@@ -29,9 +40,37 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> 
                 reason,
             },
         )?)),
+        #[cfg(feature = "rpc")]
+        "deluge" => Ok(Arc::new(DelugeSource::from_spec(spec).map_err(
+            |reason| SourceSpecError {
+                spec: redact_password(spec),
+                reason,
+            },
+        )?)),
+        #[cfg(not(feature = "rpc"))]
+        "deluge" => Err(SourceSpecError {
+            spec: redact_password(spec),
+            reason: "this build has no Deluge client (feature `rpc`)".into(),
+        }),
         _ => Err(SourceSpecError {
             spec: spec.to_string(),
-            reason: "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N]".into(),
+            reason: "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N] or \
+                     deluge://USER:PASS@HOST[:PORT]"
+                .into(),
         }),
+    }
+}
+
+/// `deluge://USER:PASS@...` with the password replaced by `***`, for messages.
+fn redact_password(spec: &str) -> String {
+    let Some(rest) = spec.strip_prefix("deluge://") else {
+        return spec.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, hostport)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("deluge://{user}:***@{hostport}"),
+            None => spec.to_string(),
+        },
+        None => spec.to_string(),
     }
 }

@@ -296,6 +296,9 @@ fn get_stats(view: &SharedView, args: &Args) -> Result<Value, DispatchError> {
     for key in keys {
         if let Some(series) = v.history.series(level, key) {
             out.insert(key.to_string(), json!(series));
+        } else if history::SERIES.iter().any(|k| k.as_str() == key) {
+            // Deluge lists every stat it records at every interval, empty until filled.
+            out.insert(key.to_string(), json!([]));
         }
     }
     out.insert(

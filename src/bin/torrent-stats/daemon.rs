@@ -17,7 +17,8 @@ pub struct Args {
     /// Directory for core.conf, stats.*, auth and ssl/.
     #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
-    /// Session source: `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic).
+    /// Session source: `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic) or
+    /// `deluge://USER:PASS@HOST[:PORT]` (a running Deluge 2 daemon).
     #[arg(long, default_value = "sim:up=0,down=0")]
     source: String,
     /// Address the RPC server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
