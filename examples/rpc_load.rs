@@ -14,8 +14,16 @@ use torrent_stats::rpc::tls::CertPolicy;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(a.len() >= 4, "usage: rpc_load HOST PORT USER PASSWORD [CONNS] [DEPTH] [SECS]");
-    let (host, port, user, pw) = (a[0].clone(), a[1].parse::<u16>()?, a[2].clone(), a[3].clone());
+    anyhow::ensure!(
+        a.len() >= 4,
+        "usage: rpc_load HOST PORT USER PASSWORD [CONNS] [DEPTH] [SECS]"
+    );
+    let (host, port, user, pw) = (
+        a[0].clone(),
+        a[1].parse::<u16>()?,
+        a[2].clone(),
+        a[3].clone(),
+    );
     let conns: usize = a.get(4).map_or(Ok(16), |s| s.parse())?;
     let depth: usize = a.get(5).map_or(Ok(32), |s| s.parse())?;
     let secs: u64 = a.get(6).map_or(Ok(5), |s| s.parse())?;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::rpc::codec;
@@ -31,8 +32,10 @@ pub struct Options {
     pub handshake_timeout: Duration,
     /// Longest silence from a client with no partial message buffered.
     pub idle_timeout: Duration,
-    /// Longest time a partial message may stay incomplete.
+    /// Longest time a message may take to arrive, from its first byte.
     pub partial_timeout: Duration,
+    /// Longest time a connection may stay without logging in.
+    pub login_timeout: Duration,
 }
 
 /// Most calls one message may batch (Deluge's clients send one call per message). A
@@ -43,15 +46,17 @@ pub const MAX_CALLS: usize = 256;
 impl Default for Options {
     fn default() -> Self {
         Options {
-            // Requests are small; every inflated byte can become a 32-byte decoded value.
+            // Requests are small; every inflated byte can become a 32-byte decoded value,
+            // decoded on a runtime worker: 256 KiB bounds that to ~8 MiB and a few ms.
             limits: Limits {
-                max_inflated: 1 << 20,
+                max_inflated: 256 << 10,
                 ..Limits::default()
             },
             max_connections: 128,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(3600),
             partial_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -146,15 +151,24 @@ async fn serve(
     let mut encoder = FrameEncoder::default();
     let mut events = daemon.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
+    let connected = Instant::now();
+    let mut partial_since = None;
     loop {
-        let wait = if decoder.pending() == 0 {
-            options.idle_timeout
+        // The nearest of: idle, message started but unfinished, not logged in.
+        let now = Instant::now();
+        let mut deadline = (now + options.idle_timeout, "no message");
+        if decoder.pending() == 0 {
+            partial_since = None;
         } else {
-            options.partial_timeout
-        };
+            let since = *partial_since.get_or_insert(now);
+            deadline = deadline.min((since + options.partial_timeout, "message unfinished"));
+        }
+        if session.user.is_none() {
+            deadline = deadline.min((connected + options.login_timeout, "no login"));
+        }
         let n = tokio::select! {
-            read = tokio::time::timeout(wait, stream.read(&mut buf)) => match read {
-                Err(_) => return Err(format!("no complete message for {wait:?}")),
+            read = tokio::time::timeout_at(deadline.0, stream.read(&mut buf)) => match read {
+                Err(_) => return Err(format!("closing: {} in time", deadline.1)),
                 Ok(Err(e)) => return Err(format!("read: {e}")),
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(n)) => n,

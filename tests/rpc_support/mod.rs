@@ -1,0 +1,437 @@
+//! Shared by `rpc_interop.rs` and `rpc_hostile.rs`: the daemon binary as a child process
+//! (port parsed from its stderr, which a thread keeps draining), a raw TLS client built on
+//! the crate's own framing and codec, and a runner for the Python scripts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use torrent_stats::rpc::frame::{FrameDecoder, Item, Limits};
+use torrent_stats::rpc::tls::{self, CertPolicy};
+use torrent_stats::rpc::{codec, frame};
+
+/// The sim source every test daemon counts.
+pub const SOURCE: &str = "sim:up=1MiB/s,down=4MiB/s,peers=3";
+const LISTENING: &str = "RPC listening on ";
+
+/// `torrent-stats daemon` on port 0 in a temporary config dir.
+pub struct DaemonProc {
+    child: Option<Child>,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub password: String,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl DaemonProc {
+    /// Starts the daemon and waits (at most 20 s) for its `RPC listening on` line.
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+            .arg("daemon")
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(["--port", "0", "--source", SOURCE])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn torrent-stats daemon")?;
+        let stderr = child.stderr.take().context("piped stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(at) = line.find(LISTENING) {
+                        let _ = tx.send(line[at + LISTENING.len()..].trim().to_string());
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut daemon = DaemonProc {
+            pid: child.id(),
+            child: Some(child),
+            addr: "127.0.0.1:0".parse()?,
+            dir,
+            password: String::new(),
+            log,
+            reader: Some(reader),
+        };
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => bail!(
+                "the daemon printed no {LISTENING:?} line within 20 s; its log:\n{}",
+                daemon.log()
+            ),
+        };
+        daemon.addr = addr
+            .parse()
+            .with_context(|| format!("bad address in {LISTENING:?} line: {addr:?}"))?;
+        let auth = std::fs::read_to_string(daemon.dir.path().join("auth"))?;
+        daemon.password = auth
+            .lines()
+            .find_map(|l| l.strip_prefix("localclient:"))
+            .and_then(|rest| rest.split(':').next())
+            .context("no localclient line in the auth file")?
+            .to_string();
+        ensure!(daemon.password.len() == 40, "localclient password {auth:?}");
+        Ok(daemon)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Resident set size, KiB (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size, KiB (`VmHWM` of `/proc/PID/status`).
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .with_context(|| format!("no {field} line"))?;
+        let kib = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmRSS value")?
+            .parse()?;
+        Ok(kib)
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let child = self.child.as_mut().context("already reaped")?;
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                bail!("daemon still running after {limit:?}; log:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        self.child = None;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for DaemonProc {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Output of a finished Python script.
+pub struct PyRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Checks that `python3` (the one on PATH) has deluge-client 1.10.2: the interop tests
+/// fail, not skip, without it.
+pub fn require_deluge_client() -> Result<()> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.metadata as m, deluge_client; print(m.version('deluge-client'))",
+        ])
+        .output()
+        .context(
+            "python3 is not on PATH; the interop tests need it with deluge-client==1.10.2 \
+             (scripts/test.sh installs it)",
+        )?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    ensure!(
+        out.status.success() && version == "1.10.2",
+        "python3 needs deluge-client==1.10.2 (pip install deluge-client==1.10.2); found {:?}\n{}",
+        version,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Runs `python3 tests/python/<script> <args>` with a time limit, capturing its output.
+pub fn run_python(script: &str, args: &[&str], limit: Duration) -> Result<PyRun> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg("-u")
+        .arg(&path)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn python3 {}", path.display()))?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().context("stdout")?));
+    let err = drain(Box::new(child.stderr.take().context("stderr")?));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{script} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Ok(PyRun {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Runs a script against `daemon` as `user`/`password`; fails with its output and the
+/// daemon's log unless it exits 0.
+pub fn python_ok(daemon: &DaemonProc, script: &str, user: &str, password: &str) -> Result<String> {
+    let port = daemon.port().to_string();
+    let started = Instant::now();
+    let run = run_python(
+        script,
+        &["127.0.0.1", &port, user, password],
+        Duration::from_secs(60),
+    )?;
+    println!(
+        "{script}: exit {} after {:?}\n{}",
+        run.status,
+        started.elapsed(),
+        run.stdout
+    );
+    if !run.status.success() {
+        bail!(
+            "{script} failed ({})\n--- stdout:\n{}\n--- stderr:\n{}\n--- daemon log:\n{}",
+            run.status,
+            run.stdout,
+            run.stderr,
+            daemon.log()
+        );
+    }
+    Ok(run.stdout)
+}
+
+/// Limits generous enough for any reply the daemon sends.
+fn client_limits() -> Limits {
+    Limits {
+        max_frame: 64 << 20,
+        max_inflated: 64 << 20,
+        max_depth: 1000,
+    }
+}
+
+/// A raw client: TLS, the crate's own framing and rencode, no protocol logic.
+pub struct Raw {
+    stream: TlsStream<TcpStream>,
+    decoder: FrameDecoder,
+    next_id: i64,
+}
+
+impl Raw {
+    /// Connects and completes the TLS handshake (any certificate).
+    pub async fn connect(addr: SocketAddr) -> Result<Raw> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let config = tls::client_config(CertPolicy::AnyCertificate)?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .context("TLS handshake timed out")??;
+        Ok(Raw {
+            stream,
+            decoder: FrameDecoder::new(client_limits()),
+            next_id: 0,
+        })
+    }
+
+    /// Connects and logs in.
+    pub async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Raw> {
+        let mut raw = Raw::connect(addr).await?;
+        let level = raw
+            .call_ok(
+                "daemon.login",
+                json!([user, password]),
+                json!({"client_version": "raw-rust"}),
+            )
+            .await?;
+        ensure!(level.is_u64(), "login returned {level}");
+        Ok(raw)
+    }
+
+    /// Writes bytes as they are and flushes (one TLS record per call).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// A fresh request id.
+    pub fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Sends one call in a v1 frame; returns its id.
+    pub async fn send_call(&mut self, method: &str, args: Value, kwargs: Value) -> Result<i64> {
+        let id = self.id();
+        let payload = json!([[id, method, args, kwargs]]);
+        self.send_bytes(&frame::encode(&codec::encode(&payload)))
+            .await?;
+        Ok(id)
+    }
+
+    /// The next message, `None` if none arrives within `wait`; an error if the server
+    /// closed the connection.
+    pub async fn recv(&mut self, wait: Duration) -> Result<Option<Value>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(item) = self.decoder.next_item()? {
+                let Item::Message(body) = item else {
+                    bail!("the server sent a legacy probe frame");
+                };
+                return Ok(Some(codec::decode(&body, 1000)?));
+            }
+            let n = match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => return Ok(None),
+                Ok(read) => read?,
+            };
+            if n == 0 {
+                bail!("connection closed by the server");
+            }
+            self.decoder.extend(&buf[..n]);
+        }
+    }
+
+    /// Calls `method` and returns the whole reply (`[1, id, value]` or `[2, id, ...]`),
+    /// failing on anything else first or no reply within 5 s.
+    pub async fn call(&mut self, method: &str, args: Value, kwargs: Value) -> Result<Value> {
+        let id = self.send_call(method, args, kwargs).await?;
+        let reply = self
+            .recv(Duration::from_secs(5))
+            .await?
+            .ok_or_else(|| anyhow!("no reply to {method} within 5 s"))?;
+        ensure!(
+            reply[1] == json!(id) && matches!(reply[0].as_i64(), Some(1 | 2)),
+            "{method} (id {id}) got {reply}"
+        );
+        Ok(reply)
+    }
+
+    /// Calls `method`; its return value, or an error naming the remote exception.
+    pub async fn call_ok(&mut self, method: &str, args: Value, kwargs: Value) -> Result<Value> {
+        let reply = self.call(method, args, kwargs).await?;
+        ensure!(reply[0] == json!(1), "{method} failed: {reply}");
+        Ok(reply[2].clone())
+    }
+
+    /// `stats.get_totals`, checked to be a dict of the four counters.
+    pub async fn totals(&mut self) -> Result<Value> {
+        let t = self
+            .call_ok("stats.get_totals", json!([]), json!({}))
+            .await?;
+        ensure!(
+            t.as_object().is_some_and(|m| m.len() == 4) && t["total_upload"].is_u64(),
+            "stats.get_totals returned {t}"
+        );
+        Ok(t)
+    }
+
+    /// Whether the server closes the connection within `wait` (anything it sends first
+    /// is discarded).
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Closes the write side (TLS close_notify, then FIN).
+    pub async fn shutdown(&mut self) -> Result<()> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Whether a plain TCP connection is closed by the server within `wait`.
+pub async fn tcp_closed_within(tcp: &mut TcpStream, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
