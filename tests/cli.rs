@@ -1,102 +1,36 @@
 //! The command-line tools against a daemon child process (`daemon --port 0`, sim source).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, Output, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
+
+use support::daemon::DaemonProc;
 
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
 
-/// One daemon with its own config directory; its stderr is drained by a thread.
-struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
+/// One daemon with its own config directory (see `support::daemon`).
+struct Daemon(DaemonProc);
 
 impl Daemon {
     fn start() -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(BIN)
-            .args([
-                "daemon",
-                "--port",
-                "0",
-                "--source",
-                "sim:up=1MiB/s,down=2MiB/s",
-            ])
-            .arg("--config-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("TORRENT_STATS_CONFIG_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn torrent-stats daemon");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let reader = {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().unwrap().push(line);
-                }
-            })
-        };
-        let mut daemon = Daemon {
-            child: Some(child),
-            port: 0,
-            dir,
-            log,
-            reader: Some(reader),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        daemon.port = loop {
-            let port = daemon.log.lock().unwrap().iter().find_map(|l| {
-                let addr = l.strip_prefix("RPC listening on ")?;
-                addr.rsplit(':').next()?.trim().parse::<u16>().ok()
-            });
-            if let Some(port) = port {
-                break port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not print its RPC address; its log:\n{}",
-                daemon.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
-        // The RPC server is up before the host has enabled Stats: wait for the plugin.
-        loop {
-            let out = daemon.cli(&["plugin", "list"]);
-            if out.status.success() && texts(&out).0.contains("[x] Stats") {
-                break daemon;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Stats not enabled in 20 s: {:?}; daemon log:\n{}",
-                texts(&out),
-                daemon.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        Daemon(DaemonProc::start_with("sim:up=1MiB/s,down=2MiB/s").expect("start the daemon"))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port()
     }
 
     fn dir(&self) -> &Path {
-        self.dir.path()
+        self.0.dir.path()
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.0.log()
     }
 
     /// Runs `torrent-stats ARGS --config-dir DIR --port PORT`.
@@ -106,7 +40,7 @@ impl Daemon {
             .arg("--config-dir")
             .arg(self.dir())
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(self.port().to_string())
             .env("NO_COLOR", "1")
             .env_remove("TORRENT_STATS_CONFIG_DIR")
             .env_remove("TORRENT_STATS_PASSWORD")
@@ -171,32 +105,12 @@ impl Daemon {
 
     /// SIGTERM, and waits for the exit.
     fn stop(&mut self) {
-        let child = self.child.as_mut().expect("running");
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-        let status = child.wait().expect("wait for the daemon");
+        let status = self.0.terminate().expect("stop the daemon");
         assert!(
             status.success(),
             "daemon exited with {status}:\n{}",
             self.log()
         );
-        self.child = None;
-        if let Some(reader) = self.reader.take() {
-            reader.join().expect("stderr reader");
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -450,7 +364,7 @@ fn totals_without_the_daemon() {
     // Without an auth file the credentials cannot be found: said before connecting.
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["totals", "--port", &d.port.to_string(), "--config-dir"])
+        .args(["totals", "--port", &d.port().to_string(), "--config-dir"])
         .arg(empty.path())
         .output()
         .unwrap();

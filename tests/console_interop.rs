@@ -3,68 +3,21 @@
 //! output is what is checked; it hangs on a reply it cannot handle, so each run has a
 //! time limit.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Daemon {
-    child: Child,
+use support::daemon::DaemonProc;
+
+/// What the console needs to connect.
+struct Target {
     port: u16,
     password: String,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
-        .args([
-            "daemon",
-            "--port",
-            "0",
-            "--source",
-            "sim:up=1MiB/s,down=2MiB/s,peers=4",
-        ])
-        .arg("--config-dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("RPC listening on ") {
-                let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the daemon reports its port");
-    let auth = std::fs::read_to_string(dir.join("auth")).unwrap();
-    let password = auth
-        .lines()
-        .next()
-        .unwrap()
-        .split(':')
-        .nth(1)
-        .unwrap()
-        .to_string();
-    Daemon {
-        child,
-        port,
-        password,
-    }
-}
-
 /// Runs one console command after `connect`; returns its stdout.
-fn console(d: &Daemon, command: &str) -> String {
+fn console(d: &Target, command: &str) -> String {
     let script = format!(
         "connect 127.0.0.1:{} localclient {}; {command}",
         d.port, d.password
@@ -91,7 +44,7 @@ fn console(d: &Daemon, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn enabled(d: &Daemon) -> Vec<String> {
+fn enabled(d: &Target) -> Vec<String> {
     let out = console(d, "plugin -s");
     assert!(out.contains("Enabled Plugins:"), "{out}");
     out.lines()
@@ -102,7 +55,7 @@ fn enabled(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(d: &Daemon, want: &[&str]) {
+fn wait_for(d: &Target, want: &[&str]) {
     // plugin -e/-d do not wait for the reply: poll until the change shows.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -120,8 +73,11 @@ fn wait_for(d: &Daemon, want: &[&str]) {
 
 #[test]
 fn deluge_console_connects_lists_toggles_plugins_and_shows_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path());
+    let daemon = DaemonProc::start_with("sim:up=1MiB/s,down=2MiB/s,peers=4").unwrap();
+    let d = Target {
+        port: daemon.port(),
+        password: daemon.password.clone(),
+    };
 
     let out = console(&d, "plugin -l");
     assert!(out.contains("Available Plugins:"), "{out}");
@@ -141,8 +97,7 @@ fn deluge_console_connects_lists_toggles_plugins_and_shows_status() {
     // payload rates of the sim source: 95 % of 1 MiB/s and 2 MiB/s
     assert!(out.contains("972.8 KiB/s"), "{out}");
 
-    let bad = Daemon {
-        child: Command::new("true").spawn().unwrap(),
+    let bad = Target {
         port: d.port,
         password: "wrong".into(),
     };

@@ -16,7 +16,6 @@
 //!   and handshake timeouts, the connection limit, and shutdown closing connections.
 #![cfg(all(feature = "rpc", feature = "cli"))]
 
-mod rpc_support;
 mod support;
 
 use std::future::Future;
@@ -24,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use rpc_support::{tcp_closed_within, DaemonProc, Raw};
 use serde_json::{json, Value};
+use support::daemon::DaemonProc;
+use support::rpc::{tcp_closed_within, Raw};
 use support::{host_with_stats, Scripted};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

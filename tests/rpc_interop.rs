@@ -10,14 +10,15 @@
 //! tests fail.
 #![cfg(all(feature = "rpc", feature = "cli"))]
 
-mod rpc_support;
+mod support;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use rpc_support::{python_ok, require_deluge_client, DaemonProc, Raw};
 use serde_json::{json, Value};
+use support::daemon::DaemonProc;
+use support::rpc::{python_ok, require_deluge_client, Raw};
 use torrent_stats::rpc::{codec, frame};
 use torrent_stats::stats::Accumulator;
 use torrent_stats::store;

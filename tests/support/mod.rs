@@ -1,5 +1,10 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: an in-process scripted source and host
+//! (here), the daemon binary as a child process ([`daemon`]), and a raw RPC client and the
+//! Python runner ([`rpc`]).
 #![allow(dead_code)]
+
+pub mod daemon;
+pub mod rpc;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,15 +1,11 @@
-//! Shared by `rpc_interop.rs` and `rpc_hostile.rs`: the daemon binary as a child process
-//! (port parsed from its stderr, which a thread keeps draining), a raw TLS client built on
-//! the crate's own framing and codec, and a runner for the Python scripts.
-#![allow(dead_code)]
+//! For the RPC tests: a raw TLS client built on the crate's own framing and codec, and a
+//! runner for the Python scripts.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -22,151 +18,7 @@ use torrent_stats::rpc::frame::{FrameDecoder, Item, Limits};
 use torrent_stats::rpc::tls::{self, CertPolicy};
 use torrent_stats::rpc::{codec, frame};
 
-/// The sim source every test daemon counts.
-pub const SOURCE: &str = "sim:up=1MiB/s,down=4MiB/s,peers=3";
-const LISTENING: &str = "RPC listening on ";
-
-/// `torrent-stats daemon` on port 0 in a temporary config dir.
-pub struct DaemonProc {
-    child: Option<Child>,
-    pub pid: u32,
-    pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
-    pub password: String,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl DaemonProc {
-    /// Starts the daemon and waits (at most 20 s) for its `RPC listening on` line.
-    pub fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
-            .arg("daemon")
-            .arg("--config-dir")
-            .arg(dir.path())
-            .args(["--port", "0", "--source", SOURCE])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("spawn torrent-stats daemon")?;
-        let stderr = child.stderr.take().context("piped stderr")?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let reader = {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(at) = line.find(LISTENING) {
-                        let _ = tx.send(line[at + LISTENING.len()..].trim().to_string());
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            })
-        };
-        let mut daemon = DaemonProc {
-            pid: child.id(),
-            child: Some(child),
-            addr: "127.0.0.1:0".parse()?,
-            dir,
-            password: String::new(),
-            log,
-            reader: Some(reader),
-        };
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr,
-            Err(_) => bail!(
-                "the daemon printed no {LISTENING:?} line within 20 s; its log:\n{}",
-                daemon.log()
-            ),
-        };
-        daemon.addr = addr
-            .parse()
-            .with_context(|| format!("bad address in {LISTENING:?} line: {addr:?}"))?;
-        let auth = std::fs::read_to_string(daemon.dir.path().join("auth"))?;
-        daemon.password = auth
-            .lines()
-            .find_map(|l| l.strip_prefix("localclient:"))
-            .and_then(|rest| rest.split(':').next())
-            .context("no localclient line in the auth file")?
-            .to_string();
-        ensure!(daemon.password.len() == 40, "localclient password {auth:?}");
-        Ok(daemon)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    /// Resident set size, KiB (`VmRSS` of `/proc/PID/status`).
-    pub fn rss_kib(&self) -> Result<u64> {
-        self.proc_status_kib("VmRSS:")
-    }
-
-    /// Peak resident set size, KiB (`VmHWM` of `/proc/PID/status`).
-    pub fn peak_rss_kib(&self) -> Result<u64> {
-        self.proc_status_kib("VmHWM:")
-    }
-
-    fn proc_status_kib(&self, field: &str) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .with_context(|| format!("no {field} line"))?;
-        let kib = line
-            .split_whitespace()
-            .nth(1)
-            .context("VmRSS value")?
-            .parse()?;
-        Ok(kib)
-    }
-
-    /// Waits for the process to exit by itself.
-    pub fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
-        let child = self.child.as_mut().context("already reaped")?;
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                bail!("daemon still running after {limit:?}; log:\n{}", self.log());
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        self.child = None;
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        Ok(status)
-    }
-}
-
-impl Drop for DaemonProc {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use super::daemon::DaemonProc;
 
 /// Output of a finished Python script.
 pub struct PyRun {
