@@ -253,21 +253,25 @@ impl PluginHost {
 }
 
 impl PluginHost {
-    /// Runs the host until `shutdown` completes: enables the remembered plugins and
-    /// `defaults` (failures are returned at once as errors), calls `update()` every second,
-    /// then disables every plugin so each saves. The daemon passes SIGINT/SIGTERM; tests
-    /// pass any future.
-    pub async fn run(
-        &self,
-        defaults: &[&str],
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<(), PluginError> {
+    /// Enables the remembered plugins (failures are logged) and then `defaults` (a failure
+    /// is returned): what a daemon does before it serves clients.
+    pub async fn start_with(&self, defaults: &[&str]) -> Result<(), PluginError> {
         for (name, e) in self.start().await {
             tracing::error!(plugin = %name, error = %e, "remembered plugin not enabled");
         }
         for name in defaults {
             self.enable(name).await?;
         }
+        Ok(())
+    }
+
+    /// Runs the host until `shutdown` completes: calls `update()` every second, then
+    /// disables every plugin so each saves. The daemon passes SIGINT/SIGTERM; tests pass
+    /// any future.
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), PluginError> {
         let (stop_updates, updates_signal) = Shutdown::new();
         let updates = self.spawn_updates(updates_signal);
         shutdown.await;

@@ -59,22 +59,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let host = PluginHost::open(source, &dir)
             .with_context(|| format!("opening config dir {}", dir.display()))?;
         host.register(Arc::new(Stats::new())).await?;
-        // Enable the plugins before listening, so the first client finds their methods.
-        for (name, e) in host.start().await {
-            tracing::error!(plugin = %name, error = %e, "remembered plugin not enabled");
-        }
-        host.enable("Stats").await?;
+        // Signals first: from here on SIGINT/SIGTERM save instead of killing.
+        let (trigger, stop) = Shutdown::new();
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let auth = AuthFile::open(&dir)?;
         let tls = tls::server_config(&dir)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the RPC port {addr}"))?;
+        // Enable the plugins before serving, so the first client finds their methods.
+        host.start_with(&["Stats"]).await?;
         let bound = listener.local_addr()?;
         let daemon = Daemon::new(host.clone(), auth);
-
-        let (trigger, stop) = Shutdown::new();
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         let mut rpc_stop = daemon.stop_requested();
         tokio::spawn(async move {
             tokio::select! {
@@ -96,10 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             async move { server_stop.wait().await },
         ));
         let mut host_stop = stop;
-        let result = host.run(&["Stats"], async move { host_stop.wait().await }).await;
-        if result.is_err() {
-            server.abort();
-        }
+        let result = host.run(async move { host_stop.wait().await }).await;
         let _ = server.await;
         result?;
         tracing::info!("daemon stopped");
