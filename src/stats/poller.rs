@@ -347,10 +347,7 @@ impl Poller {
         self.files
             .conf
             .save(&next, Durability::Durable)
-            .map_err(|e| DispatchError::Plugin {
-                method: args.method().to_string(),
-                message: format!("preferences not changed: {e}"),
-            })?;
+            .map_err(|e| plugin_error(args, "preferences not changed", e))?;
         let mut view = self.view.write();
         if next.update_interval != current.update_interval {
             tracing::info!(
@@ -369,6 +366,17 @@ impl Poller {
         Ok(timers_changed.then_some(next))
     }
 
+    /// Saves `next` durably, then makes it the state; if the save fails nothing changes and
+    /// the error starts with `what`.
+    fn commit(&mut self, next: Accumulator, args: &Args, what: &str) -> Result<(), DispatchError> {
+        self.files
+            .totals
+            .save(&next, Durability::Durable)
+            .map_err(|e| plugin_error(args, what, e))?;
+        self.view.write().acc = next;
+        Ok(())
+    }
+
     fn import(
         &mut self,
         args: &Args,
@@ -382,15 +390,8 @@ impl Poller {
             .acc
             .import(source, fingerprint, added, unix_now() as u64)
             .map_err(|reason| args.value_error("fingerprint", reason))?;
-        self.files
-            .totals
-            .save(&next, Durability::Durable)
-            .map_err(|e| DispatchError::Plugin {
-                method: args.method().to_string(),
-                message: format!("nothing imported: {e}"),
-            })?;
         let totals = next.totals;
-        self.view.write().acc = next;
+        self.commit(next, args, "nothing imported")?;
         tracing::info!(source, fingerprint, ?added, "imported all-time totals");
         Ok(totals)
     }
@@ -407,18 +408,8 @@ impl Poller {
             .files
             .totals
             .keep_copy(&format!("reset-{}", next.updated))
-            .map_err(|e| DispatchError::Plugin {
-                method: args.method().to_string(),
-                message: format!("totals not reset: could not keep a copy: {e}"),
-            })?;
-        self.files
-            .totals
-            .save(&next, Durability::Durable)
-            .map_err(|e| DispatchError::Plugin {
-                method: args.method().to_string(),
-                message: format!("totals not reset: {e}"),
-            })?;
-        self.view.write().acc = next;
+            .map_err(|e| plugin_error(args, "totals not reset: could not keep a copy", e))?;
+        self.commit(next, args, "totals not reset")?;
         tracing::warn!(
             upload = before.totals.total_upload,
             download = before.totals.total_download,
@@ -426,6 +417,13 @@ impl Poller {
             "all-time totals reset; the file before the reset is kept"
         );
         Ok(before.totals)
+    }
+}
+
+fn plugin_error(args: &Args, what: &str, e: impl std::fmt::Display) -> DispatchError {
+    DispatchError::Plugin {
+        method: args.method().to_string(),
+        message: format!("{what}: {e}"),
     }
 }
 
