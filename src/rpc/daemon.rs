@@ -189,24 +189,18 @@ impl Daemon {
             kwargs,
             ..
         } = req;
-        let Some(required) = self.method_level(&method) else {
-            return Err(RemoteError::wrapped(
-                "AttributeError",
-                format!("RPC call on invalid function: {method}"),
-            ));
-        };
-        if session.level < required {
-            return Err(not_authorized(session.level.as_u8(), required.as_u8()));
-        }
-        let own = level_of(&DAEMON_METHODS, &method).is_some()
-            || level_of(&CORE_METHODS, &method).is_some();
-        if !own {
+        // Plugin methods: the method table checks existence, then the level.
+        let own = level_of(&DAEMON_METHODS, &method).or_else(|| level_of(&CORE_METHODS, &method));
+        let Some(required) = own else {
             return self
                 .host
                 .exports()
                 .dispatch(&method, args, kwargs, session.level)
                 .await
                 .map_err(from_dispatch);
+        };
+        if session.level < required {
+            return Err(not_authorized(session.level.as_u8(), required.as_u8()));
         }
         let a = Args::new(method, args, kwargs);
         match a.method() {
