@@ -1,10 +1,10 @@
 //! Session sources: where session status comes from.
 //!
 //! - [`SimSource`]: deterministic synthetic traffic for demos and tests (`sim:...`).
-//! - [`DelugeSource`]: a running Deluge 2 daemon (`deluge://USER:PASS@HOST[:PORT]`,
+//! - `DelugeSource`: a running Deluge 2 daemon (`deluge://USER:PASS@HOST[:PORT]`,
 //!   feature `rpc`).
 //!
-//! Embedders implement [`SessionSource`](crate::core::SessionSource) for their own engine.
+//! Embedders implement [`SessionSource`] for their own engine.
 
 #[cfg(feature = "rpc")]
 mod deluge;

@@ -4,7 +4,7 @@
 //! history, writes `stats.totals` cheaply after every poll that changed it, checkpoints
 //! totals and history with fsync every `save_interval` seconds while anything changed,
 //! and saves everything when it stops. Exports read its state through a shared lock and
-//! send it [`Command`]s for changes, so every file has exactly one writer.
+//! send it commands for changes, so every file has exactly one writer.
 
 use std::future::Future;
 use std::pin::Pin;
