@@ -18,8 +18,14 @@ pub struct Args {
     #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
     /// Session source: `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic) or
-    /// `deluge://USER:PASS@HOST[:PORT]` (a running Deluge 2 daemon).
-    #[arg(long, default_value = "sim:up=0,down=0")]
+    /// `deluge://USER:PASS@HOST[:PORT]` (a running Deluge 2 daemon). Set it through the
+    /// environment to keep a password out of the process list.
+    #[arg(
+        long,
+        env = "TORRENT_STATS_SOURCE",
+        hide_env_values = true,
+        default_value = "sim:up=0,down=0"
+    )]
     source: String,
     /// Address the RPC server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
     #[arg(long)]
