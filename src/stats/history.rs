@@ -108,16 +108,12 @@ impl History {
             level.pending = 0;
             for key in SERIES {
                 let name = key.as_str();
-                let points = finer.series.get(name);
-                let taken: Vec<u64> = points
-                    .map(|s| s.iter().take(FACTORS[i] as usize).copied().collect())
-                    .unwrap_or_default();
-                let mean = if taken.is_empty() {
-                    0
-                } else {
-                    (taken.iter().map(|&v| u128::from(v)).sum::<u128>() / taken.len() as u128)
-                        as u64
-                };
+                let (sum, n) = finer.series.get(name).map_or((0, 0), |s| {
+                    s.iter()
+                        .take(FACTORS[i] as usize)
+                        .fold((0u128, 0u128), |(sum, n), &v| (sum + u128::from(v), n + 1))
+                });
+                let mean = sum.checked_div(n).unwrap_or(0) as u64;
                 push_front(level, name, mean, len);
             }
             level.last_update = now;
@@ -131,7 +127,11 @@ impl History {
 }
 
 fn push_front(level: &mut Level, key: &str, value: u64, len: usize) {
-    let series = level.series.entry(key.to_string()).or_default();
+    // Look up before inserting: the poll tick should not allocate a key per series.
+    let series = match level.series.get_mut(key) {
+        Some(series) => series,
+        None => level.series.entry(key.to_string()).or_default(),
+    };
     series.push_front(value.min(i64::MAX as u64));
     series.truncate(len);
 }
