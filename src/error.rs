@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 /// A session source could not produce a status sample.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SourceError {
     /// The source is reachable but answered with an error.
     #[error("session source failed: {0}")]
@@ -19,10 +20,14 @@ pub enum SourceError {
     /// The source did not answer within the poll interval.
     #[error("session source timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// The source answered without a counter that is required.
+    #[error("session source did not report {0}")]
+    Missing(crate::session::StatusKey),
 }
 
 /// The durable store could not load or save a file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// An I/O operation on a store file failed.
     #[error("{op} {path}: {source}")]
@@ -56,16 +61,47 @@ pub enum StoreError {
         /// Why the backup was rejected (or that it is missing).
         backup: String,
     },
-    /// Another writer (this process or another one) holds the file's lock.
-    #[error("{path} is locked by another writer (is another daemon using this config dir?)")]
+    /// A blocking save task failed (panicked or was cancelled).
+    #[error("a save task failed: {0}")]
+    Task(String),
+    /// Another writer holds the file's lock.
+    #[error("{path} is locked by {holder}")]
     Locked {
         /// The file that is locked.
         path: PathBuf,
+        /// Who holds it.
+        holder: LockHolder,
     },
+}
+
+/// Who holds a store file's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockHolder {
+    /// Another store in this process that did not let go in time (a plugin host that is
+    /// still shutting down, or a second host on the same directory).
+    ThisProcess,
+    /// Another process (is another daemon using this config directory?).
+    OtherProcess,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockHolder::ThisProcess => {
+                "another store in this process (a second plugin host on the same directory, \
+                 or one that is still shutting down)"
+            }
+            LockHolder::OtherProcess => {
+                "another process (is another daemon using this config directory?)"
+            }
+        })
+    }
 }
 
 /// How an argument of an exported method was wrong: decides the wire exception name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ArgErrorKind {
     /// Wrong number of arguments, an unexpected keyword or a value of the wrong type.
     Type,
@@ -75,6 +111,7 @@ pub enum ArgErrorKind {
 
 /// An exported method could not be called or failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum DispatchError {
     /// No method of that name is exported (Deluge: `AttributeError`).
     #[error("RPC call on invalid function: {0}")]
@@ -109,6 +146,13 @@ pub enum DispatchError {
         /// What went wrong.
         message: String,
     },
+    /// The method exists but this transport cannot answer it (e.g. `daemon.login` called
+    /// in-process).
+    #[error("{method} is answered by a connection's transport, not through dispatch")]
+    TransportOnly {
+        /// The full method name.
+        method: String,
+    },
 }
 
 impl DispatchError {
@@ -126,12 +170,45 @@ impl DispatchError {
             } => "ValueError",
             DispatchError::NotAuthorized { .. } => "NotAuthorizedError",
             DispatchError::Plugin { .. } => "PluginError",
+            DispatchError::TransportOnly { .. } => "AttributeError",
         }
     }
 }
 
+/// A method could not be exported.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The namespace belongs to another owner.
+    #[error(
+        "namespace {namespace:?} belongs to {owner}; {refused} may not export into it \
+         (give the plugin another namespace)"
+    )]
+    NamespaceTaken {
+        /// The namespace.
+        namespace: String,
+        /// Its owner.
+        owner: String,
+        /// Who tried to export into it.
+        refused: String,
+    },
+    /// The method is already exported.
+    #[error("{method} is already exported")]
+    Duplicate {
+        /// The full method name.
+        method: String,
+    },
+    /// The name is not `namespace.method`.
+    #[error("{name:?} is not a method name of the form namespace.method")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+}
+
 /// A plugin could not be registered, enabled or disabled.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// No plugin of that name is registered.
     #[error("no plugin named {0:?} is registered")]
@@ -147,6 +224,15 @@ pub enum PluginError {
         /// The store error.
         #[source]
         source: StoreError,
+    },
+    /// The plugin's methods could not be exported.
+    #[error("plugin {plugin}: {source}")]
+    Export {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        #[source]
+        source: ExportError,
     },
     /// The plugin failed to enable for another reason.
     #[error("plugin {plugin}: {message}")]

@@ -10,13 +10,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::{ArgErrorKind, DispatchError};
+use crate::error::{ArgErrorKind, DispatchError, ExportError};
 
 /// How much a caller is trusted; a method can only be called at or above its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum AuthLevel {
     /// Not logged in.
     None = 0,
@@ -46,23 +48,58 @@ impl AuthLevel {
     }
 }
 
-/// Positional and keyword arguments of one call, with decoding helpers that produce
-/// Deluge-style errors naming the argument.
-#[derive(Debug, Clone, Default)]
+/// Who is calling an exported method: the logged-in user, if any, and their level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account name (`None` for an in-process caller or before login).
+    pub user: Option<String>,
+    /// The caller's auth level.
+    pub level: AuthLevel,
+}
+
+impl Caller {
+    /// A caller logged in as `user` at `level`.
+    pub fn user(user: impl Into<String>, level: AuthLevel) -> Self {
+        Caller {
+            user: Some(user.into()),
+            level,
+        }
+    }
+}
+
+impl From<AuthLevel> for Caller {
+    /// An anonymous in-process caller at `level`.
+    fn from(level: AuthLevel) -> Self {
+        Caller { user: None, level }
+    }
+}
+
+/// Positional and keyword arguments of one call and who made it, with decoding helpers
+/// that produce Deluge-style errors naming the argument.
+#[derive(Debug, Clone)]
 pub struct Args {
     method: String,
     args: Vec<Value>,
     kwargs: Map<String, Value>,
+    caller: Caller,
 }
 
 impl Args {
-    /// Wraps the arguments of a call to `method`.
+    /// Wraps the arguments of a call to `method` by an anonymous ADMIN caller (for tests
+    /// and in-process use; [`Exports::dispatch`] passes the real caller).
     pub fn new(method: impl Into<String>, args: Vec<Value>, kwargs: Map<String, Value>) -> Self {
         Args {
             method: method.into(),
             args,
             kwargs,
+            caller: Caller::from(AuthLevel::Admin),
         }
+    }
+
+    /// The same arguments on behalf of `caller`.
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The full name of the method being called.
@@ -70,10 +107,15 @@ impl Args {
         &self.method
     }
 
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Checks the call against a parameter list: no more positional arguments than
     /// `params`, no unknown keywords, no parameter given twice, and the first `required`
     /// parameters present. Python's `TypeError` wording.
-    pub fn expect(&self, params: &[&str], required: usize) -> Result<(), DispatchError> {
+    pub fn params(&self, params: &[&str], required: usize) -> Result<(), DispatchError> {
         if self.args.len() > params.len() {
             return Err(self.type_error(
                 "*args",
@@ -95,16 +137,60 @@ impl Args {
             }
         }
         for (i, p) in params.iter().enumerate().take(required) {
-            if self.get(i, p).is_none() {
+            if self.value(i, p).is_none() {
                 return Err(self.type_error(p, "missing required argument".to_string()));
             }
         }
         Ok(())
     }
 
-    /// The argument at position `index` or keyword `name`, if given.
-    pub fn get(&self, index: usize, name: &str) -> Option<&Value> {
+    /// The raw argument at position `index` or keyword `name`, if given.
+    pub fn value(&self, index: usize, name: &str) -> Option<&Value> {
         self.args.get(index).or_else(|| self.kwargs.get(name))
+    }
+
+    /// A required argument decoded into `T` with serde; a value that does not fit is a
+    /// `TypeError` naming the argument.
+    ///
+    /// ```
+    /// use torrent_stats::export::Args;
+    /// use torrent_stats::serde_json::json;
+    /// let args = Args::new("demo.add", vec![json!([1, 2])], Default::default());
+    /// let pair: (u32, u32) = args.get(0, "pair").unwrap();
+    /// assert_eq!(pair, (1, 2));
+    /// assert_eq!(args.get_or(1, "scale", 10u32).unwrap(), 10);
+    /// assert!(args.get::<String>(0, "pair").is_err());
+    /// ```
+    pub fn get<T: DeserializeOwned>(&self, index: usize, name: &str) -> Result<T, DispatchError> {
+        let value = self.required(index, name)?;
+        self.decode(value, name)
+    }
+
+    /// An optional argument decoded into `T`; `None` when it is absent or `None`.
+    pub fn get_opt<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        name: &str,
+    ) -> Result<Option<T>, DispatchError> {
+        match self.value(index, name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => self.decode(value, name).map(Some),
+        }
+    }
+
+    /// An optional argument decoded into `T`, or `default` when it is absent or `None`.
+    pub fn get_or<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        name: &str,
+        default: T,
+    ) -> Result<T, DispatchError> {
+        Ok(self.get_opt(index, name)?.unwrap_or(default))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, value: &Value, name: &str) -> Result<T, DispatchError> {
+        T::deserialize(value)
+            .map_err(|e| self.type_error(name, format!("{e} (got {} {value})", kind(value))))
     }
 
     /// A required string argument.
@@ -154,7 +240,7 @@ impl Args {
     }
 
     fn required(&self, index: usize, name: &str) -> Result<&Value, DispatchError> {
-        self.get(index, name)
+        self.value(index, name)
             .ok_or_else(|| self.type_error(name, "missing required argument".to_string()))
     }
 
@@ -203,10 +289,22 @@ struct Method {
     handler: Handler,
 }
 
-/// The table of exported methods, shared by the plugin host and every transport.
+#[derive(Default)]
+struct Table {
+    methods: HashMap<String, Method>,
+    /// Namespace → the owner that first exported into it.
+    namespaces: HashMap<String, String>,
+}
+
+/// The table of exported methods, shared by the plugin host, the core service and every
+/// transport.
+///
+/// A namespace (the part of a method name before the first `.`) belongs to the owner that
+/// first claimed or exported into it until that owner's methods are removed; exports into
+/// someone else's namespace are refused.
 #[derive(Clone, Default)]
 pub struct Exports {
-    methods: Arc<RwLock<HashMap<String, Method>>>,
+    table: Arc<RwLock<Table>>,
 }
 
 impl std::fmt::Debug for Exports {
@@ -217,43 +315,79 @@ impl std::fmt::Debug for Exports {
     }
 }
 
+/// The namespace of a full method name (`"stats"` for `"stats.get_totals"`).
+fn namespace_of(method: &str) -> &str {
+    method.split_once('.').map_or(method, |(ns, _)| ns)
+}
+
 impl Exports {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Registers `name` for `owner` (replacing a method of the same name).
-    pub fn register(&self, owner: &str, name: String, level: AuthLevel, handler: Handler) {
+    /// Claims `namespace` for `owner` (nothing happens if `owner` already has it).
+    pub fn claim(&self, owner: &str, namespace: &str) -> Result<(), ExportError> {
+        let mut table = self.write();
+        claim(&mut table, owner, namespace)
+    }
+
+    /// The owner of `namespace`, if it is claimed.
+    pub fn owner_of(&self, namespace: &str) -> Option<String> {
+        self.read().namespaces.get(namespace).cloned()
+    }
+
+    /// Registers `name` (`"<namespace>.<method>"`) for `owner`. Refused if the namespace
+    /// belongs to another owner or the method is already exported.
+    pub fn register(
+        &self,
+        owner: &str,
+        name: String,
+        level: AuthLevel,
+        handler: Handler,
+    ) -> Result<(), ExportError> {
+        if name.is_empty() || !name.contains('.') || name.starts_with('.') || name.ends_with('.') {
+            return Err(ExportError::BadName { name });
+        }
+        let mut table = self.write();
+        claim(&mut table, owner, namespace_of(&name))?;
+        if table.methods.contains_key(&name) {
+            return Err(ExportError::Duplicate { method: name });
+        }
         let method = Method {
             owner: owner.to_string(),
             level,
             handler,
         };
-        self.write().insert(name, method);
+        table.methods.insert(name, method);
+        Ok(())
     }
 
-    /// Removes every method registered by `owner`.
+    /// Removes every method registered by `owner` and releases its namespaces.
     pub fn remove_owner(&self, owner: &str) {
-        self.write().retain(|_, m| m.owner != owner);
+        let mut table = self.write();
+        table.methods.retain(|_, m| m.owner != owner);
+        table.namespaces.retain(|_, o| o != owner);
     }
 
     /// The exported method names, sorted.
     pub fn method_list(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.read().keys().cloned().collect();
+        let mut names: Vec<String> = self.read().methods.keys().cloned().collect();
         names.sort();
         names
     }
 
     /// The auth level `method` needs, if it is exported.
     pub fn level_of(&self, method: &str) -> Option<AuthLevel> {
-        self.read().get(method).map(|m| m.level)
+        self.read().methods.get(method).map(|m| m.level)
     }
 
-    /// Calls `method` with basic-type arguments on behalf of a caller at `caller`'s level.
+    /// Calls `method` with basic-type arguments on behalf of `caller` (a [`Caller`], or
+    /// just an [`AuthLevel`] for an anonymous caller). The method's existence is checked
+    /// first, then the caller's level, then the method checks its arguments.
     ///
     /// ```
-    /// # tokio_test::block_on(async {
+    /// # torrent_stats::tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use torrent_stats::export::{AuthLevel, Exports};
     /// let exports = Exports::new();
     /// let err = exports
@@ -268,31 +402,50 @@ impl Exports {
         method: &str,
         args: Vec<Value>,
         kwargs: Map<String, Value>,
-        caller: AuthLevel,
+        caller: impl Into<Caller>,
     ) -> Result<Value, DispatchError> {
+        let caller = caller.into();
         let (level, handler) = {
             let table = self.read();
             let entry = table
+                .methods
                 .get(method)
                 .ok_or_else(|| DispatchError::UnknownMethod(method.to_string()))?;
             (entry.level, entry.handler.clone())
         };
-        if caller < level {
+        if caller.level < level {
             return Err(DispatchError::NotAuthorized {
                 method: method.to_string(),
                 required: level.as_u8(),
-                have: caller.as_u8(),
+                have: caller.level.as_u8(),
             });
         }
-        handler(Args::new(method, args, kwargs)).await
+        handler(Args::new(method, args, kwargs).with_caller(caller)).await
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Method>> {
-        self.methods.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Method>> {
-        self.methods.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn claim(table: &mut Table, owner: &str, namespace: &str) -> Result<(), ExportError> {
+    match table.namespaces.get(namespace) {
+        Some(holder) if holder != owner => Err(ExportError::NamespaceTaken {
+            namespace: namespace.to_string(),
+            owner: holder.clone(),
+            refused: owner.to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            table
+                .namespaces
+                .insert(namespace.to_string(), owner.to_string());
+            Ok(())
+        }
     }
 }
 
@@ -306,7 +459,7 @@ pub struct ExportScope {
 }
 
 impl ExportScope {
-    /// A scope registering `"<namespace>.<name>"` methods owned by plugin `owner`.
+    /// A scope registering `"<namespace>.<name>"` methods owned by `owner`.
     pub fn new(exports: Exports, owner: &str, namespace: &str) -> Self {
         ExportScope {
             owner: owner.to_string(),
@@ -315,8 +468,13 @@ impl ExportScope {
         }
     }
 
+    /// The namespace methods are exported into.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     /// Exports `name` at the default level (NORMAL).
-    pub fn export<F, Fut>(&self, name: &str, f: F)
+    pub fn export<F, Fut>(&self, name: &str, f: F) -> Result<(), ExportError>
     where
         F: Fn(Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
@@ -325,7 +483,7 @@ impl ExportScope {
     }
 
     /// Exports `name` at auth level `level`.
-    pub fn export_at<F, Fut>(&self, name: &str, level: AuthLevel, f: F)
+    pub fn export_at<F, Fut>(&self, name: &str, level: AuthLevel, f: F) -> Result<(), ExportError>
     where
         F: Fn(Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
@@ -336,7 +494,7 @@ impl ExportScope {
             format!("{}.{}", self.namespace, name),
             level,
             handler,
-        );
+        )
     }
 }
 
@@ -348,11 +506,20 @@ mod tests {
     fn table() -> Exports {
         let exports = Exports::new();
         let scope = ExportScope::new(exports.clone(), "Demo", "demo");
-        scope.export("echo", |args: Args| async move {
-            args.expect(&["text"], 1)?;
-            Ok(json!(args.str(0, "text")?))
-        });
-        scope.export_at("wipe", AuthLevel::Admin, |_args| async { Ok(Value::Null) });
+        scope
+            .export("echo", |args: Args| async move {
+                args.params(&["text"], 1)?;
+                Ok(json!(args.str(0, "text")?))
+            })
+            .unwrap();
+        scope
+            .export_at("wipe", AuthLevel::Admin, |_args| async { Ok(Value::Null) })
+            .unwrap();
+        scope
+            .export("whoami", |args: Args| async move {
+                Ok(json!(args.caller().user))
+            })
+            .unwrap();
         exports
     }
 
@@ -409,6 +576,76 @@ mod tests {
         assert_eq!(e.exception_name(), "AttributeError");
         t.remove_owner("Demo");
         assert!(t.method_list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn namespaces_belong_to_their_first_owner() {
+        let t = table();
+        let other = ExportScope::new(t.clone(), "Intruder", "demo");
+        let e = other
+            .export("echo", |_args| async { Ok(Value::Null) })
+            .unwrap_err();
+        assert!(
+            matches!(&e, ExportError::NamespaceTaken { owner, .. } if owner == "Demo"),
+            "{e}"
+        );
+        let e = other
+            .export("new", |_args| async { Ok(Value::Null) })
+            .unwrap_err();
+        assert!(matches!(e, ExportError::NamespaceTaken { .. }));
+        // The owner's methods are untouched, and a duplicate is refused too.
+        let own = ExportScope::new(t.clone(), "Demo", "demo");
+        assert!(matches!(
+            own.export("echo", |_args| async { Ok(Value::Null) }),
+            Err(ExportError::Duplicate { .. })
+        ));
+        let out = t
+            .dispatch("demo.echo", vec![json!("x")], Map::new(), AuthLevel::Normal)
+            .await
+            .unwrap();
+        assert_eq!(out, json!("x"));
+        // Removing the intruder removes nothing of Demo's.
+        t.remove_owner("Intruder");
+        assert!(t.method_list().contains(&"demo.echo".to_string()));
+        // Once Demo is gone, the namespace is free.
+        t.remove_owner("Demo");
+        assert_eq!(t.owner_of("demo"), None);
+        other
+            .export("new", |_args| async { Ok(Value::Null) })
+            .unwrap();
+        assert_eq!(t.owner_of("demo").as_deref(), Some("Intruder"));
+    }
+
+    #[tokio::test]
+    async fn handlers_see_their_caller() {
+        let t = table();
+        let out = t
+            .dispatch(
+                "demo.whoami",
+                vec![],
+                Map::new(),
+                Caller::user("alice", AuthLevel::Normal),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, json!("alice"));
+    }
+
+    #[test]
+    fn typed_arguments() {
+        let mut kw = Map::new();
+        kw.insert("limit".into(), json!(5));
+        let a = Args::new("demo.f", vec![json!(["a", "b"]), Value::Null], kw);
+        let keys: Vec<String> = a.get(0, "keys").unwrap();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(a.get_opt::<u8>(1, "flag").unwrap(), None);
+        assert_eq!(a.get_or(2, "limit", 9u32).unwrap(), 5);
+        assert_eq!(a.get_or(3, "other", 9u32).unwrap(), 9);
+        let e = a.get::<u64>(0, "keys").unwrap_err();
+        assert_eq!(e.exception_name(), "TypeError");
+        assert!(e.to_string().contains("'keys'"), "{e}");
+        let e = a.get::<u64>(5, "missing").unwrap_err();
+        assert!(e.to_string().contains("missing required"), "{e}");
     }
 
     #[test]

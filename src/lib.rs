@@ -8,52 +8,75 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`core`] | [`SessionStatus`](core::SessionStatus), [`SessionSource`](core::SessionSource), session identity |
-//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `from_spec` |
+//! | [`session`] | [`SessionStatus`](session::SessionStatus), the [`SessionSource`](session::SessionSource) trait, session identity |
+//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `DelugeSource` (feature `rpc`), `from_spec` |
 //! | [`plugin`] | the [`CorePlugin`](plugin::CorePlugin) trait (lifecycle documented there) and its [`PluginContext`](plugin::PluginContext) |
 //! | [`host`] | [`PluginHost`](host::PluginHost): enable/disable, 1 s `update()`, enabled list, shutdown |
-//! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), argument decoding, [`dispatch`](export::Exports::dispatch) |
+//! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), [`Caller`](export::Caller), typed arguments, [`dispatch`](export::Exports::dispatch) |
+//! | [`event`] | the [`EventBus`](event::EventBus) |
+//! | [`service`] | the core service [`Core`](service::Core): Deluge's `core.*`/`daemon.*` methods, host, source, events, one `dispatch` |
+//! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
-//! | [`stats`] | the [`Stats`](stats::Stats) plugin: accumulator, history, preferences, poll task |
+//! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
+//! | `rpc` (feature `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
 //! | [`units`] | byte units for rates and human output |
 //! | [`error`] | the error enums |
 //!
+//! ## Features
+//! | feature | adds |
+//! |---|---|
+//! | (none) | the library above on tokio, serde, serde_json, confy, tracing, async-trait, thiserror |
+//! | `rpc` (default) | Deluge RPC server and client, the `deluge://` source, [`DaemonBuilder::rpc`](daemon::DaemonBuilder) |
+//! | `cli` (default) | the `torrent-stats` binary (needs `rpc`) |
+//!
 //! ## Embedding
+//! Register [`Stats`](stats::Stats) with a host on your engine's
+//! [`SessionSource`](session::SessionSource), keep its typed handle:
 //! ```
 //! use std::sync::Arc;
-//! use torrent_stats::{export::AuthLevel, host::PluginHost, source::SimSource, stats::Stats};
+//! use torrent_stats::{host::PluginHost, source::SimSource, stats::Stats};
 //!
-//! # tokio_test::block_on(async {
-//! let dir = tempfile::tempdir().unwrap();
-//! let host = PluginHost::open(Arc::new(SimSource::new(1000, 4000, 5)), dir.path()).unwrap();
-//! host.register(Arc::new(Stats::new())).await.unwrap();
-//! host.enable("Stats").await.unwrap();
-//! let totals = host
-//!     .exports()
-//!     .dispatch("stats.get_totals", vec![], Default::default(), AuthLevel::ReadOnly)
-//!     .await;
-//! assert!(totals.is_err()); // get_totals needs NORMAL
-//! host.shutdown().await;
+//! # torrent_stats::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = std::env::temp_dir().join(format!("ts-doc-lib-{}", std::process::id()));
+//! let host = PluginHost::open(Arc::new(SimSource::new(1000, 4000, 5)), &dir).unwrap();
+//! let stats = Arc::new(Stats::new());
+//! let handle = stats.handle();
+//! host.register(stats).await.unwrap();
+//! host.enable("Stats").await.unwrap(); // polls every 2 s; update() runs every second
+//! let totals = handle.poll_now().await.unwrap(); // e.g. before your engine restarts
+//! assert_eq!(handle.totals().unwrap(), totals);
+//! host.shutdown().await; // disables every plugin; each saves
+//! # drop(host); std::fs::remove_dir_all(&dir).unwrap();
 //! # });
 //! ```
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod core;
+pub mod daemon;
 pub mod error;
+pub mod event;
 pub mod export;
 pub mod host;
 pub mod plugin;
 #[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod rpc;
+pub mod service;
+pub mod session;
 pub mod source;
 pub mod stats;
 pub mod store;
 pub mod units;
 
-/// Re-exported so embedders can implement [`core::SessionSource`] and
+/// Re-exported so embedders can implement [`session::SessionSource`] and
 /// [`plugin::CorePlugin`] without depending on async-trait themselves.
 pub use async_trait::async_trait;
+/// Re-exported: method arguments and results are `serde_json::Value`s.
+pub use serde_json;
+/// Re-exported: handles return tokio channels (e.g. [`stats::StatsHandle::watch`]).
+pub use tokio;
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

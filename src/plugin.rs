@@ -6,10 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::core::SessionSource;
-use crate::error::{PluginError, StoreError};
-use crate::export::ExportScope;
-use crate::store::{Persist, Store};
+use serde_json::{Map, Value};
+
+use crate::error::{DispatchError, PluginError, StoreError};
+use crate::event::EventBus;
+use crate::export::{AuthLevel, Caller, ExportScope, Exports};
+use crate::session::SessionSource;
+use crate::store::{Persist, Store, RELEASE_WAIT};
 
 /// A plugin running inside the core: the Rust form of Deluge's `CorePluginBase`.
 ///
@@ -17,13 +20,20 @@ use crate::store::{Persist, Store};
 /// 1. The host registers the plugin ([`PluginHost::register`](crate::host::PluginHost::register));
 ///    nothing runs yet.
 /// 2. [`enable`](CorePlugin::enable) is called with a fresh [`PluginContext`]: load state,
-///    export methods through [`PluginContext::exports`], spawn tasks. Return an error to stay
-///    disabled; the host then removes anything exported and reports the error.
-/// 3. While enabled, [`update`](CorePlugin::update) is called once per second.
+///    export methods through [`PluginContext::exports`] (into the plugin's own
+///    [`namespace`](CorePlugin::namespace), which the host claims for it first; a namespace
+///    another plugin or the core owns is refused), spawn tasks. Return an error to stay
+///    disabled; the host then removes anything exported and reports the error. The host
+///    holds no lock while `enable` runs: it may call the host or other methods (through
+///    [`PluginContext::call`]), but not enable or disable itself.
+/// 3. While enabled, [`update`](CorePlugin::update) is called once per second by the host
+///    itself (a task it starts with the first enabled plugin and that ends when the last
+///    handle on the host is dropped); never at the same time as `enable` or `disable`.
 /// 4. [`disable`](CorePlugin::disable) is called (explicitly, or by
 ///    [`PluginHost::shutdown`](crate::host::PluginHost::shutdown) on SIGINT/SIGTERM): stop
 ///    tasks and save state. The host has already removed the exported methods and
-///    triggered [`PluginContext::shutdown`].
+///    triggered [`PluginContext::shutdown`]. If the host is dropped without a shutdown,
+///    `disable` is not called but the shutdown signal fires: save and let go of files.
 /// 5. A disabled plugin may be enabled again, with a new context.
 #[async_trait]
 pub trait CorePlugin: Send + Sync + 'static {
@@ -41,7 +51,7 @@ pub trait CorePlugin: Send + Sync + 'static {
     /// Stops the plugin, saving what it must keep.
     async fn disable(&self) -> Result<(), PluginError>;
 
-    /// Called once per second while enabled.
+    /// Called once per second by the host while enabled.
     async fn update(&self) {}
 }
 
@@ -78,15 +88,31 @@ impl ShutdownTrigger {
     }
 }
 
-/// What a plugin gets when it is enabled: typed access to the core's session status, its
-/// config directory and stores, the method table, and a shutdown signal.
+/// What a plugin gets when it is enabled: typed access to the session source, its config
+/// directory and stores, its export scope, the method table for calling other methods, the
+/// event bus, and a shutdown signal.
 #[derive(Clone)]
 pub struct PluginContext {
     plugin: String,
-    core: Arc<dyn SessionSource>,
+    source: Arc<dyn SessionSource>,
     config_dir: PathBuf,
     exports: ExportScope,
+    table: Exports,
+    events: EventBus,
     shutdown: Shutdown,
+}
+
+/// The parts the host (or a test) builds a [`PluginContext`] from.
+#[derive(Clone)]
+pub struct ContextParts {
+    /// The session source.
+    pub source: Arc<dyn SessionSource>,
+    /// The config directory.
+    pub config_dir: PathBuf,
+    /// The method table (the plugin exports into its namespace of it).
+    pub exports: Exports,
+    /// The event bus.
+    pub events: EventBus,
 }
 
 impl std::fmt::Debug for PluginContext {
@@ -99,26 +125,28 @@ impl std::fmt::Debug for PluginContext {
 }
 
 impl PluginContext {
-    /// Builds a context (the host does this; tests and embedders may too).
-    pub fn new(
-        plugin: &str,
-        core: Arc<dyn SessionSource>,
-        config_dir: PathBuf,
-        exports: ExportScope,
-        shutdown: Shutdown,
-    ) -> Self {
+    /// Builds the context of `plugin` exporting into `namespace` (the host does this;
+    /// tests and embedders may too).
+    pub fn new(plugin: &str, namespace: &str, parts: ContextParts, shutdown: Shutdown) -> Self {
         PluginContext {
             plugin: plugin.to_string(),
-            core,
-            config_dir,
-            exports,
+            source: parts.source,
+            config_dir: parts.config_dir,
+            exports: ExportScope::new(parts.exports.clone(), plugin, namespace),
+            table: parts.exports,
+            events: parts.events,
             shutdown,
         }
     }
 
-    /// The core's session-status source.
-    pub fn core(&self) -> Arc<dyn SessionSource> {
-        self.core.clone()
+    /// The plugin's name.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The session-status source.
+    pub fn source(&self) -> Arc<dyn SessionSource> {
+        self.source.clone()
     }
 
     /// The directory the plugin's files live in.
@@ -126,9 +154,13 @@ impl PluginContext {
         &self.config_dir
     }
 
-    /// Opens the store for `file_name` in the config directory.
-    pub fn store<T: Persist>(&self, file_name: &str) -> Result<Store<T>, PluginError> {
-        Store::open(self.config_dir.join(file_name)).map_err(|source| self.store_error(source))
+    /// Opens the store for `file_name` in the config directory. If a store of this process
+    /// still holds it (a host dropped a moment ago, its plugin still saving), waits up to
+    /// [`RELEASE_WAIT`] for it.
+    pub async fn store<T: Persist>(&self, file_name: &str) -> Result<Store<T>, PluginError> {
+        Store::open_waiting(self.config_dir.join(file_name), RELEASE_WAIT)
+            .await
+            .map_err(|source| self.store_error(source))
     }
 
     /// Wraps a store error as this plugin's error.
@@ -144,8 +176,25 @@ impl PluginContext {
         &self.exports
     }
 
-    /// Fires when the plugin is disabled or the host shuts down.
+    /// Fires when the plugin is disabled or the host shuts down (or is dropped).
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
+    }
+
+    /// The event bus: emit events for subscribed clients.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Calls another exported method (of the core or a plugin) as an ADMIN caller named
+    /// `plugin:<name>`.
+    pub async fn call(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, DispatchError> {
+        let caller = Caller::user(format!("plugin:{}", self.plugin), AuthLevel::Admin);
+        self.table.dispatch(method, args, kwargs, caller).await
     }
 }

@@ -15,16 +15,20 @@
 //! Each store holds an exclusive lock on `.<name>.lock` for as long as it lives, so a file
 //! never has two writers, in this process or another.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::StoreError;
+use crate::error::{LockHolder, StoreError};
 
 /// A type that can live in a [`Store`].
 pub trait Persist: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
@@ -83,35 +87,125 @@ impl std::fmt::Display for Rejected {
 
 const TRAILER: &str = "# torrent-stats checksum fnv1a64:";
 
+/// Lock files held by the stores of this process, and a wake-up for stores waiting on one.
+struct Held {
+    paths: Mutex<HashSet<PathBuf>>,
+    released: Notify,
+}
+
+fn held() -> &'static Held {
+    static HELD: OnceLock<Held> = OnceLock::new();
+    HELD.get_or_init(|| Held {
+        paths: Mutex::new(HashSet::new()),
+        released: Notify::new(),
+    })
+}
+
+/// A store's writer lock: an flock on `.<name>.lock`, released (and announced to waiting
+/// stores of this process) on drop.
+#[derive(Debug)]
+struct WriterLock {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl WriterLock {
+    fn take(lock_path: PathBuf, path: &Path) -> Result<WriterLock, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open lock", &lock_path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mine = held()
+                    .paths
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&lock_path);
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    holder: if mine {
+                        LockHolder::ThisProcess
+                    } else {
+                        LockHolder::OtherProcess
+                    },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
+        }
+        held()
+            .paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(lock_path.clone());
+        Ok(WriterLock {
+            file: Some(file),
+            path: lock_path,
+        })
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        drop(self.file.take()); // closing the file releases the flock
+        held()
+            .paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
+        held().released.notify_waiters();
+    }
+}
+
+/// How long [`Store::open_waiting`] waits for a store of this process to let go.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// A typed file with crash-safe saves, a `.bak` and recovery. One writer per file.
 #[derive(Debug)]
 pub struct Store<T> {
     path: PathBuf,
     bak: PathBuf,
     tmp: PathBuf,
-    _lock: File,
+    _lock: WriterLock,
     _marker: PhantomData<fn() -> T>,
 }
 
 impl<T: Persist> Store<T> {
+    /// Opens the store like [`Store::open`], but if another store of this process holds the
+    /// file (a plugin host dropped a moment ago whose plugin is still saving), waits up to
+    /// `wait` for it to let go. A lock held by another process is refused at once.
+    pub async fn open_waiting(
+        path: impl Into<PathBuf>,
+        wait: Duration,
+    ) -> Result<Self, StoreError> {
+        let path = path.into();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let released = held().released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            match Self::open(path.clone()) {
+                Err(StoreError::Locked {
+                    holder: LockHolder::ThisProcess,
+                    ..
+                }) if tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, released).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens the store for `path`, creating its directory and taking its writer lock.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
         let dir = parent(&path);
         fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
         let name = file_name(&path);
-        let lock_path = dir.join(format!(".{name}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open lock", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
-            Err(TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
-        }
+        let lock = WriterLock::take(dir.join(format!(".{name}.lock")), &path)?;
         Ok(Store {
             bak: sibling(&path, ".bak"),
             tmp: dir.join(format!(".{name}.tmp")),
@@ -341,7 +435,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::<Doc>::open(dir.path().join("doc")).unwrap();
         let second = Store::<Doc>::open(dir.path().join("doc"));
-        assert!(matches!(second, Err(StoreError::Locked { .. })));
+        assert!(matches!(
+            second,
+            Err(StoreError::Locked {
+                holder: LockHolder::ThisProcess,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_open_gets_the_file_when_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc");
+        let first = Store::<Doc>::open(&path).unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(first);
+        });
+        let second = Store::<Doc>::open_waiting(&path, Duration::from_secs(5)).await;
+        assert!(second.is_ok(), "{second:?}");
+        release.await.unwrap();
+        let third = Store::<Doc>::open_waiting(&path, Duration::from_millis(20)).await;
+        assert!(matches!(third, Err(StoreError::Locked { .. })));
     }
 
     #[test]

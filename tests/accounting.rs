@@ -9,9 +9,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
-use torrent_stats::core::SessionId;
 use torrent_stats::export::AuthLevel;
 use torrent_stats::host::PluginHost;
+use torrent_stats::session::SessionId;
 use torrent_stats::stats::totals::{Accumulator, Counters, MAX_TOTAL};
 use torrent_stats::stats::Stats;
 

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use torrent_stats::core::{SessionId, SessionSource, SessionStatus, StatusKey};
 use torrent_stats::error::SourceError;
 use torrent_stats::export::AuthLevel;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
+use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use torrent_stats::source::{from_spec, DelugeSource};
 
 /// Keeps DHT, UPnP, NAT-PMP, LSD and the release check off: no traffic off the machine.

@@ -7,15 +7,12 @@ use std::time::Duration;
 
 use serde_json::{json, Map};
 use support::Scripted;
+use torrent_stats::daemon::Daemon;
 use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
 use torrent_stats::plugin::Shutdown;
 use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
 use torrent_stats::rpc::client::Client;
-use torrent_stats::rpc::daemon::Daemon;
-use torrent_stats::rpc::server;
 use torrent_stats::rpc::tls::{self, CertPolicy};
-use torrent_stats::stats::Stats;
 
 struct Running {
     port: u16,
@@ -27,26 +24,22 @@ struct Running {
 
 async fn start(src: Scripted) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let host = PluginHost::open(Arc::new(src), dir.path()).unwrap();
-    host.register(Arc::new(Stats::new())).await.unwrap();
-    host.enable("Stats").await.unwrap();
-    let auth = AuthFile::open(dir.path()).unwrap();
-    let password = auth.password_of(LOCALCLIENT).unwrap();
-    let tls = tls::server_config(dir.path()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let daemon = Daemon::new(host.clone(), auth);
+    let daemon = Daemon::builder(dir.path(), Arc::new(src))
+        .rpc("127.0.0.1:0".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let port = daemon.rpc_addr().unwrap().port();
+    let password = AuthFile::open(dir.path())
+        .unwrap()
+        .password_of(LOCALCLIENT)
+        .unwrap();
     let (stop, mut signal) = Shutdown::new();
     let task = tokio::spawn(async move {
-        server::run(
-            listener,
-            tls,
-            daemon,
-            server::Options::default(),
-            async move { signal.wait().await },
-        )
-        .await;
-        host.shutdown().await;
+        daemon
+            .run(async move { signal.wait().await })
+            .await
+            .unwrap();
     });
     Running {
         port,

@@ -30,9 +30,10 @@ use support::{host_with_stats, Scripted};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
-use torrent_stats::rpc::daemon::Daemon;
+use torrent_stats::rpc::daemon::Gateway;
 use torrent_stats::rpc::frame::{self, Limits};
 use torrent_stats::rpc::{codec, server, tls};
+use torrent_stats::service::Core;
 
 /// Longest an observer's `stats.get_totals` may take while a hostile client misbehaves.
 const PROMPT: Duration = Duration::from_millis(200);
@@ -552,7 +553,7 @@ async fn in_process(options: server::Options) -> Result<InProcess> {
     let tls = tls::server_config(dir.path())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let daemon = Daemon::new(host.clone(), auth);
+    let daemon = Gateway::new(Core::from_host(host.clone())?, auth);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         server::run(listener, tls, daemon, options, async move {

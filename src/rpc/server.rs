@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::rpc::codec;
-use crate::rpc::daemon::{Daemon, Session};
+use crate::rpc::daemon::{Gateway, Session};
 use crate::rpc::frame::{FrameDecoder, FrameEncoder, Item, Limits};
 use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
 
@@ -61,11 +61,11 @@ impl Default for Options {
     }
 }
 
-/// Serves `daemon` on `listener` until `shutdown` completes, then closes every connection.
+/// Serves `gateway` on `listener` until `shutdown` completes, then closes every connection.
 pub async fn run(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    daemon: Arc<Daemon>,
+    daemon: Arc<Gateway>,
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -120,6 +120,7 @@ fn quickack(tcp: &TcpStream) {
     #[cfg(target_os = "linux")]
     {
         let one: libc::c_int = 1;
+        #[allow(unsafe_code)]
         // SAFETY: a valid socket fd and a correctly sized c_int option value.
         unsafe {
             libc::setsockopt(
@@ -136,7 +137,7 @@ fn quickack(tcp: &TcpStream) {
 async fn serve(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
-    daemon: Arc<Daemon>,
+    daemon: Arc<Gateway>,
     options: Options,
     mut closed: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -149,7 +150,7 @@ async fn serve(
     let mut session = Session::default();
     let mut decoder = FrameDecoder::new(options.limits);
     let mut encoder = FrameEncoder::default();
-    let mut events = daemon.subscribe();
+    let mut events = daemon.core().events().subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     let connected = Instant::now();
     let mut partial_since = None;
@@ -228,7 +229,7 @@ struct Sink<'a> {
 
 /// Decodes one message and appends the framed answers of its calls to the sink.
 async fn answer(
-    daemon: &Daemon,
+    daemon: &Gateway,
     session: &mut Session,
     body: &[u8],
     limits: &Limits,
@@ -260,9 +261,17 @@ async fn answer(
         let reply = match call {
             Ok(req) => {
                 let id = req.id.clone();
+                // Method (clipped) and outcome only: arguments may carry passwords.
+                let method: String = req.method.chars().take(80).collect();
                 match daemon.call(session, req).await {
-                    Ok(value) => message::response(&id, value),
-                    Err(e) => message::error(&id, &e),
+                    Ok(value) => {
+                        tracing::debug!(%method, user = ?session.user, "call answered");
+                        message::response(&id, value)
+                    }
+                    Err(e) => {
+                        tracing::debug!(%method, user = ?session.user, error = %e.name, "call failed");
+                        message::error(&id, &e)
+                    }
                 }
             }
             Err(Malformed {

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 
-use crate::core::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::error::SourceError;
 use crate::export::AuthLevel;
 use crate::rpc::client::{Client, ClientError};
 use crate::rpc::tls::CertPolicy;
+use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 
 /// Deluge's default daemon port.
 pub const DEFAULT_PORT: u16 = 58846;
@@ -271,7 +271,7 @@ struct State {
 ///
 /// # Example
 /// ```
-/// use torrent_stats::core::SessionSource;
+/// use torrent_stats::session::SessionSource;
 /// use torrent_stats::source::DelugeSource;
 /// let src = DelugeSource::from_spec("deluge://localclient:s%40cret@LocalHost").unwrap();
 /// assert_eq!(src.describe(), "deluge://localclient@localhost:58846");

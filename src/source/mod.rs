@@ -16,8 +16,8 @@ use std::sync::Arc;
 pub use deluge::DelugeSource;
 pub use sim::SimSource;
 
-use crate::core::SessionSource;
 use crate::error::SourceSpecError;
+use crate::session::SessionSource;
 
 /// Builds a source from a `--source` specification.
 ///

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::core::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::error::SourceError;
+use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::units::parse_bytes;
 
 /// Deterministic synthetic traffic: counters grow at fixed rates from 0 at the moment the

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::StatusKey;
+use crate::session::StatusKey;
 use crate::store::Persist;
 
 /// The series kept, in Deluge's names.

@@ -4,40 +4,138 @@
 //! history, writes `stats.totals` cheaply after every poll that changed it, checkpoints
 //! totals and history with fsync every `save_interval` seconds while anything changed,
 //! and saves everything when it stops. Exports read its state through a shared lock and
-//! send it commands for changes, so every file has exactly one writer.
+//! send it commands for changes, so every file has exactly one writer. File writes and
+//! fsyncs run on tokio's blocking threads, never on the async workers that serve clients.
+//! After every poll (answered or not) and every change it publishes a [`Snapshot`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::core::{SessionSource, SessionStatus, StatusKey};
-use crate::error::{DispatchError, SourceError};
+use crate::error::{DispatchError, SourceError, StoreError};
 use crate::export::Args;
 use crate::plugin::Shutdown;
+use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::stats::config::StatsConfig;
 use crate::stats::history::History;
 use crate::stats::totals::{Accumulator, Counters};
 use crate::store::{Durability, Store};
 
+/// How the source and the files are doing: what `stats.get_status` returns. Times are
+/// Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// The source's description (never a password).
+    pub source: String,
+    /// The session identity of the last answer.
+    pub session: Option<String>,
+    /// Whether the last poll was answered with every required counter.
+    pub source_up: bool,
+    /// Why the last failed poll failed (kept until the next successful poll).
+    pub last_error: Option<String>,
+    /// When the current run of failed polls began.
+    pub failing_since: Option<f64>,
+    /// When the last successful poll was.
+    pub last_poll: Option<f64>,
+    /// When totals were last written (fast or durable).
+    pub last_save: Option<f64>,
+    /// When the last fsync'd checkpoint was.
+    pub last_checkpoint: Option<f64>,
+    /// Whether saving fails (counting goes on in memory).
+    pub save_failing: bool,
+    /// Why the last failed save failed (kept until a save works).
+    pub save_error: Option<String>,
+    /// The counters the source reports, of `total_upload`, `total_download`,
+    /// `total_payload_upload`, `total_payload_download` (a payload-only engine lists two).
+    pub measured: Vec<String>,
+    /// Successful polls since the plugin was enabled.
+    pub polls: u64,
+    /// Failed polls since the plugin was enabled.
+    pub poll_errors: u64,
+    /// Failed saves since the plugin was enabled.
+    pub save_errors: u64,
+}
+
+/// Current rates and peers, from the last answered poll (rates the source does not report
+/// are derived from counter deltas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Rates {
+    /// Bytes/s sent, overhead included.
+    pub upload_rate: u64,
+    /// Bytes/s received, overhead included.
+    pub download_rate: u64,
+    /// Payload bytes/s sent.
+    pub payload_upload_rate: u64,
+    /// Payload bytes/s received.
+    pub payload_download_rate: u64,
+    /// Connected peers.
+    pub num_peers: u64,
+}
+
+/// Everything an in-process reader may want after a poll: published on the Stats
+/// handle's [`watch`](crate::stats::StatsHandle::watch) channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Whether the plugin is enabled (false before the first enable and after a disable).
+    pub running: bool,
+    /// All-time totals.
+    pub totals: Counters,
+    /// The current session's counters.
+    pub session_totals: Counters,
+    /// The current session's identity.
+    pub session: Option<SessionId>,
+    /// Rates and peers.
+    pub rates: Rates,
+    /// Source and file health.
+    pub health: Health,
+    /// Current preferences.
+    pub config: StatsConfig,
+    /// Unix seconds when this snapshot was made.
+    pub at: f64,
+}
+
 /// The state exports read.
 #[derive(Debug, Clone)]
-pub struct View {
+pub(crate) struct View {
     /// Totals, last counters and session.
     pub acc: Accumulator,
     /// Rate and peer history.
     pub history: History,
     /// Current preferences.
     pub config: StatsConfig,
+    /// Source and file health.
+    pub health: Health,
+    /// Last rates and peers.
+    pub rates: Rates,
+}
+
+impl View {
+    pub(crate) fn snapshot(&self, running: bool) -> Snapshot {
+        Snapshot {
+            running,
+            totals: self.acc.totals,
+            session_totals: self.acc.last,
+            session: self.acc.session.clone(),
+            rates: self.rates,
+            health: self.health.clone(),
+            config: self.config.clone(),
+            at: unix_now(),
+        }
+    }
 }
 
 /// The view shared between the poll task (writer) and the exports (readers).
 #[derive(Debug, Clone)]
-pub struct SharedView(Arc<RwLock<View>>);
+pub(crate) struct SharedView(Arc<RwLock<View>>);
 
 impl SharedView {
     pub(crate) fn new(view: View) -> Self {
@@ -45,7 +143,7 @@ impl SharedView {
     }
 
     /// Read access for exports.
-    pub fn read(&self) -> RwLockReadGuard<'_, View> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, View> {
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -73,6 +171,8 @@ pub(crate) enum Command {
         Counters,
         oneshot::Sender<Result<Counters, DispatchError>>,
     ),
+    /// Poll now (after any poll in flight), count and save; answers with the totals.
+    PollNow(oneshot::Sender<Result<Counters, SourceError>>),
 }
 
 /// How long a disable waits for the final poll.
@@ -93,7 +193,8 @@ pub(crate) struct Files {
 pub(crate) struct Poller {
     source: Arc<dyn SessionSource>,
     view: SharedView,
-    files: Files,
+    files: Arc<Files>,
+    snapshots: Arc<watch::Sender<Snapshot>>,
     /// `stats.totals` lags the memory state (a cheap write is due).
     fast_dirty: bool,
     /// Something changed since the last fsync'd checkpoint.
@@ -116,11 +217,17 @@ fn unix_now() -> f64 {
 }
 
 impl Poller {
-    pub(crate) fn new(source: Arc<dyn SessionSource>, view: SharedView, files: Files) -> Self {
+    pub(crate) fn new(
+        source: Arc<dyn SessionSource>,
+        view: SharedView,
+        files: Files,
+        snapshots: Arc<watch::Sender<Snapshot>>,
+    ) -> Self {
         Poller {
             source,
             view,
-            files,
+            files: Arc::new(files),
+            snapshots,
             fast_dirty: false,
             durable_dirty: false,
             save_failing: false,
@@ -141,6 +248,7 @@ impl Poller {
         let save_period = secs(config.save_interval);
         let mut checkpoint = every(save_period, Instant::now() + save_period);
         let mut pending: Option<PollFuture> = None;
+        self.publish();
         loop {
             tokio::select! {
                 _ = poll.tick(), if pending.is_none() => {
@@ -149,12 +257,29 @@ impl Poller {
                 result = async { pending.as_mut().expect("guarded by is_some").await },
                     if pending.is_some() => {
                     pending = None;
-                    self.on_poll(result);
+                    self.on_poll(result).await;
                 }
-                _ = checkpoint.tick() => self.checkpoint(),
+                _ = checkpoint.tick() => self.checkpoint().await,
                 command = commands.recv() => match command {
+                    Some(Command::PollNow(reply)) => {
+                        // A poll in flight is counted first: counters must arrive in order.
+                        if let Some(earlier) = pending.take() {
+                            let result = earlier.await;
+                            self.on_poll(result).await;
+                        }
+                        let result = self.start_poll().await;
+                        let answer = match &result {
+                            Ok(status) => Counters::from_status(status)
+                                .map(|_| ())
+                                .map_err(SourceError::Missing),
+                            Err(e) => Err(e.clone()),
+                        };
+                        self.on_poll(result).await;
+                        let answer = answer.map(|()| self.view.read().acc.totals);
+                        let _ = reply.send(answer);
+                    }
                     Some(Command::SetConfig(changes, args, reply)) => {
-                        let result = self.set_config(&changes, &args);
+                        let result = self.set_config(&changes, &args).await;
                         if let Ok(Some(new)) = &result {
                             poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
                             let period = secs(new.save_interval);
@@ -163,10 +288,12 @@ impl Poller {
                         let _ = reply.send(result.map(|_| ()));
                     }
                     Some(Command::Reset(args, reply)) => {
-                        let _ = reply.send(self.reset(&args));
+                        let _ = reply.send(self.reset(&args).await);
+                        self.publish();
                     }
                     Some(Command::Import(args, source, fingerprint, added, reply)) => {
-                        let _ = reply.send(self.import(&args, &source, &fingerprint, added));
+                        let _ = reply.send(self.import(&args, &source, &fingerprint, added).await);
+                        self.publish();
                     }
                     None => break,
                 },
@@ -177,10 +304,18 @@ impl Poller {
         // Count what moved since the last tick: the session may end with us.
         let last = pending.take().unwrap_or_else(|| self.start_poll());
         match tokio::time::timeout(FINAL_POLL_TIMEOUT, last).await {
-            Ok(result) => self.on_poll(result),
+            Ok(result) => self.on_poll(result).await,
             Err(_) => tracing::warn!("final poll timed out; saving the last counted totals"),
         }
-        self.save_all("disable");
+        self.save_all("disable").await;
+        let mut last = self.view.read().snapshot(false);
+        last.running = false;
+        self.snapshots.send_replace(last);
+    }
+
+    /// Publishes the current state to the watch channel.
+    fn publish(&self) {
+        self.snapshots.send_replace(self.view.read().snapshot(true));
     }
 
     fn start_poll(&self) -> PollFuture {
@@ -194,14 +329,22 @@ impl Poller {
         })
     }
 
-    fn on_poll(&mut self, result: Result<SessionStatus, SourceError>) {
+    async fn on_poll(&mut self, result: Result<SessionStatus, SourceError>) {
+        self.apply_poll(result);
+        if self.fast_dirty {
+            self.save_totals(Durability::Fast).await;
+        }
+        self.publish();
+    }
+
+    fn apply_poll(&mut self, result: Result<SessionStatus, SourceError>) {
         let status = match result {
             Ok(status) => status,
-            Err(e) => return self.poll_failed(e.to_string()),
+            Err(e) => return self.poll_failed(e),
         };
         let counters = match Counters::from_status(&status) {
             Ok(c) => c,
-            Err(key) => return self.poll_failed(format!("source did not report {key}")),
+            Err(key) => return self.poll_failed(SourceError::Missing(key)),
         };
         if self.poll_failing {
             self.poll_failing = false;
@@ -211,6 +354,18 @@ impl Poller {
         let changed = {
             let shared = self.view.clone();
             let mut view = shared.write();
+            let health = &mut view.health;
+            health.source_up = true;
+            health.last_error = None;
+            health.failing_since = None;
+            health.last_poll = Some(now);
+            health.polls += 1;
+            health.session = Some(status.session.0.clone());
+            health.measured = StatusKey::COUNTERS
+                .iter()
+                .filter(|k| status.values.contains_key(k))
+                .map(|k| k.as_str().to_string())
+                .collect();
             let (mut next, step) = view.acc.apply(&status.session, counters);
             if step.new_session {
                 tracing::info!(session = %status.session, "counting a new session");
@@ -222,15 +377,20 @@ impl Poller {
             view.acc = next;
             let mut values = status.values;
             self.derive_rates(&mut values, counters);
+            let v = |k| values.get(&k).copied().unwrap_or(0);
+            view.rates = Rates {
+                upload_rate: v(StatusKey::UploadRate),
+                download_rate: v(StatusKey::DownloadRate),
+                payload_upload_rate: v(StatusKey::PayloadUploadRate),
+                payload_download_rate: v(StatusKey::PayloadDownloadRate),
+                num_peers: v(StatusKey::NumPeers),
+            };
             view.history.push(&values, now);
             step.changed()
         };
         if changed {
             self.fast_dirty = true;
             self.durable_dirty = true;
-        }
-        if self.fast_dirty {
-            self.save_totals(Durability::Fast);
         }
     }
 
@@ -259,7 +419,18 @@ impl Poller {
         self.previous = Some((now, c));
     }
 
-    fn poll_failed(&mut self, reason: String) {
+    fn poll_failed(&mut self, error: SourceError) {
+        let reason = error.to_string();
+        {
+            let mut view = self.view.write();
+            let health = &mut view.health;
+            if health.source_up || health.failing_since.is_none() {
+                health.failing_since = Some(unix_now());
+            }
+            health.source_up = false;
+            health.last_error = Some(reason.clone());
+            health.poll_errors += 1;
+        }
         if self.poll_failing {
             tracing::debug!(%reason, "poll failed again");
         } else {
@@ -268,52 +439,70 @@ impl Poller {
         }
     }
 
-    fn save_totals(&mut self, durability: Durability) -> bool {
-        let snapshot = self.view.read().acc.clone();
-        match self.files.totals.save(&snapshot, durability) {
+    fn save_outcome(&mut self, result: &Result<(), StoreError>, what: &str) {
+        let mut view = self.view.write();
+        let health = &mut view.health;
+        match result {
             Ok(()) => {
-                self.fast_dirty = false;
                 if self.save_failing {
                     self.save_failing = false;
-                    tracing::info!(file = %self.files.totals.path().display(), "saving works again");
+                    tracing::info!(file = what, "saving works again");
                 }
-                tracing::trace!(?durability, "totals saved");
-                true
+                health.save_failing = false;
+                health.save_error = None;
             }
             Err(e) => {
                 if !self.save_failing {
-                    tracing::warn!(error = %e, "could not save totals; still counting in memory and retrying");
+                    tracing::warn!(error = %e, "could not save {what}; still counting in memory and retrying");
                     self.save_failing = true;
                 }
-                false
+                health.save_failing = true;
+                health.save_error = Some(e.to_string());
+                health.save_errors += 1;
             }
         }
     }
 
-    fn save_history(&self) -> bool {
+    async fn save_totals(&mut self, durability: Durability) -> bool {
+        let snapshot = self.view.read().acc.clone();
+        let files = self.files.clone();
+        let result = blocking(move || files.totals.save(&snapshot, durability)).await;
+        self.save_outcome(&result, "totals");
+        if result.is_ok() {
+            self.fast_dirty = false;
+            let now = Some(unix_now());
+            let mut view = self.view.write();
+            view.health.last_save = now;
+            if durability == Durability::Durable {
+                view.health.last_checkpoint = now;
+            }
+            tracing::trace!(?durability, "totals saved");
+        }
+        result.is_ok()
+    }
+
+    async fn save_history(&mut self) -> bool {
         let snapshot = self.view.read().history.clone();
-        match self.files.history.save(&snapshot, Durability::Durable) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not save history");
-                false
-            }
-        }
+        let files = self.files.clone();
+        let result = blocking(move || files.history.save(&snapshot, Durability::Durable)).await;
+        self.save_outcome(&result, "history");
+        result.is_ok()
     }
 
-    fn checkpoint(&mut self) {
+    async fn checkpoint(&mut self) {
         if !self.durable_dirty {
             return;
         }
-        if self.save_totals(Durability::Durable) && self.save_history() {
+        if self.save_totals(Durability::Durable).await && self.save_history().await {
             self.durable_dirty = false;
             tracing::debug!("checkpoint saved");
         }
+        self.publish();
     }
 
-    fn save_all(&mut self, reason: &str) {
-        let totals = self.save_totals(Durability::Durable);
-        let history = self.save_history();
+    async fn save_all(&mut self, reason: &str) {
+        let totals = self.save_totals(Durability::Durable).await;
+        let history = self.save_history().await;
         let t = self.view.read().acc.totals;
         if totals && history {
             tracing::info!(
@@ -334,7 +523,7 @@ impl Poller {
 
     /// Validates and applies preference changes; returns the new preferences if anything
     /// that affects the timers changed.
-    fn set_config(
+    async fn set_config(
         &mut self,
         changes: &Map<String, Value>,
         args: &Args,
@@ -344,9 +533,10 @@ impl Poller {
         if next == current {
             return Ok(None);
         }
-        self.files
-            .conf
-            .save(&next, Durability::Durable)
+        let files = self.files.clone();
+        let saved = next.clone();
+        blocking(move || files.conf.save(&saved, Durability::Durable))
+            .await
             .map_err(|e| plugin_error(args, "preferences not changed", e))?;
         let mut view = self.view.write();
         if next.update_interval != current.update_interval {
@@ -360,6 +550,8 @@ impl Poller {
             view.history.set_length(next.length);
         }
         view.config = next.clone();
+        drop(view);
+        self.publish();
         tracing::info!(config = ?next, "preferences changed");
         let timers_changed = next.update_interval != current.update_interval
             || next.save_interval != current.save_interval;
@@ -368,16 +560,22 @@ impl Poller {
 
     /// Saves `next` durably, then makes it the state; if the save fails nothing changes and
     /// the error starts with `what`.
-    fn commit(&mut self, next: Accumulator, args: &Args, what: &str) -> Result<(), DispatchError> {
-        self.files
-            .totals
-            .save(&next, Durability::Durable)
+    async fn commit(
+        &mut self,
+        next: Accumulator,
+        args: &Args,
+        what: &str,
+    ) -> Result<(), DispatchError> {
+        let files = self.files.clone();
+        let saved = next.clone();
+        blocking(move || files.totals.save(&saved, Durability::Durable))
+            .await
             .map_err(|e| plugin_error(args, what, e))?;
         self.view.write().acc = next;
         Ok(())
     }
 
-    fn import(
+    async fn import(
         &mut self,
         args: &Args,
         source: &str,
@@ -391,25 +589,25 @@ impl Poller {
             .import(source, fingerprint, added, unix_now() as u64)
             .map_err(|reason| args.value_error("fingerprint", reason))?;
         let totals = next.totals;
-        self.commit(next, args, "nothing imported")?;
+        self.commit(next, args, "nothing imported").await?;
         tracing::info!(source, fingerprint, ?added, "imported all-time totals");
         Ok(totals)
     }
 
-    fn reset(&mut self, args: &Args) -> Result<Counters, DispatchError> {
+    async fn reset(&mut self, args: &Args) -> Result<Counters, DispatchError> {
         if self.fast_dirty {
-            self.save_totals(Durability::Fast);
+            self.save_totals(Durability::Fast).await;
         }
         let before = self.view.read().acc.clone();
         let mut next = before.clone();
         next.totals = Counters::default();
         next.updated = unix_now() as u64;
-        let kept = self
-            .files
-            .totals
-            .keep_copy(&format!("reset-{}", next.updated))
+        let files = self.files.clone();
+        let suffix = format!("reset-{}", next.updated);
+        let kept = blocking(move || files.totals.keep_copy(&suffix))
+            .await
             .map_err(|e| plugin_error(args, "totals not reset: could not keep a copy", e))?;
-        self.commit(next, args, "totals not reset")?;
+        self.commit(next, args, "totals not reset").await?;
         tracing::warn!(
             upload = before.totals.total_upload,
             download = before.totals.total_download,
@@ -425,6 +623,15 @@ fn plugin_error(args: &Args, what: &str, e: impl std::fmt::Display) -> DispatchE
         method: args.method().to_string(),
         message: format!("{what}: {e}"),
     }
+}
+
+/// Runs a store operation on a blocking thread.
+async fn blocking<R: Send + 'static>(
+    op: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
 }
 
 fn secs(n: u64) -> Duration {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{SessionId, SessionStatus, StatusKey};
+use crate::session::{SessionId, SessionStatus, StatusKey};
 use crate::store::Persist;
 
 /// The largest total kept: the largest integer Deluge's wire format and TOML can carry

@@ -37,11 +37,19 @@ impl DaemonProc {
     /// Starts the daemon on `source`.
     pub fn start_with(source: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+        command
             .arg("daemon")
             .arg("--config-dir")
             .arg(dir.path())
-            .args(["--port", "0", "--source", source])
+            .args(["--port", "0", "--source", source]);
+        Self::launch(command, dir)
+    }
+
+    /// Starts `command` (a daemon or an example serving RPC, using `dir` as its config
+    /// directory) and waits for its `RPC listening on` line.
+    pub fn launch(mut command: Command, dir: tempfile::TempDir) -> Result<Self> {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("TORRENT_STATS_CONFIG_DIR")
@@ -49,7 +57,7 @@ impl DaemonProc {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .context("spawn torrent-stats daemon")?;
+            .with_context(|| format!("spawn {:?}", command.get_program()))?;
         let stderr = child.stderr.take().context("piped stderr")?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use torrent_stats::core::{SessionId, SessionSource, SessionStatus, StatusKey};
 use torrent_stats::error::{DispatchError, SourceError};
 use torrent_stats::export::AuthLevel;
 use torrent_stats::host::PluginHost;
+use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use torrent_stats::stats::Stats;
 
 /// A source whose session and counters the test sets, counting its calls; it can be told
@@ -34,6 +34,7 @@ struct Script {
     upload_rate: Option<u64>,
     stall_next: Option<Duration>,
     fail: bool,
+    omit_upload: bool,
 }
 
 impl Scripted {
@@ -56,6 +57,10 @@ impl Scripted {
     }
     pub fn fail(&self, fail: bool) {
         self.inner.lock().unwrap().fail = fail;
+    }
+    /// Leaves `total_upload` out of every answer (a required counter).
+    pub fn omit_upload(&self, omit: bool) {
+        self.inner.lock().unwrap().omit_upload = omit;
     }
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
@@ -80,6 +85,7 @@ impl SessionSource for Scripted {
         let mut status = SessionStatus::new(SessionId::new(i.session.clone()));
         for &k in keys {
             let v = match k {
+                StatusKey::TotalUpload if i.omit_upload => continue,
                 StatusKey::TotalUpload | StatusKey::TotalPayloadUpload => i.up,
                 StatusKey::TotalDownload | StatusKey::TotalPayloadDownload => i.down,
                 StatusKey::UploadRate => match i.upload_rate {
@@ -91,6 +97,10 @@ impl SessionSource for Scripted {
             status.values.insert(k, v);
         }
         Ok(status)
+    }
+
+    fn describe(&self) -> String {
+        "scripted".into()
     }
 }
 

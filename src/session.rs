@@ -166,7 +166,7 @@ impl SessionStatus {
 /// a failed poll is logged and retried on the next tick.
 ///
 /// ```
-/// use torrent_stats::core::{SessionId, SessionSource, SessionStatus, StatusKey};
+/// use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 /// use torrent_stats::error::SourceError;
 ///
 /// struct Fixed;

@@ -1,0 +1,331 @@
+//! The daemon builder: config directory + session source + plugins + transports, then
+//! [`Daemon::run`] until a shutdown future completes (mini-redis style: the binary passes
+//! SIGINT/SIGTERM, tests and embedding applications pass any future).
+//!
+//! The [`Stats`] plugin is always registered and enabled; other plugins are added with
+//! [`DaemonBuilder::plugin`]. With the `rpc` feature, [`DaemonBuilder::rpc`] serves Deluge's
+//! RPC protocol, so an embedding application answers stock Deluge clients with one call:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use torrent_stats::daemon::Daemon;
+//! use torrent_stats::source::SimSource;
+//!
+//! # async fn demo() -> Result<(), torrent_stats::daemon::DaemonError> {
+//! let daemon = Daemon::builder("./stats-dir", Arc::new(SimSource::new(0, 0, 0)))
+//!     .rpc("127.0.0.1:58846".parse().unwrap())
+//!     .build()
+//!     .await?;
+//! println!("Deluge RPC on {:?}", daemon.rpc_addr());
+//! daemon.run(async { /* your app's shutdown signal */ }).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{PluginError, StoreError};
+use crate::plugin::CorePlugin;
+use crate::service::Core;
+use crate::session::SessionSource;
+use crate::stats::{Stats, StatsHandle};
+
+#[cfg(feature = "rpc")]
+use std::net::SocketAddr;
+
+/// Why a daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The config directory's `core.conf` could not be opened.
+    #[error("config directory {dir}: {source}")]
+    Store {
+        /// The config directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// A plugin could not be registered, enabled or disabled.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// An RPC transport could not be set up (auth file, TLS key pair).
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    #[error(transparent)]
+    Rpc(#[from] crate::rpc::RpcError),
+    /// A listening address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A non-loopback address was given without allowing remote clients.
+    #[error("{addr} is not a loopback address; allow remote clients explicitly to listen on it")]
+    RemoteNotAllowed {
+        /// The address.
+        addr: String,
+    },
+}
+
+/// Deluge RPC settings of a daemon.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+#[derive(Debug, Clone)]
+pub struct RpcSettings {
+    /// Where to listen (port 0: any free port, see [`Daemon::rpc_addr`]).
+    pub addr: SocketAddr,
+    /// Whether a non-loopback `addr` is allowed.
+    pub allow_remote: bool,
+    /// Limits and timeouts.
+    pub options: crate::rpc::server::Options,
+}
+
+/// Builds a [`Daemon`]; see the [module docs](self).
+#[must_use = "a builder does nothing until build() is awaited"]
+pub struct DaemonBuilder {
+    config_dir: PathBuf,
+    source: Arc<dyn SessionSource>,
+    plugins: Vec<Arc<dyn CorePlugin>>,
+    enable: Vec<String>,
+    #[cfg(feature = "rpc")]
+    rpc: Option<RpcSettings>,
+}
+
+impl DaemonBuilder {
+    /// Registers another plugin (enabled at start if it is remembered in `core.conf` or
+    /// named with [`enable`](DaemonBuilder::enable)).
+    pub fn plugin(mut self, plugin: Arc<dyn CorePlugin>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Enables `name` at start (Stats always is).
+    pub fn enable(mut self, name: &str) -> Self {
+        self.enable.push(name.to_string());
+        self
+    }
+
+    /// Serves Deluge's RPC protocol on `addr` (a loopback address unless
+    /// [`allow_remote`](DaemonBuilder::allow_remote)), with the `auth` file and TLS key pair
+    /// of the config directory (created at first start).
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc(mut self, addr: SocketAddr) -> Self {
+        let settings = self.rpc.get_or_insert(RpcSettings {
+            addr,
+            allow_remote: false,
+            options: Default::default(),
+        });
+        settings.addr = addr;
+        self
+    }
+
+    /// Allows a non-loopback RPC address.
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn allow_remote(mut self, allow: bool) -> Self {
+        if let Some(settings) = self.rpc.as_mut() {
+            settings.allow_remote = allow;
+        }
+        self
+    }
+
+    /// RPC limits and timeouts (after [`rpc`](DaemonBuilder::rpc)).
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc_options(mut self, options: crate::rpc::server::Options) -> Self {
+        if let Some(settings) = self.rpc.as_mut() {
+            settings.options = options;
+        }
+        self
+    }
+
+    /// Opens the config directory, registers the plugins, sets up and binds the
+    /// transports, then enables the remembered plugins and Stats, so the first client
+    /// finds every method.
+    pub async fn build(self) -> Result<Daemon, DaemonError> {
+        let dir = self.config_dir.clone();
+        let core = Core::open(self.source, &dir).map_err(|source| DaemonError::Store {
+            dir: dir.clone(),
+            source,
+        })?;
+        let stats = Arc::new(Stats::new());
+        let handle = stats.handle();
+        core.host().register(stats).await?;
+        for plugin in self.plugins {
+            core.host().register(plugin).await?;
+        }
+        #[cfg(feature = "rpc")]
+        let rpc = match self.rpc {
+            Some(settings) => Some(rpc::bind(&core, &dir, settings).await?),
+            None => None,
+        };
+        let mut enable: Vec<&str> = vec!["Stats"];
+        enable.extend(self.enable.iter().map(String::as_str));
+        core.host().start_with(&enable).await?;
+        tracing::info!(config_dir = %dir.display(), source = %core.source().describe(), "daemon started");
+        Ok(Daemon {
+            core,
+            stats: handle,
+            #[cfg(feature = "rpc")]
+            rpc,
+        })
+    }
+}
+
+/// A built daemon: plugins enabled, transports bound; [`run`](Daemon::run) serves.
+pub struct Daemon {
+    core: Core,
+    stats: StatsHandle,
+    #[cfg(feature = "rpc")]
+    rpc: Option<rpc::Bound>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config_dir", &self.core.host().config_dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// A builder for a daemon on `config_dir` counting `source`.
+    pub fn builder(
+        config_dir: impl Into<PathBuf>,
+        source: Arc<dyn SessionSource>,
+    ) -> DaemonBuilder {
+        DaemonBuilder {
+            config_dir: config_dir.into(),
+            source,
+            plugins: Vec::new(),
+            enable: Vec::new(),
+            #[cfg(feature = "rpc")]
+            rpc: None,
+        }
+    }
+
+    /// The core service (method table, host, events).
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The typed handle on the Stats plugin.
+    pub fn stats(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// The bound RPC address, if RPC is served.
+    #[cfg(feature = "rpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.as_ref().map(|b| b.addr)
+    }
+
+    /// Serves until `shutdown` completes or a client calls `daemon.shutdown`, then stops
+    /// the transports and disables every plugin so each saves. Returns the first plugin
+    /// error of the shutdown.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        #[cfg(feature = "rpc")]
+        let server = self.rpc.map(|bound| bound.serve(stopped.clone()));
+        let _ = &stopped;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = self.core.shutdown_requested() => {}
+        }
+        tracing::info!("shutting down");
+        stop.send_replace(true);
+        #[cfg(feature = "rpc")]
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        let failures = self.core.host().shutdown().await;
+        tracing::info!("daemon stopped");
+        match failures.into_iter().next() {
+            Some((_, e)) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "rpc")]
+mod rpc {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::watch;
+    use tokio::task::JoinHandle;
+
+    use super::{DaemonError, RpcSettings, SocketAddr};
+    use crate::rpc::auth::AuthFile;
+    use crate::rpc::daemon::Gateway;
+    use crate::rpc::{server, tls, RpcError};
+    use crate::service::Core;
+
+    pub(super) struct Bound {
+        pub addr: SocketAddr,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        gateway: Arc<Gateway>,
+        options: server::Options,
+    }
+
+    pub(super) async fn bind(
+        core: &Core,
+        dir: &Path,
+        settings: RpcSettings,
+    ) -> Result<Bound, DaemonError> {
+        let addr = settings.addr;
+        if !addr.ip().is_loopback() && !settings.allow_remote {
+            return Err(DaemonError::RemoteNotAllowed {
+                addr: addr.to_string(),
+            });
+        }
+        // Key generation and file I/O off the async workers.
+        let d = dir.to_path_buf();
+        let (auth, tls) = tokio::task::spawn_blocking(move || {
+            Ok::<_, RpcError>((AuthFile::open(&d)?, tls::server_config(&d)?))
+        })
+        .await
+        .map_err(|e| RpcError::Tls(format!("setup task failed: {e}")))??;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        Ok(Bound {
+            addr,
+            listener,
+            tls,
+            gateway: Gateway::new(core.clone(), auth),
+            options: settings.options,
+        })
+    }
+
+    impl Bound {
+        pub(super) fn serve(self, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+            tracing::info!(addr = %self.addr, "serving Deluge RPC");
+            tokio::spawn(server::run(
+                self.listener,
+                self.tls,
+                self.gateway,
+                self.options,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ))
+        }
+    }
+}

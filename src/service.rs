@@ -1,0 +1,348 @@
+//! The core service: Deluge's `core.*` and `daemon.*` methods in the same method table as
+//! the plugins', the session source, the plugin host and the event bus, behind one
+//! [`dispatch`](Core::dispatch) that every transport calls.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use torrent_stats::export::AuthLevel;
+//! use torrent_stats::service::Core;
+//! use torrent_stats::source::SimSource;
+//!
+//! # torrent_stats::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = std::env::temp_dir().join(format!("ts-doc-core-{}", std::process::id()));
+//! let core = Core::open(Arc::new(SimSource::new(0, 0, 3)), &dir).unwrap();
+//! let status = core
+//!     .dispatch("core.get_session_status", vec![["num_peers"].into()], Default::default(), AuthLevel::ReadOnly)
+//!     .await
+//!     .unwrap();
+//! assert_eq!(status["num_peers"], 3);
+//! # drop(core); std::fs::remove_dir_all(&dir).unwrap();
+//! # });
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+
+use crate::error::{DispatchError, ExportError, PluginError, StoreError};
+use crate::event::EventBus;
+use crate::export::{Args, AuthLevel, Caller, ExportScope, Exports};
+use crate::host::{PluginHost, WeakHost};
+use crate::session::{SessionSource, StatusKey};
+
+/// The owner name of the core's methods in the method table.
+pub const OWNER: &str = "<core>";
+
+/// The version string `daemon.info` and `daemon.get_version` report: Deluge's protocol
+/// generation, then ours.
+pub fn version() -> String {
+    format!("2.0.3-torrent-stats-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The core service. Clones share it; dropping the last clone (and every
+/// [`PluginHost`] clone) releases the host.
+#[derive(Clone, Debug)]
+pub struct Core {
+    host: PluginHost,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl Core {
+    /// Opens the plugin host on `config_dir` with `source`, and exports the core's methods.
+    pub fn open(
+        source: Arc<dyn SessionSource>,
+        config_dir: impl Into<PathBuf>,
+    ) -> Result<Core, StoreError> {
+        let host = PluginHost::open(source, config_dir)?;
+        Ok(Core::from_host(host).expect("a new method table has no core namespaces yet"))
+    }
+
+    /// Adds the core's methods to an existing host's method table (fails if a plugin
+    /// already took the `core` or `daemon` namespace).
+    pub fn from_host(host: PluginHost) -> Result<Core, ExportError> {
+        let (stop, _) = watch::channel(false);
+        let core = Core {
+            host,
+            stop: Arc::new(stop),
+        };
+        core.export()?;
+        Ok(core)
+    }
+
+    /// The plugin host.
+    pub fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    /// The method table.
+    pub fn exports(&self) -> &Exports {
+        self.host.exports()
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        self.host.events()
+    }
+
+    /// The session source.
+    pub fn source(&self) -> Arc<dyn SessionSource> {
+        self.host.source()
+    }
+
+    /// Calls any exported method (core, daemon or plugin) on behalf of `caller`.
+    pub async fn dispatch(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        caller: impl Into<Caller>,
+    ) -> Result<Value, DispatchError> {
+        self.exports().dispatch(method, args, kwargs, caller).await
+    }
+
+    /// Asks the daemon to stop (what `daemon.shutdown` does).
+    pub fn request_shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Completes when a shutdown was requested (by `daemon.shutdown` or
+    /// [`request_shutdown`](Core::request_shutdown)).
+    pub fn shutdown_requested(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+
+    fn export(&self) -> Result<(), ExportError> {
+        let exports = self.exports().clone();
+        let daemon = ExportScope::new(exports.clone(), OWNER, "daemon");
+        let core = ExportScope::new(exports.clone(), OWNER, "core");
+        let host = self.host.downgrade();
+        let source = self.source();
+
+        daemon.export_at("info", AuthLevel::None, |a: Args| async move {
+            a.params(&[], 0)?;
+            Ok(json!(version()))
+        })?;
+        daemon.export_at("get_version", AuthLevel::ReadOnly, |a: Args| async move {
+            a.params(&[], 0)?;
+            Ok(json!(version()))
+        })?;
+        // Answered by a connection's transport, which keeps per-connection state; listed
+        // here so the method list and `authorized_call` know them.
+        for (name, level) in [
+            ("login", AuthLevel::None),
+            ("set_event_interest", AuthLevel::ReadOnly),
+        ] {
+            daemon.export_at(name, level, |a: Args| async move {
+                Err(DispatchError::TransportOnly {
+                    method: a.method().to_string(),
+                })
+            })?;
+        }
+        let table = exports.clone();
+        daemon.export_at("get_method_list", AuthLevel::ReadOnly, move |a: Args| {
+            let result = a.params(&[], 0).map(|()| json!(table.method_list()));
+            async move { result }
+        })?;
+        let table = exports.clone();
+        daemon.export_at("authorized_call", AuthLevel::ReadOnly, move |a: Args| {
+            let result = (|| {
+                a.params(&["rpc"], 1)?;
+                let target: String = a.get(0, "rpc")?;
+                Ok(json!(table
+                    .level_of(&target)
+                    .is_some_and(|l| a.caller().level >= l)))
+            })();
+            async move { result }
+        })?;
+        let stop = self.stop.clone();
+        daemon.export_at("shutdown", AuthLevel::Admin, move |a: Args| {
+            let stop = stop.clone();
+            async move {
+                a.params(&[], 0)?;
+                tracing::info!(user = ?a.caller().user, "shutdown requested");
+                stop.send_replace(true);
+                Ok(Value::Null)
+            }
+        })?;
+
+        core.export_at(
+            "get_auth_levels_mappings",
+            AuthLevel::None,
+            |a: Args| async move {
+                a.params(&[], 0)?;
+                Ok(json!([
+                    {"NONE": 0, "READONLY": 1, "DEFAULT": 5, "NORMAL": 5, "ADMIN": 10},
+                    {"0": "NONE", "1": "READONLY", "5": "NORMAL", "10": "ADMIN"}
+                ]))
+            },
+        )?;
+        let src = source.clone();
+        core.export_at("get_session_status", AuthLevel::ReadOnly, move |a: Args| {
+            let src = src.clone();
+            async move {
+                a.params(&["keys"], 1)?;
+                let names: Vec<String> = a.get(0, "keys")?;
+                // Deluge answers only the keys it knows.
+                let keys: Vec<StatusKey> = names
+                    .iter()
+                    .filter_map(|n| StatusKey::from_str(n).ok())
+                    .collect();
+                let status = src.session_status(&keys).await.map_err(|e| failed(&a, e))?;
+                let mut out = Map::new();
+                for (k, v) in status.values {
+                    if keys.contains(&k) {
+                        out.insert(k.as_str().to_string(), json!(v));
+                    }
+                }
+                Ok(Value::Object(out))
+            }
+        })?;
+        let src = source.clone();
+        core.export_at(
+            "get_num_connections",
+            AuthLevel::ReadOnly,
+            move |a: Args| {
+                let src = src.clone();
+                async move {
+                    a.params(&[], 0)?;
+                    let status = src
+                        .session_status(&[StatusKey::NumConnections])
+                        .await
+                        .map_err(|e| failed(&a, e))?;
+                    Ok(json!(status.get(StatusKey::NumConnections).unwrap_or(0)))
+                }
+            },
+        )?;
+        let h = host.clone();
+        core.export_at(
+            "get_available_plugins",
+            AuthLevel::ReadOnly,
+            move |a: Args| {
+                let h = h.clone();
+                async move {
+                    a.params(&[], 0)?;
+                    Ok(json!(alive(&h, &a)?.available().await))
+                }
+            },
+        )?;
+        let h = host.clone();
+        core.export_at(
+            "get_enabled_plugins",
+            AuthLevel::ReadOnly,
+            move |a: Args| {
+                let h = h.clone();
+                async move {
+                    a.params(&[], 0)?;
+                    Ok(json!(alive(&h, &a)?.enabled().await))
+                }
+            },
+        )?;
+        for enable in [true, false] {
+            let h = host.clone();
+            let name = if enable {
+                "enable_plugin"
+            } else {
+                "disable_plugin"
+            };
+            core.export_at(name, AuthLevel::Admin, move |a: Args| {
+                let h = h.clone();
+                async move { switch_plugin(&h, &a, enable).await }
+            })?;
+        }
+        let h = host.clone();
+        core.export_at("get_config", AuthLevel::ReadOnly, move |a: Args| {
+            let h = h.clone();
+            async move {
+                a.params(&[], 0)?;
+                Ok(json!({ "enabled_plugins": alive(&h, &a)?.enabled().await }))
+            }
+        })?;
+        let h = host.clone();
+        core.export_at("get_config_value", AuthLevel::ReadOnly, move |a: Args| {
+            let h = h.clone();
+            async move {
+                a.params(&["key"], 1)?;
+                let key: String = a.get(0, "key")?;
+                Ok(match key.as_str() {
+                    "enabled_plugins" => json!(alive(&h, &a)?.enabled().await),
+                    _ => Value::Null,
+                })
+            }
+        })?;
+        core.export_at(
+            "get_session_state",
+            AuthLevel::ReadOnly,
+            |a: Args| async move {
+                // Torrent ids: this core keeps statistics, not torrents (yet).
+                a.params(&[], 0)?;
+                Ok(json!([]))
+            },
+        )?;
+        core.export_at(
+            "get_torrents_status",
+            AuthLevel::ReadOnly,
+            |a: Args| async move {
+                a.params(&["filter_dict", "keys", "diff"], 2)?;
+                let _: Map<String, Value> = a.get(0, "filter_dict")?;
+                let _: Vec<String> = a.get(1, "keys")?;
+                let _: bool = a.get_or(2, "diff", false)?;
+                Ok(json!({}))
+            },
+        )?;
+        core.export_at(
+            "get_free_space",
+            AuthLevel::ReadOnly,
+            |a: Args| async move {
+                a.params(&["path"], 0)?;
+                let _: Option<String> = a.get_opt(0, "path")?;
+                Ok(json!(-1))
+            },
+        )?;
+        Ok(())
+    }
+}
+
+fn failed(a: &Args, e: impl std::fmt::Display) -> DispatchError {
+    DispatchError::Plugin {
+        method: a.method().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn alive(host: &WeakHost, a: &Args) -> Result<PluginHost, DispatchError> {
+    host.upgrade()
+        .ok_or_else(|| failed(a, "the daemon is shutting down"))
+}
+
+async fn switch_plugin(host: &WeakHost, a: &Args, enable: bool) -> Result<Value, DispatchError> {
+    a.params(&["plugin"], 1)?;
+    let name: String = a.get(0, "plugin")?;
+    let host = alive(host, a)?;
+    let result = if enable {
+        host.enable(&name).await
+    } else {
+        host.disable(&name).await
+    };
+    match result {
+        Ok(()) => Ok(json!(true)),
+        Err(PluginError::NotFound(_)) => Err(a.value_error(
+            "plugin",
+            format!(
+                "no plugin named {name:?}; available: {:?}",
+                host.available().await
+            ),
+        )),
+        Err(e) => {
+            // Deluge answers False; the reason goes to the log.
+            tracing::warn!(plugin = %name, error = %e, "plugin change failed");
+            Ok(json!(false))
+        }
+    }
+}
