@@ -16,6 +16,7 @@
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin: accumulator, history, preferences, poll task |
 //! | [`units`] | byte units for rates and human output |
+//! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
 //! | [`error`] | the error enums |
 //!
 //! ## Embedding
@@ -39,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checksum;
 pub mod core;
 pub mod error;
 pub mod export;

@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::checksum::fnv1a64;
 use crate::error::StoreError;
 
 /// A type that can live in a [`Store`].
@@ -268,13 +269,6 @@ fn check_trailer(bytes: &[u8]) -> Result<(), Rejected> {
         )));
     }
     Ok(())
-}
-
-/// 64-bit FNV-1a: a cheap checksum that catches truncation and bit rot.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn parent(path: &Path) -> PathBuf {
