@@ -15,6 +15,7 @@
 //! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), argument decoding, [`dispatch`](export::Exports::dispatch) |
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin: accumulator, history, preferences, poll task |
+//! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
 //! | [`units`] | byte units for rates and human output |
 //! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
 //! | [`error`] | the error enums |
@@ -45,6 +46,7 @@ pub mod core;
 pub mod error;
 pub mod export;
 pub mod host;
+pub mod import;
 pub mod plugin;
 #[cfg(feature = "rpc")]
 pub mod rpc;
