@@ -162,8 +162,30 @@ pub enum PluginError {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("bad source {spec:?}: {reason}")]
 pub struct SourceSpecError {
-    /// The specification as given.
+    /// The specification as given, any password replaced by `***`.
     pub spec: String,
-    /// What is wrong with it.
-    pub reason: String,
+    /// What is wrong with it (in this error's message, so not its source).
+    pub reason: SourceSpecReason,
+}
+
+/// What is wrong with a `--source` specification.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SourceSpecReason {
+    /// A bad `sim:` parameter list.
+    #[error(transparent)]
+    Sim(#[from] crate::source::SimParamError),
+    /// A bad `deluge://` address.
+    #[cfg(feature = "rpc")]
+    #[error(transparent)]
+    Deluge(#[from] crate::source::DelugeSpecError),
+    /// A `deluge://` source in a build without feature `rpc`.
+    #[error("this build has no Deluge client (feature `rpc`)")]
+    NoDelugeClient,
+    /// Neither `sim:` nor `deluge://`.
+    #[error(
+        "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N] or \
+         deluge://USER:PASS@HOST[:PORT]"
+    )]
+    UnknownKind,
 }

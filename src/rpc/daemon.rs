@@ -258,7 +258,7 @@ impl Daemon {
                 Ok(json!(level.as_u8()))
             }
             Err(reason) => {
-                tracing::info!(user, reason, "failed login");
+                tracing::info!(user, %reason, "failed login");
                 Err(RemoteError {
                     name: "BadLoginError".into(),
                     args: vec![reason.to_string(), user.to_string()],

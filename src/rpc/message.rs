@@ -37,10 +37,19 @@ pub struct Malformed {
     pub reason: String,
 }
 
+/// Why a whole request payload was rejected (a single bad call is a [`Malformed`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload is not a list.
+    #[error("request payload is not a list of calls")]
+    NotAList,
+}
+
 /// Splits a decoded payload into its calls, in order.
-pub fn parse_payload(payload: Value) -> Result<Vec<Result<Request, Malformed>>, String> {
+pub fn parse_payload(payload: Value) -> Result<Vec<Result<Request, Malformed>>, PayloadError> {
     let Value::Array(calls) = payload else {
-        return Err("request payload is not a list of calls".into());
+        return Err(PayloadError::NotAList);
     };
     Ok(calls.into_iter().map(parse_call).collect())
 }
@@ -146,6 +155,6 @@ mod tests {
         assert_eq!(calls[2].as_ref().unwrap_err().id, Some(json!(3)));
         assert_eq!(calls[3].as_ref().unwrap_err().id, None);
         assert!(calls[4].as_ref().unwrap_err().reason.contains("method"));
-        assert!(parse_payload(json!({"a": 1})).is_err());
+        assert_eq!(parse_payload(json!({"a": 1})), Err(PayloadError::NotAList));
     }
 }
