@@ -107,6 +107,33 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
+    /// The exception class a client reports: the inner class of a `WrappedException`
+    /// (`TypeError`, `ValueError`, `AttributeError`, ...), else the name as sent
+    /// (`NotAuthorizedError`, `BadLoginError`, ...).
+    pub fn class(&self) -> &str {
+        match (self.name.as_str(), self.args.as_slice()) {
+            ("WrappedException", [_, inner, ..]) if !inner.is_empty() => inner,
+            (name, _) => name,
+        }
+    }
+
+    /// The exception's message, as Deluge's client would show it: a `WrappedException`'s
+    /// message argument, `NotAuthorizedError`'s "Auth level too low: HAVE < REQUIRED",
+    /// else the first argument (`BadLoginError`'s reason); empty if there is none.
+    pub fn message(&self) -> String {
+        match (self.name.as_str(), self.args.as_slice()) {
+            ("NotAuthorizedError", [have, required]) => {
+                format!("Auth level too low: {have} < {required}")
+            }
+            ("IncompatibleClient", [version]) => format!(
+                "Your deluge client is not compatible with the daemon. Please upgrade your \
+                 client to {version}"
+            ),
+            (_, [message, ..]) => message.clone(),
+            (_, []) => String::new(),
+        }
+    }
+
     /// Deluge's wrapper for non-Deluge exceptions: args are `[message, inner class name,
     /// traceback]`.
     pub fn wrapped(inner: &str, message: impl Into<String>) -> Self {
@@ -156,5 +183,29 @@ mod tests {
         assert_eq!(calls[3].as_ref().unwrap_err().id, None);
         assert!(calls[4].as_ref().unwrap_err().reason.contains("method"));
         assert_eq!(parse_payload(json!({"a": 1})), Err(PayloadError::NotAList));
+    }
+
+    #[test]
+    fn remote_errors_unwrap() {
+        let e = RemoteError::wrapped("TypeError", "f() takes no arguments");
+        assert_eq!(e.name, "WrappedException");
+        assert_eq!(e.class(), "TypeError");
+        assert_eq!(e.message(), "f() takes no arguments");
+        let e = RemoteError {
+            name: "NotAuthorizedError".into(),
+            args: vec!["0".into(), "5".into()],
+            traceback: String::new(),
+        };
+        assert_eq!(e.class(), "NotAuthorizedError");
+        assert_eq!(e.message(), "Auth level too low: 0 < 5");
+        let e = RemoteError {
+            name: "BadLoginError".into(),
+            args: vec!["Password does not match".into(), "localclient".into()],
+            traceback: String::new(),
+        };
+        assert_eq!(
+            (e.class(), e.message().as_str()),
+            ("BadLoginError", "Password does not match")
+        );
     }
 }

@@ -350,7 +350,7 @@ impl fmt::Debug for DelugeSource {
 
 /// Whether a client error leaves the connection usable (the daemon answered in order).
 fn keeps_connection(e: &ClientError) -> bool {
-    matches!(e, ClientError::Remote(_))
+    matches!(e, ClientError::Remote { .. })
 }
 
 impl DelugeSource {
@@ -371,25 +371,10 @@ impl DelugeSource {
     fn error(&self, doing: &str, e: ClientError) -> SourceError {
         let at = self.target.authority();
         match e {
-            ClientError::Io(e) => {
-                SourceError::Unavailable(format!("deluged at {at}: {doing}: {e}"))
-            }
-            ClientError::Setup(e) => {
+            e @ (ClientError::Io(_) | ClientError::Setup(_) | ClientError::Closed) => {
                 SourceError::Unavailable(format!("deluged at {at}: {doing}: {e}"))
             }
             ClientError::Timeout(d) => SourceError::Timeout(d),
-            // The client reports an end of stream as a protocol error.
-            ClientError::Protocol(m) if m.contains("closed") => {
-                SourceError::Unavailable(format!("deluged at {at}: {doing}: {m}"))
-            }
-            ClientError::Remote(r) => {
-                let message = r.args.first().map(String::as_str).unwrap_or("");
-                let class = match (r.name.as_str(), r.args.get(1)) {
-                    ("WrappedException", Some(inner)) => inner.as_str(),
-                    (name, _) => name,
-                };
-                SourceError::Failed(format!("deluged at {at}: {doing}: {class}: {message}"))
-            }
             other => SourceError::Failed(format!("deluged at {at}: {doing}: {other}")),
         }
     }
@@ -437,11 +422,7 @@ impl DelugeSource {
                 )))
             }
             // A daemon without core.glob: consistently no pid.
-            Err(ClientError::Remote(r))
-                if r.args.iter().any(|a| a.contains("invalid function")) =>
-            {
-                None
-            }
+            Err(ClientError::Remote { class, .. }) if class == "AttributeError" => None,
             Err(e) => return Err(self.error("core.glob", e)),
         };
         let session = SessionId(format!(
