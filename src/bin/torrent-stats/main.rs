@@ -1,5 +1,7 @@
 //! `torrent-stats`: the daemon and its command-line tools.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod daemon;
 mod import;
