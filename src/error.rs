@@ -3,7 +3,14 @@
 //! Each layer has its own enum: a [`SourceError`] comes from a session source, a
 //! [`StoreError`] from the durable store, a [`DispatchError`] from an exported method call
 //! and a [`PluginError`] from enabling a plugin. Every [`DispatchError`] carries the name
-//! of the Deluge exception a wire transport should send for it.
+//! of the Deluge exception a wire transport should send for it. A bad `--source` is a
+//! [`SourceSpecError`], its [`SourceSpecReason`] the typed cause.
+//!
+//! Errors of one parser or check live beside it: [`ParseBytesError`](crate::units::ParseBytesError),
+//! [`SimParamError`](crate::source::SimParamError), `source::DelugeSpecError`,
+//! [`ImportError`](crate::import::ImportError), [`ImportRefused`](crate::stats::totals::ImportRefused),
+//! and with feature `rpc` `rpc::message::PayloadError`, `rpc::auth::LoginError` and
+//! `rpc::client::ClientError`.
 
 use std::path::PathBuf;
 
