@@ -3,7 +3,14 @@
 //! Each layer has its own enum: a [`SourceError`] comes from a session source, a
 //! [`StoreError`] from the durable store, a [`DispatchError`] from an exported method call
 //! and a [`PluginError`] from enabling a plugin. Every [`DispatchError`] carries the name
-//! of the Deluge exception a wire transport should send for it.
+//! of the Deluge exception a wire transport should send for it. A bad `--source` is a
+//! [`SourceSpecError`], its [`SourceSpecReason`] the typed cause.
+//!
+//! Errors of one parser or check live beside it: [`ParseBytesError`](crate::units::ParseBytesError),
+//! [`SimParamError`](crate::source::SimParamError), `source::DelugeSpecError`,
+//! [`ImportError`](crate::import::ImportError), [`ImportRefused`](crate::stats::totals::ImportRefused),
+//! and with feature `rpc` `rpc::message::PayloadError`, `rpc::auth::LoginError` and
+//! `rpc::client::ClientError`.
 
 use std::path::PathBuf;
 
@@ -248,8 +255,30 @@ pub enum PluginError {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("bad source {spec:?}: {reason}")]
 pub struct SourceSpecError {
-    /// The specification as given.
+    /// The specification as given, any password replaced by `***`.
     pub spec: String,
-    /// What is wrong with it.
-    pub reason: String,
+    /// What is wrong with it (in this error's message, so not its source).
+    pub reason: SourceSpecReason,
+}
+
+/// What is wrong with a `--source` specification.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SourceSpecReason {
+    /// A bad `sim:` parameter list.
+    #[error(transparent)]
+    Sim(#[from] crate::source::SimParamError),
+    /// A bad `deluge://` address.
+    #[cfg(feature = "rpc")]
+    #[error(transparent)]
+    Deluge(#[from] crate::source::DelugeSpecError),
+    /// A `deluge://` source in a build without feature `rpc`.
+    #[error("this build has no Deluge client (feature `rpc`)")]
+    NoDelugeClient,
+    /// Neither `sim:` nor `deluge://`.
+    #[error(
+        "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N] or \
+         deluge://USER:PASS@HOST[:PORT]"
+    )]
+    UnknownKind,
 }

@@ -19,7 +19,9 @@
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
 //! | `rpc` (feature `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
+//! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
 //! | [`units`] | byte units for rates and human output |
+//! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
 //! | [`error`] | the error enums |
 //!
 //! ## Features
@@ -50,15 +52,17 @@
 //! # });
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod checksum;
 pub mod daemon;
 pub mod error;
 pub mod event;
 pub mod export;
 pub mod host;
+pub mod import;
 pub mod plugin;
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]

@@ -15,6 +15,7 @@ use crate::error::SourceError;
 
 /// One session-status key, named as Deluge's `core.get_session_status` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum StatusKey {
     /// All bytes sent, protocol overhead included (libtorrent `net.sent_bytes`).
     TotalUpload,

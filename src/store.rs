@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::checksum::fnv1a64;
 use crate::error::{LockHolder, StoreError};
 
 /// A type that can live in a [`Store`].
@@ -44,6 +45,7 @@ pub trait Persist: Serialize + DeserializeOwned + Default + Send + Sync + 'stati
 
 /// How hard a save works to survive a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Durability {
     /// Temp file + rename, no fsync: survives the process being killed, not power loss.
     Fast,
@@ -53,6 +55,7 @@ pub enum Durability {
 
 /// How [`Store::load`] came by its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LoadOutcome {
     /// Neither the file nor a backup exists: defaults.
     Missing,
@@ -69,6 +72,7 @@ pub enum LoadOutcome {
 
 /// Why a file could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rejected {
     /// The file does not exist.
     Missing,
@@ -362,13 +366,6 @@ fn check_trailer(bytes: &[u8]) -> Result<(), Rejected> {
         )));
     }
     Ok(())
-}
-
-/// 64-bit FNV-1a: a cheap checksum that catches truncation and bit rot.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn parent(path: &Path) -> PathBuf {

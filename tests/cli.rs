@@ -379,3 +379,97 @@ fn totals_without_the_daemon() {
         "the CLI creates nothing"
     );
 }
+
+/// Starts `daemon --port 0` with stderr piped and `envs` set (NO_COLOR unset unless given),
+/// returns the stderr lines before its `RPC listening on` line, and stops it.
+fn daemon_log_until_listening(extra_args: &[&str], envs: &[(&str, &str)]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("daemon")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["--port", "0", "--source", "sim:up=1k"])
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("TORRENT_STATS_LOG_FORMAT")
+        .env_remove("TORRENT_STATS_CONFIG_DIR")
+        .env_remove("TORRENT_STATS_SOURCE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn the daemon");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("RPC listening on ");
+            if tx.send(line).is_err() || done {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("RPC listening on ") => break,
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no `RPC listening on` line within 20 s; stderr:\n{lines:#?}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    lines
+}
+
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let lines = daemon_log_until_listening(&[], &[]);
+    assert!(
+        lines.iter().any(|l| l.contains("daemon started")),
+        "{lines:#?}"
+    );
+    for line in &lines {
+        assert!(
+            !line.contains("\x1b["),
+            "ANSI escape in piped log: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    for (args, envs) in [
+        (&["--log-format", "json"][..], &[][..]),
+        (&[][..], &[("TORRENT_STATS_LOG_FORMAT", "json")][..]),
+    ] {
+        let lines = daemon_log_until_listening(args, envs);
+        assert!(!lines.is_empty(), "no log lines");
+        let events: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        for e in &events {
+            assert!(e["level"].is_string() && e["timestamp"].is_string(), "{e}");
+        }
+        assert!(
+            events
+                .iter()
+                .any(|e| e["level"] == "INFO" && e["fields"]["message"] == "daemon started"),
+            "{events:#?}"
+        );
+    }
+}

@@ -251,7 +251,7 @@ fn read_totals(path: &Path, ctx: &str) -> Option<Accumulator> {
     match store::read::<Accumulator>(path) {
         Ok(acc) => Some(acc),
         Err(Rejected::Missing) => None,
-        Err(Rejected::Bad(reason)) => panic!(
+        Err(reason) => panic!(
             "{ctx}: {} is unusable: {reason}\n{}",
             path.display(),
             fs::read_to_string(path).unwrap_or_default()

@@ -38,6 +38,19 @@ pub struct AuthFile {
     cache: Mutex<Cache>,
 }
 
+/// Why [`AuthFile::check`] refused a login. The messages are Deluge's wording, sent as
+/// `BadLoginError`'s message.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// No account of that name.
+    #[error("Username does not exist")]
+    UnknownUser,
+    /// The account exists; the password is another.
+    #[error("Password does not match")]
+    WrongPassword,
+}
+
 /// Parses a level given as a number or a name.
 pub fn parse_level(text: &str) -> Option<AuthLevel> {
     let t = text.trim();
@@ -114,17 +127,17 @@ impl AuthFile {
         Ok(())
     }
 
-    /// Checks a login; the error is Deluge's wording for why it failed.
-    pub fn check(&self, user: &str, password: &str) -> Result<AuthLevel, &'static str> {
+    /// Checks a login; the error says why it failed, in Deluge's wording.
+    pub fn check(&self, user: &str, password: &str) -> Result<AuthLevel, LoginError> {
         if let Err(e) = self.refresh() {
             tracing::warn!(error = %e, "auth file could not be read; using the last good copy");
         }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let account = cache.accounts.get(user).ok_or("Username does not exist")?;
+        let account = cache.accounts.get(user).ok_or(LoginError::UnknownUser)?;
         if constant_time_eq(account.password.as_bytes(), password.as_bytes()) {
             Ok(account.level)
         } else {
-            Err("Password does not match")
+            Err(LoginError::WrongPassword)
         }
     }
 
@@ -196,9 +209,17 @@ mod tests {
         assert_eq!(auth.check(LOCALCLIENT, &pw), Ok(AuthLevel::Admin));
         assert_eq!(
             auth.check(LOCALCLIENT, "wrong"),
-            Err("Password does not match")
+            Err(LoginError::WrongPassword)
         );
-        assert_eq!(auth.check("nobody", &pw), Err("Username does not exist"));
+        assert_eq!(auth.check("nobody", &pw), Err(LoginError::UnknownUser));
+        assert_eq!(
+            LoginError::WrongPassword.to_string(),
+            "Password does not match"
+        );
+        assert_eq!(
+            LoginError::UnknownUser.to_string(),
+            "Username does not exist"
+        );
 
         let text = format!(
             "# accounts\n{LOCALCLIENT}:{pw}:10\nalice:pw1:READONLY\nbob:pw2\ncarol:pw3:bogus\ndave:pa:ss:5\n"

@@ -31,6 +31,7 @@ use crate::rpc::RpcError;
 use crate::stats::{Counters, StatsConfig};
 
 /// What a client call can fail with.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Connecting, reading or writing failed.
@@ -45,23 +46,54 @@ pub enum ClientError {
     /// The server's bytes were not rencode.
     #[error("decoding: {0}")]
     Codec(#[from] CodecError),
-    /// The server broke the protocol (unexpected message, closed connection, bad shape).
+    /// The server closed the connection.
+    #[error("the daemon closed the connection")]
+    Closed,
+    /// The server broke the protocol (unexpected message, bad shape).
     #[error("protocol: {0}")]
     Protocol(String),
     /// The server did not answer in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The server answered with an error.
-    #[error("{}: {}", .0.name, .0.args.join(", "))]
-    Remote(RemoteError),
+    /// The server answered with an error: `Class: message`, a `WrappedException`
+    /// unwrapped to the class it wraps. The connection stays usable.
+    #[error("{}", remote_text(.class, .message))]
+    Remote {
+        /// The exception class: `TypeError`, `ValueError`, `AttributeError` (no such
+        /// method), `NotAuthorizedError`, `BadLoginError`, `PluginError`, ...
+        class: String,
+        /// Its message (may be empty).
+        message: String,
+        /// The error as sent (`WrappedException` and all its arguments, the traceback).
+        wire: RemoteError,
+    },
+}
+
+fn remote_text(class: &str, message: &str) -> String {
+    if message.is_empty() {
+        class.to_string()
+    } else {
+        format!("{class}: {message}")
+    }
 }
 
 impl ClientError {
-    /// The remote exception name, if the server answered with an error.
+    /// The remote exception class (see [`ClientError::Remote`]), if the server answered
+    /// with an error: `TypeError` for a wrapped `TypeError`.
     pub fn remote_name(&self) -> Option<&str> {
         match self {
-            ClientError::Remote(e) => Some(&e.name),
+            ClientError::Remote { class, .. } => Some(class),
             _ => None,
+        }
+    }
+}
+
+impl From<RemoteError> for ClientError {
+    fn from(wire: RemoteError) -> Self {
+        ClientError::Remote {
+            class: wire.class().to_string(),
+            message: wire.message(),
+            wire,
         }
     }
 }
@@ -198,7 +230,7 @@ impl Client {
                     if kind == RPC_RESPONSE {
                         return Ok(Ok(parts.into_iter().nth(2).unwrap_or(Value::Null)));
                     }
-                    return Ok(Err(ClientError::Remote(remote_error(&parts))));
+                    return Ok(Err(remote_error(&parts).into()));
                 }
                 other => {
                     return Err(ClientError::Protocol(format!(
@@ -216,9 +248,7 @@ impl Client {
             }
             let n = self.stream.read(&mut self.buf).await?;
             if n == 0 {
-                return Err(ClientError::Protocol(
-                    "the daemon closed the connection".into(),
-                ));
+                return Err(ClientError::Closed);
             }
             self.decoder.extend(&self.buf[..n]);
         }

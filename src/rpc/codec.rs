@@ -40,6 +40,7 @@ const MAX_INT_LENGTH: usize = 64;
 
 /// Why bytes are not valid rencode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The input ended inside a value.
     #[error("truncated rencode at byte {0}")]

@@ -153,11 +153,10 @@ impl Gateway {
                 Ok(json!(level.as_u8()))
             }
             Err(reason) => {
-                let reason = reason.to_string();
                 tracing::info!(user, %reason, "failed login");
                 Err(RemoteError {
                     name: "BadLoginError".into(),
-                    args: vec![reason.clone(), user.to_string()],
+                    args: vec![reason.to_string(), user.to_string()],
                     traceback: format!("BadLoginError: {reason}"),
                 })
             }

@@ -42,6 +42,7 @@ impl Default for Limits {
 
 /// Why incoming bytes cannot be framed; the connection cannot continue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The first byte is no known frame start.
     #[error("unknown protocol version byte 0x{0:02x}")]
@@ -64,6 +65,7 @@ pub enum FrameError {
 
 /// One thing found at the front of the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item {
     /// A v1 frame's inflated body (rencode bytes).
     Message(Vec<u8>),

@@ -37,10 +37,19 @@ pub struct Malformed {
     pub reason: String,
 }
 
+/// Why a whole request payload was rejected (a single bad call is a [`Malformed`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload is not a list.
+    #[error("request payload is not a list of calls")]
+    NotAList,
+}
+
 /// Splits a decoded payload into its calls, in order.
-pub fn parse_payload(payload: Value) -> Result<Vec<Result<Request, Malformed>>, String> {
+pub fn parse_payload(payload: Value) -> Result<Vec<Result<Request, Malformed>>, PayloadError> {
     let Value::Array(calls) = payload else {
-        return Err("request payload is not a list of calls".into());
+        return Err(PayloadError::NotAList);
     };
     Ok(calls.into_iter().map(parse_call).collect())
 }
@@ -98,6 +107,33 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
+    /// The exception class a client reports: the inner class of a `WrappedException`
+    /// (`TypeError`, `ValueError`, `AttributeError`, ...), else the name as sent
+    /// (`NotAuthorizedError`, `BadLoginError`, ...).
+    pub fn class(&self) -> &str {
+        match (self.name.as_str(), self.args.as_slice()) {
+            ("WrappedException", [_, inner, ..]) if !inner.is_empty() => inner,
+            (name, _) => name,
+        }
+    }
+
+    /// The exception's message, as Deluge's client would show it: a `WrappedException`'s
+    /// message argument, `NotAuthorizedError`'s "Auth level too low: HAVE < REQUIRED",
+    /// else the first argument (`BadLoginError`'s reason); empty if there is none.
+    pub fn message(&self) -> String {
+        match (self.name.as_str(), self.args.as_slice()) {
+            ("NotAuthorizedError", [have, required]) => {
+                format!("Auth level too low: {have} < {required}")
+            }
+            ("IncompatibleClient", [version]) => format!(
+                "Your deluge client is not compatible with the daemon. Please upgrade your \
+                 client to {version}"
+            ),
+            (_, [message, ..]) => message.clone(),
+            (_, []) => String::new(),
+        }
+    }
+
     /// Deluge's wrapper for non-Deluge exceptions: args are `[message, inner class name,
     /// traceback]`.
     pub fn wrapped(inner: &str, message: impl Into<String>) -> Self {
@@ -146,6 +182,30 @@ mod tests {
         assert_eq!(calls[2].as_ref().unwrap_err().id, Some(json!(3)));
         assert_eq!(calls[3].as_ref().unwrap_err().id, None);
         assert!(calls[4].as_ref().unwrap_err().reason.contains("method"));
-        assert!(parse_payload(json!({"a": 1})).is_err());
+        assert_eq!(parse_payload(json!({"a": 1})), Err(PayloadError::NotAList));
+    }
+
+    #[test]
+    fn remote_errors_unwrap() {
+        let e = RemoteError::wrapped("TypeError", "f() takes no arguments");
+        assert_eq!(e.name, "WrappedException");
+        assert_eq!(e.class(), "TypeError");
+        assert_eq!(e.message(), "f() takes no arguments");
+        let e = RemoteError {
+            name: "NotAuthorizedError".into(),
+            args: vec!["0".into(), "5".into()],
+            traceback: String::new(),
+        };
+        assert_eq!(e.class(), "NotAuthorizedError");
+        assert_eq!(e.message(), "Auth level too low: 0 < 5");
+        let e = RemoteError {
+            name: "BadLoginError".into(),
+            args: vec!["Password does not match".into(), "localclient".into()],
+            traceback: String::new(),
+        };
+        assert_eq!(
+            (e.class(), e.message().as_str()),
+            ("BadLoginError", "Password does not match")
+        );
     }
 }

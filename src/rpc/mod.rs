@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors of the RPC layer's setup and client.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RpcError {
     /// A file operation failed.
     #[error("{op} {path}: {source}")]

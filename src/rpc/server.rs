@@ -5,7 +5,6 @@
 //! a broken or hostile client only ever loses its own connection.
 
 use std::future::Future;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,21 +116,11 @@ pub async fn run(
 /// delayed ACK would hold its second write back ~40 ms. Linux clears it again, so it is
 /// re-armed after every read.
 fn quickack(tcp: &TcpStream) {
+    // Best effort: without it the connection only answers later.
     #[cfg(target_os = "linux")]
-    {
-        let one: libc::c_int = 1;
-        #[allow(unsafe_code)]
-        // SAFETY: a valid socket fd and a correctly sized c_int option value.
-        unsafe {
-            libc::setsockopt(
-                tcp.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
+    let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    #[cfg(not(target_os = "linux"))]
+    let _ = tcp;
 }
 
 async fn serve(

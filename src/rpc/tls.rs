@@ -79,6 +79,7 @@ pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, Rpc
 
 /// Which server certificates a client accepts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum CertPolicy {
     /// Any certificate (what Deluge's own clients do).
     AnyCertificate,

@@ -28,7 +28,72 @@ const TICKS: &str = "net.on_tick_counter";
 const PEERS_CONNECTED: &str = "peer.num_peers_connected";
 const PEERS_HALF_OPEN: &str = "peer.num_peers_half_open";
 
-const SPEC_FORM: &str = "expected deluge://USER:PASS@HOST[:PORT]";
+/// Why [`DelugeSource::from_spec`] rejected a `deluge://` specification. No message
+/// repeats the password.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DelugeSpecError {
+    /// It does not start with `deluge://`.
+    #[error("expected deluge://USER:PASS@HOST[:PORT]")]
+    NotDelugeUrl,
+    /// No `USER:PASS@`.
+    #[error(
+        "expected deluge://USER:PASS@HOST[:PORT]: USER:PASS@ is missing (the localclient \
+         password is in the daemon's auth file)"
+    )]
+    MissingLogin,
+    /// `USER@` without `:PASS`.
+    #[error("expected deluge://USER:PASS@HOST[:PORT]: the password is missing")]
+    MissingPassword,
+    /// The user is empty.
+    #[error("expected deluge://USER:PASS@HOST[:PORT]: the user is empty")]
+    EmptyUser,
+    /// A `%` not followed by two hex digits in the user or the password.
+    #[error("the {what} has a '%' not followed by two hex digits (write '%25' for '%')")]
+    BadPercentEscape {
+        /// `"user"` or `"password"`.
+        what: &'static str,
+    },
+    /// The user or the password is not UTF-8 once percent-decoded.
+    #[error("the {what} is not UTF-8 after percent-decoding")]
+    NotUtf8 {
+        /// `"user"` or `"password"`.
+        what: &'static str,
+    },
+    /// A path, query or fragment after `HOST:PORT`.
+    #[error("expected deluge://USER:PASS@HOST[:PORT]: nothing may follow HOST:PORT")]
+    TrailingPath,
+    /// `[` without `]`.
+    #[error("an IPv6 address needs a closing ']'")]
+    UnclosedBracket,
+    /// Something other than `:PORT` after `]`.
+    #[error("expected ':PORT' after ']'")]
+    AfterBracket,
+    /// Brackets around something that is not an IPv6 address.
+    #[error("[{host}] is not an IPv6 address")]
+    NotIpv6 {
+        /// What was in the brackets.
+        host: String,
+    },
+    /// An IPv6 address without brackets.
+    #[error("write an IPv6 address in brackets: [::1]:58846")]
+    UnbracketedIpv6,
+    /// The host is empty.
+    #[error("expected deluge://USER:PASS@HOST[:PORT]: the host is empty")]
+    EmptyHost,
+    /// The host has characters no host name or IP address has.
+    #[error("{host:?} is not a host name or IP address")]
+    BadHost {
+        /// The host as given.
+        host: String,
+    },
+    /// The port is not a number from 1 to 65535.
+    #[error("port {port:?} is not a number from 1 to 65535")]
+    BadPort {
+        /// The port as given.
+        port: String,
+    },
+}
 
 /// The Deluge session-status keys one of our keys is made of.
 fn deluge_keys(key: StatusKey) -> &'static [&'static str] {
@@ -65,7 +130,7 @@ fn to_u64(v: &Value) -> Option<u64> {
 }
 
 /// Decodes `%XX` escapes; the result must be UTF-8. The error never repeats the input.
-fn percent_decode(s: &str, what: &str) -> Result<String, String> {
+fn percent_decode(s: &str, what: &'static str) -> Result<String, DelugeSpecError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -74,11 +139,7 @@ fn percent_decode(s: &str, what: &str) -> Result<String, String> {
             let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
             match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
                 (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-                _ => {
-                    return Err(format!(
-                        "the {what} has a '%' not followed by two hex digits (write '%25' for '%')"
-                    ))
-                }
+                _ => return Err(DelugeSpecError::BadPercentEscape { what }),
             }
             i += 3;
         } else {
@@ -86,7 +147,7 @@ fn percent_decode(s: &str, what: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("the {what} is not UTF-8 after percent-decoding"))
+    String::from_utf8(out).map_err(|_| DelugeSpecError::NotUtf8 { what })
 }
 
 /// A parsed `deluge://` specification.
@@ -111,64 +172,60 @@ impl fmt::Debug for Target {
 }
 
 impl Target {
-    fn parse(spec: &str) -> Result<Target, String> {
-        let rest = spec
-            .strip_prefix("deluge://")
-            .ok_or_else(|| SPEC_FORM.to_string())?;
+    fn parse(spec: &str) -> Result<Target, DelugeSpecError> {
+        use DelugeSpecError as E;
+        let rest = spec.strip_prefix("deluge://").ok_or(E::NotDelugeUrl)?;
         // The host cannot hold '@'; an unescaped '@' in the password still works.
-        let (userinfo, hostport) = rest.rsplit_once('@').ok_or_else(|| {
-            format!(
-                "{SPEC_FORM}: USER:PASS@ is missing (the localclient password is in the \
-                 daemon's auth file)"
-            )
-        })?;
-        let (user, password) = userinfo
-            .split_once(':')
-            .ok_or_else(|| format!("{SPEC_FORM}: the password is missing"))?;
+        let (userinfo, hostport) = rest.rsplit_once('@').ok_or(E::MissingLogin)?;
+        let (user, password) = userinfo.split_once(':').ok_or(E::MissingPassword)?;
         let user = percent_decode(user, "user")?;
         let password = percent_decode(password, "password")?;
         if user.is_empty() {
-            return Err(format!("{SPEC_FORM}: the user is empty"));
+            return Err(E::EmptyUser);
         }
         let hostport = hostport.strip_suffix('/').unwrap_or(hostport);
         if hostport.contains(['/', '?', '#']) {
-            return Err(format!("{SPEC_FORM}: nothing may follow HOST:PORT"));
+            return Err(E::TrailingPath);
         }
         let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
-            let (host, after) = bracketed
-                .split_once(']')
-                .ok_or("an IPv6 address needs a closing ']'")?;
+            let (host, after) = bracketed.split_once(']').ok_or(E::UnclosedBracket)?;
             if !host.contains(':') || !host.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-                return Err(format!("[{host}] is not an IPv6 address"));
+                return Err(E::NotIpv6 {
+                    host: host.to_string(),
+                });
             }
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or("expected ':PORT' after ']'")?),
+                p => Some(p.strip_prefix(':').ok_or(E::AfterBracket)?),
             };
             (host, port)
         } else {
             match hostport.split_once(':') {
-                Some((_, p)) if p.contains(':') => {
-                    return Err("write an IPv6 address in brackets: [::1]:58846".into())
-                }
+                Some((_, p)) if p.contains(':') => return Err(E::UnbracketedIpv6),
                 Some((h, p)) => (h, Some(p)),
                 None => (hostport, None),
             }
         };
         if host.is_empty() {
-            return Err(format!("{SPEC_FORM}: the host is empty"));
+            return Err(E::EmptyHost);
         }
         if !host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
         {
-            return Err(format!("{host:?} is not a host name or IP address"));
+            return Err(E::BadHost {
+                host: host.to_string(),
+            });
         }
         let port = match port {
             None => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => n,
-                _ => return Err(format!("port {p:?} is not a number from 1 to 65535")),
+                _ => {
+                    return Err(E::BadPort {
+                        port: p.to_string(),
+                    })
+                }
             },
         };
         Ok(Target {
@@ -293,13 +350,13 @@ impl fmt::Debug for DelugeSource {
 
 /// Whether a client error leaves the connection usable (the daemon answered in order).
 fn keeps_connection(e: &ClientError) -> bool {
-    matches!(e, ClientError::Remote(_))
+    matches!(e, ClientError::Remote { .. })
 }
 
 impl DelugeSource {
     /// Parses `deluge://USER:PASS@HOST[:PORT]` (user and password percent-encoded, IPv6 in
     /// brackets, default port 58846). Connects lazily, on the first poll.
-    pub fn from_spec(spec: &str) -> Result<Self, String> {
+    pub fn from_spec(spec: &str) -> Result<Self, DelugeSpecError> {
         Ok(DelugeSource {
             target: Target::parse(spec)?,
             state: Mutex::new(State::default()),
@@ -314,25 +371,10 @@ impl DelugeSource {
     fn error(&self, doing: &str, e: ClientError) -> SourceError {
         let at = self.target.authority();
         match e {
-            ClientError::Io(e) => {
-                SourceError::Unavailable(format!("deluged at {at}: {doing}: {e}"))
-            }
-            ClientError::Setup(e) => {
+            e @ (ClientError::Io(_) | ClientError::Setup(_) | ClientError::Closed) => {
                 SourceError::Unavailable(format!("deluged at {at}: {doing}: {e}"))
             }
             ClientError::Timeout(d) => SourceError::Timeout(d),
-            // The client reports an end of stream as a protocol error.
-            ClientError::Protocol(m) if m.contains("closed") => {
-                SourceError::Unavailable(format!("deluged at {at}: {doing}: {m}"))
-            }
-            ClientError::Remote(r) => {
-                let message = r.args.first().map(String::as_str).unwrap_or("");
-                let class = match (r.name.as_str(), r.args.get(1)) {
-                    ("WrappedException", Some(inner)) => inner.as_str(),
-                    (name, _) => name,
-                };
-                SourceError::Failed(format!("deluged at {at}: {doing}: {class}: {message}"))
-            }
             other => SourceError::Failed(format!("deluged at {at}: {doing}: {other}")),
         }
     }
@@ -380,11 +422,7 @@ impl DelugeSource {
                 )))
             }
             // A daemon without core.glob: consistently no pid.
-            Err(ClientError::Remote(r))
-                if r.args.iter().any(|a| a.contains("invalid function")) =>
-            {
-                None
-            }
+            Err(ClientError::Remote { class, .. }) if class == "AttributeError" => None,
             Err(e) => return Err(self.error("core.glob", e)),
         };
         let session = SessionId(format!(
@@ -486,7 +524,7 @@ impl SessionSource for DelugeSource {
 mod tests {
     use super::*;
 
-    fn parse(spec: &str) -> Result<Target, String> {
+    fn parse(spec: &str) -> Result<Target, DelugeSpecError> {
         Target::parse(spec)
     }
 
@@ -540,6 +578,31 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }
+        use DelugeSpecError as E;
+        for (bad, want) in [
+            ("deluge:localhost", E::NotDelugeUrl),
+            ("deluge://localhost:58846", E::MissingLogin),
+            ("deluge://user@localhost", E::MissingPassword),
+            ("deluge://:p@localhost", E::EmptyUser),
+            ("deluge://u:p@", E::EmptyHost),
+            ("deluge://u:p@host/path", E::TrailingPath),
+            ("deluge://u:p@::1", E::UnbracketedIpv6),
+            ("deluge://u:p@[::1", E::UnclosedBracket),
+            ("deluge://u:p@[::1]x", E::AfterBracket),
+            (
+                "deluge://u:p%4@host",
+                E::BadPercentEscape { what: "password" },
+            ),
+            ("deluge://u:%ff@host", E::NotUtf8 { what: "password" }),
+            (
+                "deluge://u:p@host:0",
+                E::BadPort {
+                    port: "0".to_string(),
+                },
+            ),
+        ] {
+            assert_eq!(parse(bad), Err(want), "{bad}");
+        }
     }
 
     #[test]
@@ -550,7 +613,7 @@ mod tests {
             "deluge://u:s3cr3t@h:99999",
             "deluge://u:s3cr3t@h/x",
         ] {
-            let e = parse(spec).unwrap_err();
+            let e = parse(spec).unwrap_err().to_string();
             assert!(!e.contains("s3cr3t"), "{e}");
             let redacted = super::super::redact_password(spec);
             assert!(!redacted.contains("s3cr3t"), "{redacted}");

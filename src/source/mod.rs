@@ -13,10 +13,10 @@ mod sim;
 use std::sync::Arc;
 
 #[cfg(feature = "rpc")]
-pub use deluge::DelugeSource;
-pub use sim::SimSource;
+pub use deluge::{DelugeSource, DelugeSpecError};
+pub use sim::{SimParamError, SimSource};
 
-use crate::error::SourceSpecError;
+use crate::error::{SourceSpecError, SourceSpecReason};
 use crate::session::SessionSource;
 
 /// Builds a source from a `--source` specification.
@@ -24,7 +24,9 @@ use crate::session::SessionSource;
 /// ```
 /// let src = torrent_stats::source::from_spec("sim:up=2MiB/s,down=8MiB/s").unwrap();
 /// assert_eq!(src.describe(), "sim:up=2097152B/s,down=8388608B/s,peers=0");
-/// assert!(torrent_stats::source::from_spec("ftp://x").is_err());
+/// use torrent_stats::error::SourceSpecReason;
+/// let Err(err) = torrent_stats::source::from_spec("ftp://x") else { panic!() };
+/// assert_eq!(err.reason, SourceSpecReason::UnknownKind);
 /// // Errors never repeat a password.
 /// let Err(err) = torrent_stats::source::from_spec("deluge://me:s3cret@host:0") else {
 ///     panic!("port 0 accepted")
@@ -33,31 +35,18 @@ use crate::session::SessionSource;
 /// ```
 pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> {
     let (scheme, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    let bad = |spec: String, reason: SourceSpecReason| SourceSpecError { spec, reason };
     match scheme {
-        "sim" => Ok(Arc::new(SimSource::from_params(rest).map_err(
-            |reason| SourceSpecError {
-                spec: spec.to_string(),
-                reason,
-            },
-        )?)),
+        "sim" => Ok(Arc::new(
+            SimSource::from_params(rest).map_err(|e| bad(spec.to_string(), e.into()))?,
+        )),
         #[cfg(feature = "rpc")]
-        "deluge" => Ok(Arc::new(DelugeSource::from_spec(spec).map_err(
-            |reason| SourceSpecError {
-                spec: redact_password(spec),
-                reason,
-            },
-        )?)),
+        "deluge" => Ok(Arc::new(
+            DelugeSource::from_spec(spec).map_err(|e| bad(redact_password(spec), e.into()))?,
+        )),
         #[cfg(not(feature = "rpc"))]
-        "deluge" => Err(SourceSpecError {
-            spec: redact_password(spec),
-            reason: "this build has no Deluge client (feature `rpc`)".into(),
-        }),
-        _ => Err(SourceSpecError {
-            spec: spec.to_string(),
-            reason: "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N] or \
-                     deluge://USER:PASS@HOST[:PORT]"
-                .into(),
-        }),
+        "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
+        _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
     }
 }
 

@@ -7,7 +7,39 @@ use tokio::time::Instant;
 
 use crate::error::SourceError;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use crate::units::parse_bytes;
+use crate::units::{parse_bytes, ParseBytesError};
+
+/// Why [`SimSource::from_params`] rejected its parameters.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimParamError {
+    /// A comma-separated part without `=`.
+    #[error("{part:?} is not key=value")]
+    NotKeyValue {
+        /// The part as given.
+        part: String,
+    },
+    /// `up=` or `down=` is not a byte rate.
+    #[error("{key}: {error}")]
+    Rate {
+        /// `"up"` or `"down"`.
+        key: &'static str,
+        /// Why the rate was rejected (in this error's message, so not its source).
+        error: ParseBytesError,
+    },
+    /// `peers=` is not a whole number.
+    #[error("peers={value:?} is not a number")]
+    Peers {
+        /// The value as given.
+        value: String,
+    },
+    /// A key other than `up`, `down` and `peers`.
+    #[error("unknown parameter {name:?} (up, down, peers)")]
+    UnknownParameter {
+        /// The key as given.
+        name: String,
+    },
+}
 
 /// Deterministic synthetic traffic: counters grow at fixed rates from 0 at the moment the
 /// source is created (the session start), measured on tokio's clock so paused-time tests
@@ -40,22 +72,29 @@ impl SimSource {
     }
 
     /// Parses `up=RATE,down=RATE,peers=N` (each optional, default 0).
-    pub fn from_params(params: &str) -> Result<Self, String> {
+    pub fn from_params(params: &str) -> Result<Self, SimParamError> {
         let (mut up, mut down, mut peers) = (0, 0, 0);
+        let rate =
+            |key, value| parse_bytes(value).map_err(|error| SimParamError::Rate { key, error });
         for part in params.split(',').filter(|p| !p.trim().is_empty()) {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?} is not key=value"))?;
+                .ok_or_else(|| SimParamError::NotKeyValue {
+                    part: part.to_string(),
+                })?;
             match key.trim() {
-                "up" => up = parse_bytes(value)?,
-                "down" => down = parse_bytes(value)?,
+                "up" => up = rate("up", value)?,
+                "down" => down = rate("down", value)?,
                 "peers" => {
-                    peers = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("peers={value:?} is not a number"))?
+                    peers = value.trim().parse().map_err(|_| SimParamError::Peers {
+                        value: value.to_string(),
+                    })?
                 }
-                other => return Err(format!("unknown parameter {other:?} (up, down, peers)")),
+                other => {
+                    return Err(SimParamError::UnknownParameter {
+                        name: other.to_string(),
+                    })
+                }
             }
         }
         Ok(SimSource::new(up, down, peers))
@@ -119,7 +158,24 @@ mod tests {
         assert_eq!(s.get(StatusKey::TotalDownload), Some(40_000));
         assert_eq!(s.get(StatusKey::TotalPayloadUpload), Some(9_500));
         assert_eq!(s.get(StatusKey::NumPeers), Some(3));
-        assert!(SimSource::from_params("sideways=1").is_err());
+        assert!(matches!(
+            SimSource::from_params("sideways=1"),
+            Err(SimParamError::UnknownParameter { name }) if name == "sideways"
+        ));
+        let e = SimSource::from_params("up=1,down=fast").unwrap_err();
+        assert!(matches!(e, SimParamError::Rate { key: "down", .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            r#"down: "fast" does not start with a number"#
+        );
+        assert!(matches!(
+            SimSource::from_params("peers=x"),
+            Err(SimParamError::Peers { .. })
+        ));
+        assert!(matches!(
+            SimSource::from_params("up"),
+            Err(SimParamError::NotKeyValue { .. })
+        ));
     }
 
     #[test]

@@ -587,7 +587,7 @@ impl Poller {
             .read()
             .acc
             .import(source, fingerprint, added, unix_now() as u64)
-            .map_err(|reason| args.value_error("fingerprint", reason))?;
+            .map_err(|e| args.value_error("fingerprint", e.to_string()))?;
         let totals = next.totals;
         self.commit(next, args, "nothing imported").await?;
         tracing::info!(source, fingerprint, ?added, "imported all-time totals");

@@ -137,6 +137,21 @@ pub struct Import {
     pub added: Counters,
 }
 
+/// Why [`Accumulator::import`] refused to add totals.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportRefused {
+    /// The same fingerprint was imported before: the same file is never added twice.
+    #[error(
+        "{} was already imported (from {} at unix time {}); not adding it twice",
+        .earlier.fingerprint, .earlier.source, .earlier.at
+    )]
+    AlreadyImported {
+        /// The earlier import.
+        earlier: Import,
+    },
+}
+
 /// Current `stats.totals` format.
 pub const FORMAT: u32 = 1;
 
@@ -183,12 +198,11 @@ impl Accumulator {
         fingerprint: &str,
         added: Counters,
         now: u64,
-    ) -> Result<Accumulator, String> {
+    ) -> Result<Accumulator, ImportRefused> {
         if let Some(done) = self.imports.iter().find(|i| i.fingerprint == fingerprint) {
-            return Err(format!(
-                "{fingerprint} was already imported (from {} at unix time {}); not adding it twice",
-                done.source, done.at
-            ));
+            return Err(ImportRefused::AlreadyImported {
+                earlier: done.clone(),
+            });
         }
         let mut next = self.clone();
         next.totals = next.totals.saturating_add(added.clamped());
@@ -249,5 +263,20 @@ mod tests {
         let (a, _) = a.apply(&SessionId::new("two"), c(5, 5));
         assert_eq!(a.totals, c(165, 705));
         assert_eq!(a.last, c(5, 5));
+    }
+
+    #[test]
+    fn imports_each_fingerprint_once() {
+        let a = Accumulator::default();
+        let a = a.import("deluge", "deluge:00ff", c(10, 20), 5).unwrap();
+        assert_eq!(a.totals, c(10, 20));
+        assert_eq!((a.updated, a.imports.len()), (5, 1));
+        let e = a.import("deluge", "deluge:00ff", c(1, 1), 6).unwrap_err();
+        let ImportRefused::AlreadyImported { earlier } = &e;
+        assert_eq!((earlier.source.as_str(), earlier.at), ("deluge", 5));
+        assert_eq!(
+            e.to_string(),
+            "deluge:00ff was already imported (from deluge at unix time 5); not adding it twice"
+        );
     }
 }

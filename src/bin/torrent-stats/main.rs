@@ -1,5 +1,7 @@
 //! `torrent-stats`: the daemon and its command-line tools.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod daemon;
 mod import;
@@ -9,6 +11,7 @@ mod rpc_args;
 mod session;
 mod totals;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,8 +22,27 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log format on stderr: text (coloured only on a terminal, and not with NO_COLOR
+    /// set) or json (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "TORRENT_STATS_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, fields, target.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -57,15 +79,27 @@ pub fn config_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| PathBuf::from(".")))
 }
 
+/// Logs to stderr at RUST_LOG's levels (default info). ANSI colours only when stderr is a
+/// terminal and NO_COLOR is unset or empty.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            logs.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Daemon(args) => daemon::run(args),
         Command::Totals(args) => totals::run(args),

@@ -8,7 +8,6 @@ use anyhow::{anyhow, Context};
 use serde_json::{Map, Value};
 use torrent_stats::rpc::auth::LOCALCLIENT;
 use torrent_stats::rpc::client::{Client, ClientError};
-use torrent_stats::rpc::message::RemoteError;
 use torrent_stats::rpc::tls::CertPolicy;
 use torrent_stats::stats::Counters;
 
@@ -90,28 +89,6 @@ fn password_from_auth_file(dir: &Path, user: &str) -> anyhow::Result<String> {
     }
 }
 
-/// A remote error as `Name: message`, unwrapping Deluge's `WrappedException`.
-pub fn describe_remote(e: &RemoteError) -> String {
-    let (name, message) = match (e.name.as_str(), e.args.as_slice()) {
-        ("WrappedException", [message, inner, ..]) => (inner.as_str(), message.as_str()),
-        (name, [message, ..]) => (name, message.as_str()),
-        (name, []) => (name, ""),
-    };
-    if message.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}: {message}")
-    }
-}
-
-/// The inner exception name of a remote error (`ValueError`, `NotAuthorizedError`, ...).
-fn remote_name(e: &RemoteError) -> &str {
-    match (e.name.as_str(), e.args.as_slice()) {
-        ("WrappedException", [_, inner, ..]) => inner,
-        (name, _) => name,
-    }
-}
-
 /// A logged-in connection.
 pub struct Conn {
     client: Client,
@@ -185,10 +162,9 @@ impl RpcArgs {
         };
         match client.login(&user, &password).await {
             Ok(_) => Ok(Conn { client, user }),
-            Err(ClientError::Remote(e)) => Err(anyhow!(
-                "login to {addr} as {user:?} failed: {}; check --user/--password or the \
-                 daemon's auth file",
-                describe_remote(&e)
+            Err(e @ ClientError::Remote { .. }) => Err(anyhow!(
+                "login to {addr} as {user:?} failed: {e}; check --user/--password or the \
+                 daemon's auth file"
             )),
             Err(e) => Err(anyhow!("login to {addr}: {e}")),
         }
@@ -197,11 +173,10 @@ impl RpcArgs {
 
 impl Conn {
     fn error(&self, method: &str, e: ClientError) -> anyhow::Error {
-        let ClientError::Remote(remote) = &e else {
+        let ClientError::Remote { class, .. } = &e else {
             return anyhow!("{method}: {e}");
         };
-        let text = describe_remote(remote);
-        let hint = match remote_name(remote) {
+        let hint = match class.as_str() {
             "AttributeError" if method.starts_with("stats.") => format!(
                 "\nThe daemon has no method {method}: enable the Stats plugin \
                  (`torrent-stats plugin enable Stats`); an older daemon may lack it"
@@ -212,7 +187,7 @@ impl Conn {
             ),
             _ => String::new(),
         };
-        anyhow!("{method} failed: {text}{hint}")
+        anyhow!("{method} failed: {e}{hint}")
     }
 
     /// Calls `method` with positional `args`.

@@ -95,7 +95,7 @@ fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
     let acc = match store::read::<Accumulator>(&path) {
         Ok(acc) => acc,
         Err(Rejected::Missing) => bail!("no totals yet: {} does not exist", path.display()),
-        Err(Rejected::Bad(reason)) => {
+        Err(reason) => {
             let mut bak = path.clone().into_os_string();
             bak.push(".bak");
             match store::read::<Accumulator>(bak.as_ref()) {
