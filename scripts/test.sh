@@ -18,6 +18,10 @@ command -v chattr >/dev/null || apt-get install -y -qq e2fsprogs >/dev/null
 
 # The core library must build with only the design-card dependencies.
 cargo build --no-default-features --lib
+# Every documented feature combination builds (the crate docs list them).
+cargo check --no-default-features --features rpc-client --lib
+cargo check --no-default-features --features rpc --lib
+cargo check --no-default-features --features cli --bin torrent-stats
 # Unit, integration, example and bench targets (benches run once each, as tests).
 cargo test --all-features --all-targets
 # Examples in the docs.

@@ -269,11 +269,12 @@ pub enum SourceSpecReason {
     #[error(transparent)]
     Sim(#[from] crate::source::SimParamError),
     /// A bad `deluge://` address.
-    #[cfg(feature = "rpc")]
+    #[cfg(feature = "rpc-client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
     #[error(transparent)]
     Deluge(#[from] crate::source::DelugeSpecError),
-    /// A `deluge://` source in a build without feature `rpc`.
-    #[error("this build has no Deluge client (feature `rpc`)")]
+    /// A `deluge://` source in a build without feature `rpc-client`.
+    #[error("this build has no Deluge client (feature `rpc-client`)")]
     NoDelugeClient,
     /// Neither `sim:` nor `deluge://`.
     #[error(

@@ -18,7 +18,7 @@
 //! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
-//! | `rpc` (feature `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
+//! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
 //! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
 //! | [`units`] | byte units for rates and human output |
 //! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
@@ -28,8 +28,11 @@
 //! | feature | adds |
 //! |---|---|
 //! | (none) | the library above on tokio, serde, serde_json, confy, tracing, async-trait, thiserror |
-//! | `rpc` (default) | Deluge RPC server and client, the `deluge://` source, [`DaemonBuilder::rpc`](daemon::DaemonBuilder) |
-//! | `cli` (default) | the `torrent-stats` binary (needs `rpc`) |
+//! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, `rpc::client`, the `deluge://` source |
+//! | `rpc` (default) | `rpc-client` plus the server side: auth file, TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
+//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`) |
+//!
+//! `scripts/test.sh` builds every one of these combinations.
 //!
 //! ## Embedding
 //! Register [`Stats`](stats::Stats) with a host on your engine's
@@ -64,8 +67,8 @@ pub mod export;
 pub mod host;
 pub mod import;
 pub mod plugin;
-#[cfg(feature = "rpc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+#[cfg(feature = "rpc-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
 pub mod rpc;
 pub mod service;
 pub mod session;

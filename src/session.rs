@@ -172,7 +172,7 @@ impl SessionStatus {
 ///
 /// struct Fixed;
 ///
-/// #[async_trait::async_trait]
+/// #[torrent_stats::async_trait]
 /// impl SessionSource for Fixed {
 ///     async fn session_status(&self, keys: &[StatusKey]) -> Result<SessionStatus, SourceError> {
 ///         let mut status = SessionStatus::new(SessionId::new("fixed"));

@@ -21,9 +21,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::event::Event;
 use crate::export::AuthLevel;
 use crate::rpc::codec::{self, CodecError};
-use crate::rpc::daemon::Event;
 use crate::rpc::frame::{FrameDecoder, FrameEncoder, FrameError, Item, Limits};
 use crate::rpc::message::{RemoteError, RPC_ERROR, RPC_EVENT, RPC_RESPONSE};
 use crate::rpc::tls::{self, CertPolicy};

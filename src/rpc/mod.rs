@@ -1,4 +1,5 @@
-//! Deluge's daemon RPC protocol (feature `rpc`).
+//! Deluge's daemon RPC protocol: the client side with feature `rpc-client`, the server
+//! side (auth, daemon, server, the TLS key pair) with feature `rpc`.
 //!
 //! - [`frame`]: framing, limits, version-probe resynchronisation.
 //! - [`codec`]: rencode to and from `serde_json::Value`, with a depth limit.
@@ -9,12 +10,18 @@
 //! - [`server`]: the TLS server, `run(listener, tls, daemon, options, shutdown)`.
 //! - [`client`]: an async client with a typed Stats API.
 
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod auth;
 pub mod client;
 pub mod codec;
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod daemon;
 pub mod frame;
 pub mod message;
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod server;
 pub mod tls;
 
@@ -41,6 +48,7 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
         RpcError::Io {
             op,

@@ -5,8 +5,11 @@
 //! Deluge RSA pair copied there works too. Deluge clients do not verify the certificate;
 //! our client accepts any certificate or pins one.
 
+#[cfg(feature = "rpc")]
 use std::fs;
+#[cfg(feature = "rpc")]
 use std::io::Write;
+#[cfg(feature = "rpc")]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,9 +20,9 @@ use rustls::crypto::{
     CryptoProvider, WebPkiSupportedAlgorithms,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
-};
+#[cfg(feature = "rpc")]
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::rpc::RpcError;
@@ -34,6 +37,7 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
+#[cfg(feature = "rpc")]
 fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -48,6 +52,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
 }
 
 /// Loads the daemon's key pair, generating it first if it does not exist.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, RpcError> {
     let (cert_path, key_path) = key_pair_paths(config_dir);
     if !cert_path.exists() || !key_path.exists() {
@@ -250,7 +256,7 @@ pub fn client_config(policy: CertPolicy) -> Result<Arc<rustls::ClientConfig>, Rp
     Ok(Arc::new(config))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rpc"))]
 mod spki_tests {
     use super::*;
     use rcgen::PublicKeyData;

@@ -6,13 +6,13 @@
 //!
 //! Embedders implement [`SessionSource`] for their own engine.
 
-#[cfg(feature = "rpc")]
+#[cfg(feature = "rpc-client")]
 mod deluge;
 mod sim;
 
 use std::sync::Arc;
 
-#[cfg(feature = "rpc")]
+#[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
 pub use sim::{SimParamError, SimSource};
 
@@ -40,11 +40,11 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> 
         "sim" => Ok(Arc::new(
             SimSource::from_params(rest).map_err(|e| bad(spec.to_string(), e.into()))?,
         )),
-        #[cfg(feature = "rpc")]
+        #[cfg(feature = "rpc-client")]
         "deluge" => Ok(Arc::new(
             DelugeSource::from_spec(spec).map_err(|e| bad(redact_password(spec), e.into()))?,
         )),
-        #[cfg(not(feature = "rpc"))]
+        #[cfg(not(feature = "rpc-client"))]
         "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
         _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
     }
