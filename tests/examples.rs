@@ -2,8 +2,8 @@
 //! to the byte, a custom plugin, typed handles) and `examples/embed_rpc.rs` (Deluge RPC
 //! from the app's own process, called by the stock deluge-client, stopped by it).
 //!
-//! The example binaries are built by `cargo test --all-targets` (scripts/test.sh); run
-//! alone, this test says so instead of skipping.
+//! The example binaries are built by `cargo build --examples` (scripts/test.sh does it
+//! first); without them this test fails and says so.
 
 mod support;
 
@@ -12,20 +12,24 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+
 use support::daemon::DaemonProc;
 use support::rpc::{require_deluge_client, run_python};
 
-/// `target/<profile>/examples/<name>`, next to this test's own `deps/` directory.
+/// `target/<profile>/examples/<name>`, next to this test's own `deps/` directory: built by
+/// `cargo build --examples` (scripts/test.sh does; `cargo test --all-targets` builds the
+/// examples only as test harnesses).
 fn example(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
+    let path = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .context("test binary has no target dir")?;
-    let path = dir.join("examples").join(name);
+        .context("test binary has no target dir")?
+        .join("examples")
+        .join(name);
     ensure!(
-        path.exists(),
-        "{} is missing: build the examples first (cargo test --all-targets builds them)",
+        path.is_file(),
+        "{} is missing: build the examples first (cargo build --all-features --examples)",
         path.display()
     );
     Ok(path)

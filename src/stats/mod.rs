@@ -320,12 +320,25 @@ impl CorePlugin for Stats {
         }
         let conf = ctx.store::<StatsConfig>(CONF_FILE).await?;
         let config = load(&ctx, &conf)?;
-        if !conf.path().exists() {
-            // Write the defaults once so users can see and edit them.
-            if let Err(e) = conf.save(&config, crate::store::Durability::Durable) {
+        let conf = if conf.path().exists() {
+            conf
+        } else {
+            // Write the defaults once so users can see and edit them (off the workers).
+            let defaults = config.clone();
+            let (conf, saved) = tokio::task::spawn_blocking(move || {
+                let saved = conf.save(&defaults, crate::store::Durability::Durable);
+                (conf, saved)
+            })
+            .await
+            .map_err(|e| PluginError::Failed {
+                plugin: "Stats".into(),
+                message: format!("writing the default preferences: {e}"),
+            })?;
+            if let Err(e) = saved {
                 tracing::warn!(error = %e, "could not write default preferences");
             }
-        }
+            conf
+        };
         let totals = ctx.store::<totals::Accumulator>(TOTALS_FILE).await?;
         let acc = load(&ctx, &totals)?;
         let history_store = ctx.store::<History>(HISTORY_FILE).await?;
