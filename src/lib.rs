@@ -49,7 +49,7 @@
 //! host.register(stats).await.unwrap();
 //! host.enable("Stats").await.unwrap(); // polls every 2 s; update() runs every second
 //! let totals = handle.poll_now().await.unwrap(); // e.g. before your engine restarts
-//! assert_eq!(handle.totals().unwrap(), totals);
+//! assert!(handle.totals().unwrap().total_upload >= totals.total_upload); // it keeps counting
 //! host.shutdown().await; // disables every plugin; each saves
 //! # drop(host); std::fs::remove_dir_all(&dir).unwrap();
 //! # });
