@@ -220,62 +220,64 @@ impl Core {
                 }
             },
         )?;
-        let h = host.clone();
-        core.export_at(
+        on_host(
+            &core,
+            &host,
             "get_available_plugins",
             AuthLevel::ReadOnly,
-            move |a: Args| {
-                let h = h.clone();
-                async move {
-                    a.params(&[], 0)?;
-                    Ok(json!(alive(&h, &a)?.available().await))
-                }
+            |h, a| async move {
+                a.params(&[], 0)?;
+                Ok(json!(h.available().await))
             },
         )?;
-        let h = host.clone();
-        core.export_at(
+        on_host(
+            &core,
+            &host,
             "get_enabled_plugins",
             AuthLevel::ReadOnly,
-            move |a: Args| {
-                let h = h.clone();
-                async move {
-                    a.params(&[], 0)?;
-                    Ok(json!(alive(&h, &a)?.enabled().await))
-                }
+            |h, a| async move {
+                a.params(&[], 0)?;
+                Ok(json!(h.enabled().await))
             },
         )?;
-        for enable in [true, false] {
-            let h = host.clone();
-            let name = if enable {
-                "enable_plugin"
-            } else {
-                "disable_plugin"
-            };
-            core.export_at(name, AuthLevel::Admin, move |a: Args| {
-                let h = h.clone();
-                async move { switch_plugin(&h, &a, enable).await }
-            })?;
-        }
-        let h = host.clone();
-        core.export_at("get_config", AuthLevel::ReadOnly, move |a: Args| {
-            let h = h.clone();
-            async move {
+        on_host(
+            &core,
+            &host,
+            "enable_plugin",
+            AuthLevel::Admin,
+            |h, a| async move { switch_plugin(&h, &a, true).await },
+        )?;
+        on_host(
+            &core,
+            &host,
+            "disable_plugin",
+            AuthLevel::Admin,
+            |h, a| async move { switch_plugin(&h, &a, false).await },
+        )?;
+        on_host(
+            &core,
+            &host,
+            "get_config",
+            AuthLevel::ReadOnly,
+            |h, a| async move {
                 a.params(&[], 0)?;
-                Ok(json!({ "enabled_plugins": alive(&h, &a)?.enabled().await }))
-            }
-        })?;
-        let h = host.clone();
-        core.export_at("get_config_value", AuthLevel::ReadOnly, move |a: Args| {
-            let h = h.clone();
-            async move {
+                Ok(json!({ "enabled_plugins": h.enabled().await }))
+            },
+        )?;
+        on_host(
+            &core,
+            &host,
+            "get_config_value",
+            AuthLevel::ReadOnly,
+            |h, a| async move {
                 a.params(&["key"], 1)?;
                 let key: String = a.get(0, "key")?;
                 Ok(match key.as_str() {
-                    "enabled_plugins" => json!(alive(&h, &a)?.enabled().await),
+                    "enabled_plugins" => json!(h.enabled().await),
                     _ => Value::Null,
                 })
-            }
-        })?;
+            },
+        )?;
         core.export_at(
             "get_session_state",
             AuthLevel::ReadOnly,
@@ -316,15 +318,32 @@ fn failed(a: &Args, e: impl std::fmt::Display) -> DispatchError {
     }
 }
 
-fn alive(host: &WeakHost, a: &Args) -> Result<PluginHost, DispatchError> {
-    host.upgrade()
-        .ok_or_else(|| failed(a, "the daemon is shutting down"))
+/// Exports `name` into `scope` with a body that gets the host (held weakly by the table,
+/// so the table never keeps the host alive).
+fn on_host<F, Fut>(
+    scope: &ExportScope,
+    host: &WeakHost,
+    name: &str,
+    level: AuthLevel,
+    body: F,
+) -> Result<(), ExportError>
+where
+    F: Fn(PluginHost, Args) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
+{
+    let host = host.clone();
+    scope.export_at(name, level, move |a: Args| {
+        let host = host.upgrade();
+        async move {
+            let host = host.ok_or_else(|| failed(&a, "the daemon is shutting down"))?;
+            body(host, a).await
+        }
+    })
 }
 
-async fn switch_plugin(host: &WeakHost, a: &Args, enable: bool) -> Result<Value, DispatchError> {
+async fn switch_plugin(host: &PluginHost, a: &Args, enable: bool) -> Result<Value, DispatchError> {
     a.params(&["plugin"], 1)?;
     let name: String = a.get(0, "plugin")?;
-    let host = alive(host, a)?;
     let result = if enable {
         host.enable(&name).await
     } else {
