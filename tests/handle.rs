@@ -52,6 +52,16 @@ async fn poll_now_before_an_engine_restart_counts_every_byte() {
         (1_234_577, 7_654_341)
     );
     assert_eq!(stats.session_totals().unwrap().total_upload, 10);
+    // On-demand polls count, but add no history points (the series keep their spacing).
+    let history = call(
+        &host,
+        "stats.get_stats",
+        vec![serde_json::json!(["upload_rate"]), serde_json::json!(60)],
+        AuthLevel::Normal,
+    )
+    .await
+    .unwrap();
+    assert_eq!(history["upload_rate"].as_array().unwrap().len(), 1, "{history}");
     // Saved: a kill right now would lose nothing.
     let file = std::fs::read_to_string(dir.path().join("stats.totals")).unwrap();
     assert!(file.contains("1234577"), "{file}");

@@ -274,7 +274,7 @@ impl Poller {
                                 .map_err(SourceError::Missing),
                             Err(e) => Err(e.clone()),
                         };
-                        self.on_poll(result).await;
+                        self.on_poll_with(result, false).await;
                         let answer = answer.map(|()| self.view.read().acc.totals);
                         let _ = reply.send(answer);
                     }
@@ -308,9 +308,8 @@ impl Poller {
             Err(_) => tracing::warn!("final poll timed out; saving the last counted totals"),
         }
         self.save_all("disable").await;
-        let mut last = self.view.read().snapshot(false);
-        last.running = false;
-        self.snapshots.send_replace(last);
+        self.snapshots
+            .send_replace(self.view.read().snapshot(false));
     }
 
     /// Publishes the current state to the watch channel.
@@ -330,14 +329,21 @@ impl Poller {
     }
 
     async fn on_poll(&mut self, result: Result<SessionStatus, SourceError>) {
-        self.apply_poll(result);
+        self.on_poll_with(result, true).await
+    }
+
+    /// Counts a poll's answer and saves; `scheduled` polls (one per `update_interval`)
+    /// also add a history point, on-demand ones (`poll_now`) do not, so the history keeps
+    /// its spacing.
+    async fn on_poll_with(&mut self, result: Result<SessionStatus, SourceError>, scheduled: bool) {
+        self.apply_poll(result, scheduled);
         if self.fast_dirty {
             self.save_totals(Durability::Fast).await;
         }
         self.publish();
     }
 
-    fn apply_poll(&mut self, result: Result<SessionStatus, SourceError>) {
+    fn apply_poll(&mut self, result: Result<SessionStatus, SourceError>, scheduled: bool) {
         let status = match result {
             Ok(status) => status,
             Err(e) => return self.poll_failed(e),
@@ -385,7 +391,9 @@ impl Poller {
                 payload_download_rate: v(StatusKey::PayloadDownloadRate),
                 num_peers: v(StatusKey::NumPeers),
             };
-            view.history.push(&values, now);
+            if scheduled {
+                view.history.push(&values, now);
+            }
             step.changed()
         };
         if changed {
