@@ -22,6 +22,7 @@ cargo build --no-default-features --lib
 cargo check --no-default-features --features rpc-client --lib
 cargo check --no-default-features --features rpc --lib
 cargo check --no-default-features --features cli --bin torrent-stats
+cargo check --no-default-features --features rqbit --lib
 # The examples as programs: tests/examples.rs runs them to completion.
 cargo build --all-features --examples
 # Unit, integration, example and bench targets (benches run once each, as tests).

@@ -276,9 +276,17 @@ pub enum SourceSpecReason {
     /// A `deluge://` source in a build without feature `rpc-client`.
     #[error("this build has no Deluge client (feature `rpc-client`)")]
     NoDelugeClient,
-    /// Neither `sim:` nor `deluge://`.
+    /// `rqbit`: the embedded engine is started with `RqbitEngine::start` (async, with its
+    /// options), not from a specification; the daemon does it for `--source rqbit`.
     #[error(
-        "unknown source kind; expected sim:up=RATE,down=RATE[,peers=N] or \
+        "the embedded engine is not built from a source specification: start it with \
+         RqbitEngine::start (the daemon does this for --source rqbit), or build with \
+         feature `rqbit`"
+    )]
+    Engine,
+    /// Neither `sim:`, `deluge://` nor `rqbit`.
+    #[error(
+        "unknown source kind; expected rqbit, sim:up=RATE,down=RATE[,peers=N] or \
          deluge://USER:PASS@HOST[:PORT]"
     )]
     UnknownKind,

@@ -30,7 +30,8 @@
 //! | (none) | the library above on tokio, serde, serde_json, confy, tracing, async-trait, thiserror |
 //! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, `rpc::client`, the `deluge://` source |
 //! | `rpc` (default) | `rpc-client` plus the server side: auth file, TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
-//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`) |
+//! | `rqbit` (default) | the embedded librqbit engine: [`source::RqbitEngine`] (payload counters only) |
+//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`; uses `rqbit` when built with it) |
 //!
 //! `scripts/test.sh` builds every one of these combinations.
 //!

@@ -61,7 +61,11 @@ async fn poll_now_before_an_engine_restart_counts_every_byte() {
     )
     .await
     .unwrap();
-    assert_eq!(history["upload_rate"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(
+        history["upload_rate"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
     // Saved: a kill right now would lose nothing.
     let file = std::fs::read_to_string(dir.path().join("stats.totals")).unwrap();
     assert!(file.contains("1234577"), "{file}");

@@ -2,18 +2,25 @@
 //!
 //! - [`SimSource`]: deterministic synthetic traffic for demos and tests (`sim:...`).
 //! - `DelugeSource`: a running Deluge 2 daemon (`deluge://USER:PASS@HOST[:PORT]`,
-//!   feature `rpc`).
+//!   feature `rpc-client`).
+//! - `RqbitEngine`: the embedded librqbit BitTorrent engine (feature `rqbit`; payload
+//!   counters only).
 //!
 //! Embedders implement [`SessionSource`] for their own engine.
 
 #[cfg(feature = "rpc-client")]
 mod deluge;
+#[cfg(feature = "rqbit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
+pub mod rqbit;
 mod sim;
 
 use std::sync::Arc;
 
 #[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
+#[cfg(feature = "rqbit")]
+pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
 pub use sim::{SimParamError, SimSource};
 
 use crate::error::{SourceSpecError, SourceSpecReason};
@@ -46,6 +53,7 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> 
         )),
         #[cfg(not(feature = "rpc-client"))]
         "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
+        "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::Engine)),
         _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
     }
 }

@@ -362,6 +362,8 @@ impl CorePlugin for Stats {
             source = %source.describe(),
             upload = acc.totals.total_upload,
             download = acc.totals.total_download,
+            payload_upload = acc.totals.total_payload_upload,
+            payload_download = acc.totals.total_payload_download,
             "Stats enabled"
         );
         let view = SharedView::new(View {

@@ -517,6 +517,8 @@ impl Poller {
                 reason,
                 upload = t.total_upload,
                 download = t.total_download,
+                payload_upload = t.total_payload_upload,
+                payload_download = t.total_payload_download,
                 "stats saved"
             );
         } else {

@@ -24,14 +24,32 @@ pub struct Counters {
 
 impl Counters {
     /// The counters in a status sample, or the first required key that is missing.
-    /// Payload counters a source does not report count as 0.
+    ///
+    /// A source reports the wire totals (`total_upload` and `total_download`, both), or,
+    /// if it measures payload only, no wire total and both payload totals
+    /// (`total_payload_upload`, `total_payload_download`). Counters it does not report
+    /// count as 0: they are never derived from the others.
     pub fn from_status(status: &SessionStatus) -> Result<Counters, StatusKey> {
-        let need = |k| status.get(k).ok_or(k);
+        let get = |k| status.get(k);
+        let wire = (get(StatusKey::TotalUpload), get(StatusKey::TotalDownload));
+        let payload = (
+            get(StatusKey::TotalPayloadUpload),
+            get(StatusKey::TotalPayloadDownload),
+        );
+        match (wire, payload) {
+            ((Some(_), Some(_)), _) | ((None, None), (Some(_), Some(_))) => {}
+            ((None, Some(_)), _) | ((None, None), (None, None)) => {
+                return Err(StatusKey::TotalUpload)
+            }
+            ((Some(_), None), _) => return Err(StatusKey::TotalDownload),
+            ((None, None), (None, Some(_))) => return Err(StatusKey::TotalPayloadUpload),
+            ((None, None), (Some(_), None)) => return Err(StatusKey::TotalPayloadDownload),
+        }
         Ok(Counters {
-            total_upload: need(StatusKey::TotalUpload)?,
-            total_download: need(StatusKey::TotalDownload)?,
-            total_payload_upload: status.get(StatusKey::TotalPayloadUpload).unwrap_or(0),
-            total_payload_download: status.get(StatusKey::TotalPayloadDownload).unwrap_or(0),
+            total_upload: wire.0.unwrap_or(0),
+            total_download: wire.1.unwrap_or(0),
+            total_payload_upload: payload.0.unwrap_or(0),
+            total_payload_download: payload.1.unwrap_or(0),
         }
         .clamped())
     }
@@ -242,6 +260,58 @@ mod tests {
             total_payload_upload: up,
             total_payload_download: down,
         }
+    }
+
+    #[test]
+    fn a_source_reports_the_wire_pair_or_only_the_payload_pair() {
+        use StatusKey::*;
+        let status = |pairs: &[(StatusKey, u64)]| {
+            let mut s = SessionStatus::new(SessionId::new("s"));
+            for &(k, v) in pairs {
+                s.values.insert(k, v);
+            }
+            s
+        };
+        let wire_only = status(&[(TotalUpload, 1), (TotalDownload, 2)]);
+        assert_eq!(
+            Counters::from_status(&wire_only),
+            Ok(Counters {
+                total_upload: 1,
+                total_download: 2,
+                ..Counters::default()
+            })
+        );
+        let payload_only = status(&[(TotalPayloadUpload, 3), (TotalPayloadDownload, 4)]);
+        assert_eq!(
+            Counters::from_status(&payload_only),
+            Ok(Counters {
+                total_payload_upload: 3,
+                total_payload_download: 4,
+                ..Counters::default()
+            })
+        );
+        let half_wire = status(&[
+            (TotalDownload, 2),
+            (TotalPayloadUpload, 3),
+            (TotalPayloadDownload, 4),
+        ]);
+        assert_eq!(Counters::from_status(&half_wire), Err(TotalUpload));
+        assert_eq!(
+            Counters::from_status(&status(&[(TotalUpload, 1)])),
+            Err(TotalDownload)
+        );
+        assert_eq!(
+            Counters::from_status(&status(&[(TotalPayloadUpload, 1)])),
+            Err(TotalPayloadDownload)
+        );
+        assert_eq!(
+            Counters::from_status(&status(&[(TotalPayloadDownload, 1)])),
+            Err(TotalPayloadUpload)
+        );
+        assert_eq!(
+            Counters::from_status(&status(&[(NumPeers, 1)])),
+            Err(TotalUpload)
+        );
     }
 
     #[test]

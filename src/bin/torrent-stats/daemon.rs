@@ -3,9 +3,18 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use torrent_stats::daemon::Daemon;
+use torrent_stats::session::SessionSource;
+
+/// The source when none is given: the embedded engine if this build has it.
+#[cfg(feature = "rqbit")]
+const DEFAULT_SOURCE: &str = "rqbit";
+#[cfg(not(feature = "rqbit"))]
+const DEFAULT_SOURCE: &str = "sim:up=0,down=0";
 
 /// Options of `torrent-stats daemon`.
 #[derive(clap::Args)]
@@ -13,16 +22,34 @@ pub struct Args {
     /// Directory for core.conf, stats.*, auth and ssl/.
     #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
-    /// Session source: `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic) or
+    /// Session source: `rqbit` (the embedded BitTorrent engine, the default when built
+    /// in), `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic) or
     /// `deluge://USER:PASS@HOST[:PORT]` (a running Deluge 2 daemon). Set it through the
     /// environment to keep a password out of the process list.
     #[arg(
         long,
         env = "TORRENT_STATS_SOURCE",
         hide_env_values = true,
-        default_value = "sim:up=0,down=0"
+        default_value = DEFAULT_SOURCE
     )]
     source: String,
+    /// Embedded engine: where torrents' data goes (default: ~/Downloads/torrent-stats, or
+    /// <config-dir>/downloads without a home directory).
+    #[arg(long, env = "TORRENT_STATS_DOWNLOAD_DIR")]
+    download_dir: Option<PathBuf>,
+    /// Embedded engine: the port peers connect to (TCP, all addresses; Deluge's default).
+    #[arg(long, default_value_t = 6881)]
+    listen_port: u16,
+    /// Embedded engine: no DHT (trackerless peer discovery).
+    #[arg(long)]
+    no_dht: bool,
+    /// Embedded engine: no trackers and no local service discovery either (with
+    /// --no-dht: only peers you connect to yourself).
+    #[arg(long)]
+    no_trackers: bool,
+    /// Embedded engine: forward the listening port with UPnP (off by default).
+    #[arg(long)]
+    upnp: bool,
     /// Address the RPC server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
     #[arg(long)]
     interface: Option<IpAddr>,
@@ -57,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let source = torrent_stats::source::from_spec(&args.source)?;
+        let (source, engine) = open_source(&args, &dir).await?;
         if args.source.starts_with("sim") {
             tracing::warn!(source = %source.describe(), "counting SYNTHETIC traffic from the sim source");
         }
@@ -82,6 +109,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             })
             .await?;
+        #[cfg(feature = "rqbit")]
+        if let Some(engine) = engine {
+            engine.stop().await;
+        }
+        #[cfg(not(feature = "rqbit"))]
+        let _ = engine;
         Ok(())
     })
+}
+
+#[cfg(feature = "rqbit")]
+type Engine = Arc<torrent_stats::source::RqbitEngine>;
+#[cfg(not(feature = "rqbit"))]
+type Engine = ();
+
+/// The session source, and the embedded engine when it is the source.
+async fn open_source(
+    args: &Args,
+    config_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn SessionSource>, Option<Engine>)> {
+    #[cfg(feature = "rqbit")]
+    if args.source == "rqbit" {
+        use torrent_stats::source::{EngineOptions, RqbitEngine};
+        let download_dir = match &args.download_dir {
+            Some(dir) => dir.clone(),
+            None => match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join("Downloads").join("torrent-stats"),
+                None => config_dir.join("downloads"),
+            },
+        };
+        let mut opts = EngineOptions::new(&download_dir, Some(config_dir.join("rqbit")));
+        opts.listen = Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            args.listen_port,
+        ));
+        opts.dht = !args.no_dht;
+        opts.trackers = !args.no_trackers;
+        opts.lsd = !args.no_trackers;
+        opts.upnp = args.upnp;
+        let engine = Arc::new(
+            RqbitEngine::start(opts)
+                .await
+                .context("starting the embedded BitTorrent engine")?,
+        );
+        eprintln!("downloads go to {}", download_dir.display());
+        return Ok((engine.clone(), Some(engine)));
+    }
+    let _ = config_dir;
+    Ok((torrent_stats::source::from_spec(&args.source)?, None))
 }
