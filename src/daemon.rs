@@ -26,10 +26,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{PluginError, StoreError};
+use crate::host::PluginHost;
 use crate::plugin::CorePlugin;
 use crate::service::Core;
 use crate::session::SessionSource;
 use crate::stats::{Stats, StatsHandle};
+use crate::torrent::TorrentEngine;
 
 #[cfg(feature = "rpc")]
 use std::net::SocketAddr;
@@ -50,6 +52,9 @@ pub enum DaemonError {
     /// A plugin could not be registered, enabled or disabled.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The core's methods could not be exported.
+    #[error(transparent)]
+    Export(#[from] crate::error::ExportError),
     /// An RPC transport could not be set up (auth file, TLS key pair).
     #[cfg(feature = "rpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
@@ -92,11 +97,20 @@ pub struct DaemonBuilder {
     source: Arc<dyn SessionSource>,
     plugins: Vec<Arc<dyn CorePlugin>>,
     enable: Vec<String>,
+    engine: Option<Arc<dyn TorrentEngine>>,
     #[cfg(feature = "rpc")]
     rpc: Option<RpcSettings>,
 }
 
 impl DaemonBuilder {
+    /// Puts a torrent engine behind Deluge's torrent methods (`core.add_torrent_file`,
+    /// `core.get_torrents_status`, …) and torrent events; usually the same engine that is
+    /// the session source.
+    pub fn engine(mut self, engine: Arc<dyn TorrentEngine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
     /// Registers another plugin (enabled at start if it is remembered in `core.conf` or
     /// named with [`enable`](DaemonBuilder::enable)).
     pub fn plugin(mut self, plugin: Arc<dyn CorePlugin>) -> Self {
@@ -150,10 +164,11 @@ impl DaemonBuilder {
     /// finds every method.
     pub async fn build(self) -> Result<Daemon, DaemonError> {
         let dir = self.config_dir.clone();
-        let core = Core::open(self.source, &dir).map_err(|source| DaemonError::Store {
+        let host = PluginHost::open(self.source, &dir).map_err(|source| DaemonError::Store {
             dir: dir.clone(),
             source,
         })?;
+        let core = Core::with_engine(host, self.engine)?;
         let stats = Arc::new(Stats::new());
         let handle = stats.handle();
         core.host().register(stats).await?;
@@ -205,6 +220,7 @@ impl Daemon {
             source,
             plugins: Vec::new(),
             enable: Vec::new(),
+            engine: None,
             #[cfg(feature = "rpc")]
             rpc: None,
         }

@@ -153,6 +153,18 @@ pub enum DispatchError {
         /// What went wrong.
         message: String,
     },
+    /// The method failed with one of Deluge's own exception classes
+    /// (`InvalidTorrentError`, `AddTorrentError`, `DelugeError`, …), which Deluge's clients
+    /// show by name.
+    #[error("{method}: {class}: {message}")]
+    Deluge {
+        /// The full method name.
+        method: String,
+        /// The `deluge.error` class.
+        class: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// The method exists but this transport cannot answer it (e.g. `daemon.login` called
     /// in-process).
     #[error("{method} is answered by a connection's transport, not through dispatch")]
@@ -178,6 +190,7 @@ impl DispatchError {
             DispatchError::NotAuthorized { .. } => "NotAuthorizedError",
             DispatchError::Plugin { .. } => "PluginError",
             DispatchError::TransportOnly { .. } => "AttributeError",
+            DispatchError::Deluge { class, .. } => class,
         }
     }
 }

@@ -60,6 +60,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod base64;
 pub mod checksum;
 pub mod daemon;
 pub mod error;
@@ -76,6 +77,7 @@ pub mod session;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod torrent;
 pub mod units;
 
 /// Re-exported so embedders can implement [`session::SessionSource`] and

@@ -152,3 +152,73 @@ async fn two_engines_on_loopback_are_counted_to_the_byte() -> Result<()> {
     seeder.stop().await;
     Ok(())
 }
+
+/// Starts `torrent-stats daemon` on the embedded engine, loopback only.
+fn engine_daemon(download: &Path) -> Result<support::daemon::DaemonProc> {
+    let dir = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("--download-dir")
+        .arg(download)
+        .args(["--port", "0", "--source", "rqbit", "--listen-port", "0"])
+        .args(["--no-dht", "--no-trackers"]);
+    support::daemon::DaemonProc::launch(command, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deluge_client_drives_two_engine_daemons() -> Result<()> {
+    const SIZE: usize = 24 << 20;
+    support::rpc::require_deluge_client()?;
+    let seed_data = tempfile::tempdir()?;
+    let leech_data = tempfile::tempdir()?;
+    let work = tempfile::tempdir()?;
+    let data = payload(SIZE);
+    let file = seed_data.path().join("payload.bin");
+    std::fs::write(&file, &data)?;
+    let created = create_torrent(
+        &file,
+        CreateTorrentOptions {
+            name: None,
+            trackers: vec![],
+            piece_length: Some(256 << 10),
+        },
+        &BlockingSpawner::new(2),
+    )
+    .await?;
+    let torrent = work.path().join("payload.bin.torrent");
+    std::fs::write(&torrent, created.as_bytes()?)?;
+
+    let seeder = engine_daemon(seed_data.path())?;
+    let leecher = engine_daemon(leech_data.path())?;
+    let (seed_port, leech_port) = (seeder.port().to_string(), leecher.port().to_string());
+    let size = SIZE.to_string();
+    let run = support::rpc::run_python(
+        "torrents.py",
+        &[
+            &seed_port,
+            &seeder.password,
+            &leech_port,
+            &leecher.password,
+            &torrent.display().to_string(),
+            &size,
+        ],
+        Duration::from_secs(300),
+    )?;
+    ensure!(
+        run.status.success() && run.stdout.contains("OK"),
+        "torrents.py:\n{}\n{}\nseeder log:\n{}\nleecher log:\n{}",
+        run.stdout,
+        run.stderr,
+        seeder.log(),
+        leecher.log()
+    );
+    let got = std::fs::read(leech_data.path().join("payload.bin"))?;
+    ensure!(
+        got == data,
+        "the downloaded file differs from the seeded one"
+    );
+    Ok(())
+}

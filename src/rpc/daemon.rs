@@ -80,6 +80,12 @@ fn not_authorized(have: u8, required: u8) -> RemoteError {
 pub fn remote_error(e: DispatchError) -> RemoteError {
     match &e {
         DispatchError::NotAuthorized { required, have, .. } => not_authorized(*have, *required),
+        // deluge.error.DelugeError and its subclasses take one message argument.
+        DispatchError::Deluge { class, message, .. } => RemoteError {
+            name: class.to_string(),
+            args: vec![message.clone()],
+            traceback: format!("{class}: {message}"),
+        },
         _ => RemoteError::wrapped(e.exception_name(), e.to_string()),
     }
 }

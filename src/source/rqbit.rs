@@ -7,15 +7,25 @@
 //! counter deltas (librqbit's own speeds are smoothed averages). Every start of the engine
 //! is a new session identity: its counters begin at 0.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use librqbit::{ListenerMode, ListenerOptions, Session, SessionOptions, SessionPersistenceConfig};
+use librqbit::api::TorrentIdOrHash;
+use librqbit::dht::Id20;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, Magnet,
+    ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig, TorrentStatsState,
+};
 
 use crate::error::SourceError;
+use crate::torrent::{
+    AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+};
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 /// The librqbit this engine is built on, for adding and managing torrents.
@@ -90,11 +100,27 @@ pub enum EngineError {
     Start(String),
 }
 
+/// How long a resume waits for a torrent's initial check.
+const RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A magnet whose metadata is still being fetched (librqbit lists it once resolved).
+#[derive(Debug, Clone)]
+struct Pending {
+    name: String,
+    error: Option<String>,
+    added: f64,
+}
+
 /// A running librqbit session and its identity.
 pub struct RqbitEngine {
     session: Arc<Session>,
     id: SessionId,
     describe: String,
+    download_dir: PathBuf,
+    pending: Arc<Mutex<HashMap<String, Pending>>>,
+    /// Peers given with `connect_peer`, per torrent, kept across re-adds.
+    peers: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    added: Mutex<HashMap<String, f64>>,
 }
 
 impl std::fmt::Debug for RqbitEngine {
@@ -158,6 +184,10 @@ impl RqbitEngine {
             session,
             id,
             describe,
+            download_dir: opts.download_dir,
+            pending: Arc::default(),
+            peers: Mutex::default(),
+            added: Mutex::default(),
         })
     }
 
@@ -204,5 +234,309 @@ impl SessionSource for RqbitEngine {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn engine_error(e: impl std::fmt::Display) -> TorrentError {
+    TorrentError::Engine(format!("{e:#}"))
+}
+
+impl RqbitEngine {
+    fn handle(&self, id: &str) -> Result<Arc<ManagedTorrent>, TorrentError> {
+        let hash = Id20::from_str(id).map_err(|_| TorrentError::Unknown(id.to_string()))?;
+        self.session
+            .get(TorrentIdOrHash::Hash(hash))
+            .ok_or_else(|| TorrentError::Unknown(id.to_string()))
+    }
+
+    fn info(&self, t: &ManagedTorrent) -> TorrentInfo {
+        let id = t.info_hash().as_string();
+        let stats = t.stats();
+        let state = match stats.state {
+            TorrentStatsState::Initializing { .. } => TorrentState::Checking,
+            TorrentStatsState::Paused => TorrentState::Paused,
+            TorrentStatsState::Error => TorrentState::Error,
+            TorrentStatsState::Live if stats.finished => TorrentState::Seeding,
+            TorrentStatsState::Live => TorrentState::Downloading,
+        };
+        let mut info = TorrentInfo::new(&id, t.name().unwrap_or_else(|| id.clone()), state);
+        info.error = stats.error.clone();
+        info.total_size = stats.total_bytes;
+        info.total_done = stats.progress_bytes;
+        info.total_uploaded = stats.uploaded_bytes;
+        if let Some(live) = &stats.live {
+            let bytes = |mib_per_s: f64| (mib_per_s * 1024.0 * 1024.0) as u64;
+            info.download_payload_rate = Some(bytes(live.download_speed.mbps));
+            info.upload_payload_rate = Some(bytes(live.upload_speed.mbps));
+            info.num_peers = Some(u64::from(live.snapshot.peer_stats.live));
+        }
+        info.save_path = t.output_folder().to_path_buf();
+        info.time_added = self
+            .added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied();
+        info
+    }
+
+    /// Adds bytes or a URL to the session with the peers known for `id`.
+    async fn add_to_session(
+        &self,
+        add: AddTorrent<'_>,
+        id: Option<&str>,
+        options: &AddOptions,
+    ) -> Result<String, TorrentError> {
+        let peers = id.and_then(|id| {
+            self.peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned()
+        });
+        let opts = AddTorrentOptions {
+            paused: options.paused,
+            overwrite: true, // resume into existing files: pieces are checked, not re-fetched
+            output_folder: options
+                .download_location
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            initial_peers: peers,
+            ..Default::default()
+        };
+        match self.session.add_torrent(add, Some(opts)).await {
+            Ok(AddTorrentResponse::Added(_, handle)) => Ok(handle.info_hash().as_string()),
+            Ok(AddTorrentResponse::AlreadyManaged(_, handle)) => {
+                Err(TorrentError::AlreadyAdded(handle.info_hash().as_string()))
+            }
+            Ok(AddTorrentResponse::ListOnly(_)) => Err(TorrentError::Engine(
+                "the engine only listed the torrent".into(),
+            )),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl TorrentEngine for RqbitEngine {
+    async fn add(
+        &self,
+        source: TorrentSource,
+        options: AddOptions,
+    ) -> Result<String, TorrentError> {
+        match source {
+            TorrentSource::File(bytes) => {
+                let parsed = librqbit::torrent_from_bytes(&bytes)
+                    .map_err(|e| TorrentError::NotATorrent(format!("{e:#}")))?;
+                let id = parsed.info_hash.as_string();
+                if self.handle(&id).is_ok() {
+                    return Err(TorrentError::AlreadyAdded(id));
+                }
+                let added = self
+                    .add_to_session(AddTorrent::from_bytes(bytes), Some(&id), &options)
+                    .await
+                    .map_err(|e| match e {
+                        TorrentError::Engine(m) => TorrentError::NotATorrent(m),
+                        other => other,
+                    })?;
+                self.added
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(added.clone(), unix_now());
+                Ok(added)
+            }
+            TorrentSource::Magnet(uri) => {
+                let magnet =
+                    Magnet::parse(&uri).map_err(|e| TorrentError::BadMagnet(format!("{e:#}")))?;
+                let id = magnet
+                    .as_id20()
+                    .ok_or_else(|| {
+                        TorrentError::BadMagnet("no BitTorrent v1 info-hash (xt=urn:btih:…)".into())
+                    })?
+                    .as_string();
+                let known = self.handle(&id).is_ok()
+                    || self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(&id);
+                if known {
+                    return Err(TorrentError::AlreadyAdded(id));
+                }
+                // Fetching the metadata takes as long as finding peers: answer at once, as
+                // Deluge does, and list the torrent as Checking meanwhile.
+                let name = magnet.name.clone().unwrap_or_else(|| id.clone());
+                let now = unix_now();
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        id.clone(),
+                        Pending {
+                            name,
+                            error: None,
+                            added: now,
+                        },
+                    );
+                self.added
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), now);
+                let session = self.session.clone();
+                let pending = self.pending.clone();
+                let opts = AddTorrentOptions {
+                    paused: options.paused,
+                    overwrite: true,
+                    output_folder: options
+                        .download_location
+                        .as_ref()
+                        .map(|p| p.display().to_string()),
+                    ..Default::default()
+                };
+                let key = id.clone();
+                tokio::spawn(async move {
+                    let result = session
+                        .add_torrent(AddTorrent::from_url(uri), Some(opts))
+                        .await;
+                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    match result {
+                        Ok(_) => {
+                            pending.remove(&key);
+                        }
+                        Err(e) => {
+                            tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
+                            if let Some(p) = pending.get_mut(&key) {
+                                p.error = Some(format!("{e:#}"));
+                            }
+                        }
+                    }
+                });
+                Ok(id)
+            }
+        }
+    }
+
+    fn torrents(&self) -> Vec<TorrentInfo> {
+        let mut list: Vec<TorrentInfo> = self
+            .session
+            .with_torrents(|it| it.map(|(_, t)| self.info(t)).collect());
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (id, p) in pending {
+            if list.iter().any(|t| t.id == id) {
+                continue;
+            }
+            let state = if p.error.is_some() {
+                TorrentState::Error
+            } else {
+                TorrentState::Checking
+            };
+            let mut info = TorrentInfo::new(&id, p.name, state);
+            info.error = p.error;
+            info.save_path = self.download_dir.clone();
+            info.time_added = Some(p.added);
+            list.push(info);
+        }
+        list
+    }
+
+    async fn pause(&self, id: &str) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        if t.is_paused() {
+            return Ok(());
+        }
+        self.session.pause(&t).await.map_err(engine_error)
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        // librqbit starts a torrent only once its initial check is over: a resume during
+        // the check waits for it (else the torrent would come out of it paused).
+        let deadline = tokio::time::Instant::now() + RESUME_WAIT;
+        while matches!(t.stats().state, TorrentStatsState::Initializing { .. }) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(TorrentError::Engine(format!(
+                    "{id} is still checking its data after {RESUME_WAIT:?}; resume it later"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if !t.is_paused() {
+            return Ok(());
+        }
+        self.session.unpause(&t).await.map_err(engine_error)
+    }
+
+    async fn remove(&self, id: &str, remove_data: bool) -> Result<(), TorrentError> {
+        if self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let t = self.handle(id)?;
+        self.session
+            .delete(TorrentIdOrHash::Hash(t.info_hash()), remove_data)
+            .await
+            .map_err(engine_error)?;
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+
+    /// librqbit has no call that hands a peer to a running torrent, so the torrent is
+    /// re-added (same data, pieces re-checked, nothing fetched again) with every peer
+    /// given so far as an initial peer; a paused torrent stays paused.
+    async fn connect_peer(&self, id: &str, peer: SocketAddr) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        let bytes = t.with_metadata(|m| m.torrent_bytes.clone()).map_err(|_| {
+            TorrentError::Unsupported("the torrent's metadata is not there yet".into())
+        })?;
+        let paused = t.is_paused();
+        let location = t.output_folder().to_path_buf();
+        {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            let list = peers.entry(id.to_string()).or_default();
+            if !list.contains(&peer) {
+                list.push(peer);
+            }
+        }
+        self.session
+            .delete(TorrentIdOrHash::Hash(t.info_hash()), false)
+            .await
+            .map_err(engine_error)?;
+        let options = AddOptions {
+            paused,
+            download_location: Some(location),
+        };
+        self.add_to_session(AddTorrent::from_bytes(bytes), Some(id), &options)
+            .await
+            .map(|_| ())
+    }
+
+    fn download_location(&self) -> PathBuf {
+        self.download_dir.clone()
+    }
+
+    fn listen_port(&self) -> Option<u16> {
+        self.listen_addr().map(|a| a.port())
+    }
+
+    fn version(&self) -> String {
+        "librqbit 9.1.0 (not libtorrent)".into()
     }
 }

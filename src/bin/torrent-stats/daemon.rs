@@ -91,7 +91,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Signals first: from here on SIGINT/SIGTERM save instead of killing.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let daemon = Daemon::builder(&dir, source)
+        #[cfg_attr(not(feature = "rqbit"), allow(unused_mut))]
+        let mut builder = Daemon::builder(&dir, source);
+        #[cfg(feature = "rqbit")]
+        if let Some(engine) = &engine {
+            builder = builder.engine(engine.clone());
+        }
+        let daemon = builder
             .rpc(addr)
             .allow_remote(args.allow_remote)
             .build()

@@ -33,6 +33,9 @@ use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, Caller, ExportScope, Exports};
 use crate::host::{PluginHost, WeakHost};
 use crate::session::{SessionSource, StatusKey};
+use crate::torrent::TorrentEngine;
+
+mod torrents;
 
 /// The owner name of the core's methods in the method table.
 pub const OWNER: &str = "<core>";
@@ -45,10 +48,20 @@ pub fn version() -> String {
 
 /// The core service. Clones share it; dropping the last clone (and every
 /// [`PluginHost`] clone) releases the host.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Core {
     host: PluginHost,
+    engine: Option<Arc<dyn TorrentEngine>>,
     stop: Arc<watch::Sender<bool>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("host", &self.host)
+            .field("engine", &self.engine.as_ref().map(|e| e.version()))
+            .finish()
+    }
 }
 
 impl Core {
@@ -62,15 +75,34 @@ impl Core {
     }
 
     /// Adds the core's methods to an existing host's method table (fails if a plugin
-    /// already took the `core` or `daemon` namespace).
+    /// already took the `core` or `daemon` namespace). Without an engine the torrent
+    /// methods answer an empty session and refuse adds.
     pub fn from_host(host: PluginHost) -> Result<Core, ExportError> {
+        Core::with_engine(host, None)
+    }
+
+    /// The same with a torrent engine behind Deluge's torrent methods
+    /// (`core.add_torrent_file`, `core.get_torrents_status`, …) and torrent events.
+    pub fn with_engine(
+        host: PluginHost,
+        engine: Option<Arc<dyn TorrentEngine>>,
+    ) -> Result<Core, ExportError> {
         let (stop, _) = watch::channel(false);
         let core = Core {
             host,
+            engine,
             stop: Arc::new(stop),
         };
         core.export()?;
+        if let Some(engine) = &core.engine {
+            torrents::watch_states(engine.clone(), core.events().clone(), core.host.downgrade());
+        }
         Ok(core)
+    }
+
+    /// The torrent engine, if the core has one.
+    pub fn engine(&self) -> Option<&Arc<dyn TorrentEngine>> {
+        self.engine.as_ref()
     }
 
     /// The plugin host.
@@ -254,59 +286,7 @@ impl Core {
             AuthLevel::Admin,
             |h, a| async move { switch_plugin(&h, &a, false).await },
         )?;
-        on_host(
-            &core,
-            &host,
-            "get_config",
-            AuthLevel::ReadOnly,
-            |h, a| async move {
-                a.params(&[], 0)?;
-                Ok(json!({ "enabled_plugins": h.enabled().await }))
-            },
-        )?;
-        on_host(
-            &core,
-            &host,
-            "get_config_value",
-            AuthLevel::ReadOnly,
-            |h, a| async move {
-                a.params(&["key"], 1)?;
-                let key: String = a.get(0, "key")?;
-                Ok(match key.as_str() {
-                    "enabled_plugins" => json!(h.enabled().await),
-                    _ => Value::Null,
-                })
-            },
-        )?;
-        core.export_at(
-            "get_session_state",
-            AuthLevel::ReadOnly,
-            |a: Args| async move {
-                // Torrent ids: this core keeps statistics, not torrents (yet).
-                a.params(&[], 0)?;
-                Ok(json!([]))
-            },
-        )?;
-        core.export_at(
-            "get_torrents_status",
-            AuthLevel::ReadOnly,
-            |a: Args| async move {
-                a.params(&["filter_dict", "keys", "diff"], 2)?;
-                let _: Map<String, Value> = a.get(0, "filter_dict")?;
-                let _: Vec<String> = a.get(1, "keys")?;
-                let _: bool = a.get_or(2, "diff", false)?;
-                Ok(json!({}))
-            },
-        )?;
-        core.export_at(
-            "get_free_space",
-            AuthLevel::ReadOnly,
-            |a: Args| async move {
-                a.params(&["path"], 0)?;
-                let _: Option<String> = a.get_opt(0, "path")?;
-                Ok(json!(-1))
-            },
-        )?;
+        torrents::export(&core, &host, self.engine.clone(), self.events().clone())?;
         Ok(())
     }
 }
@@ -328,12 +308,13 @@ fn on_host<F, Fut>(
     body: F,
 ) -> Result<(), ExportError>
 where
-    F: Fn(PluginHost, Args) -> Fut + Copy + Send + Sync + 'static,
+    F: Fn(PluginHost, Args) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
 {
     let host = host.clone();
     scope.export_at(name, level, move |a: Args| {
         let host = host.upgrade();
+        let body = body.clone();
         async move {
             let host = host.ok_or_else(|| failed(&a, "the daemon is shutting down"))?;
             body(host, a).await

@@ -1,0 +1,202 @@
+//! Torrents: the [`TorrentEngine`] trait the core service drives Deluge's torrent methods
+//! through (`core.add_torrent_file`, `core.get_torrents_status`, …), and the typed
+//! torrent status it answers with.
+//!
+//! The embedded librqbit engine implements it ([`RqbitEngine`](crate::source::RqbitEngine),
+//! feature `rqbit`); an embedding application may implement it for its own engine. Torrent
+//! ids are info-hashes in lower-case hex, as Deluge's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+/// What to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TorrentSource {
+    /// The bytes of a `.torrent` file.
+    File(Vec<u8>),
+    /// A `magnet:` URI.
+    Magnet(String),
+}
+
+/// Options of an add (Deluge's `add_paused`, `download_location`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AddOptions {
+    /// Add without starting.
+    pub paused: bool,
+    /// Where the data goes (default: the engine's download directory).
+    pub download_location: Option<PathBuf>,
+}
+
+/// A torrent's state, with Deluge's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TorrentState {
+    /// Checking existing data or fetching metadata.
+    Checking,
+    /// Downloading.
+    Downloading,
+    /// Complete and sharing.
+    Seeding,
+    /// Paused by the user.
+    Paused,
+    /// Stopped by an error.
+    Error,
+}
+
+impl TorrentState {
+    /// Deluge's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TorrentState::Checking => "Checking",
+            TorrentState::Downloading => "Downloading",
+            TorrentState::Seeding => "Seeding",
+            TorrentState::Paused => "Paused",
+            TorrentState::Error => "Error",
+        }
+    }
+
+    /// Every state, in the order Deluge's filter tree lists them.
+    pub const ALL: [TorrentState; 5] = [
+        TorrentState::Downloading,
+        TorrentState::Seeding,
+        TorrentState::Paused,
+        TorrentState::Checking,
+        TorrentState::Error,
+    ];
+}
+
+/// What an engine knows of one torrent. A figure the engine does not measure is `None`,
+/// never a guess.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TorrentInfo {
+    /// Info-hash, lower-case hex.
+    pub id: String,
+    /// Name (the info dictionary's, or the id while a magnet's metadata is missing).
+    pub name: String,
+    /// State.
+    pub state: TorrentState,
+    /// Why it stopped, in the `Error` state.
+    pub error: Option<String>,
+    /// Bytes wanted (0 while the metadata is missing).
+    pub total_size: u64,
+    /// Bytes present and checked.
+    pub total_done: u64,
+    /// Payload bytes uploaded this engine session.
+    pub total_uploaded: u64,
+    /// Payload download rate, bytes/s.
+    pub download_payload_rate: Option<u64>,
+    /// Payload upload rate, bytes/s.
+    pub upload_payload_rate: Option<u64>,
+    /// Connected peers.
+    pub num_peers: Option<u64>,
+    /// Where the data is.
+    pub save_path: PathBuf,
+    /// Unix seconds when it was added to this engine, if known.
+    pub time_added: Option<f64>,
+}
+
+impl TorrentInfo {
+    /// A torrent in `state` with nothing measured yet.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, state: TorrentState) -> Self {
+        TorrentInfo {
+            id: id.into(),
+            name: name.into(),
+            state,
+            error: None,
+            total_size: 0,
+            total_done: 0,
+            total_uploaded: 0,
+            download_payload_rate: None,
+            upload_payload_rate: None,
+            num_peers: None,
+            save_path: PathBuf::new(),
+            time_added: None,
+        }
+    }
+
+    /// Whether every wanted byte is present.
+    pub fn is_finished(&self) -> bool {
+        self.total_size > 0 && self.total_done >= self.total_size
+    }
+}
+
+/// A torrent operation failed. Each maps to Deluge's exception class
+/// ([`deluge_class`](TorrentError::deluge_class)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TorrentError {
+    /// The bytes are not a torrent file.
+    #[error("not a torrent file: {0}")]
+    NotATorrent(String),
+    /// The magnet URI cannot be used.
+    #[error("bad magnet URI: {0}")]
+    BadMagnet(String),
+    /// No torrent has this id.
+    #[error("Torrent ID not in session: {0}")]
+    Unknown(String),
+    /// The torrent is already in the session.
+    #[error("Torrent already in session ({0})")]
+    AlreadyAdded(String),
+    /// The engine cannot do this.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The engine failed.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl TorrentError {
+    /// The `deluge.error` class a Deluge client gets for this error.
+    pub fn deluge_class(&self) -> &'static str {
+        match self {
+            TorrentError::NotATorrent(_)
+            | TorrentError::BadMagnet(_)
+            | TorrentError::Unknown(_) => "InvalidTorrentError",
+            TorrentError::AlreadyAdded(_) => "AddTorrentError",
+            TorrentError::Unsupported(_) | TorrentError::Engine(_) => "DelugeError",
+        }
+    }
+}
+
+/// A BitTorrent engine the core service can drive.
+#[async_trait]
+pub trait TorrentEngine: Send + Sync + 'static {
+    /// Adds a torrent; returns its id. A torrent already there is
+    /// [`TorrentError::AlreadyAdded`].
+    async fn add(&self, source: TorrentSource, options: AddOptions)
+        -> Result<String, TorrentError>;
+
+    /// Every torrent, in the order they were added.
+    fn torrents(&self) -> Vec<TorrentInfo>;
+
+    /// One torrent.
+    fn torrent(&self, id: &str) -> Option<TorrentInfo> {
+        self.torrents().into_iter().find(|t| t.id == id)
+    }
+
+    /// Pauses a torrent (a paused one stays paused).
+    async fn pause(&self, id: &str) -> Result<(), TorrentError>;
+
+    /// Resumes a torrent (a running one keeps running).
+    async fn resume(&self, id: &str) -> Result<(), TorrentError>;
+
+    /// Removes a torrent, and its data if `remove_data`.
+    async fn remove(&self, id: &str, remove_data: bool) -> Result<(), TorrentError>;
+
+    /// Connects a torrent to a peer.
+    async fn connect_peer(&self, id: &str, peer: SocketAddr) -> Result<(), TorrentError>;
+
+    /// Where torrents go by default.
+    fn download_location(&self) -> PathBuf;
+
+    /// The port peers connect to, if the engine listens.
+    fn listen_port(&self) -> Option<u16>;
+
+    /// The engine's name and version (what `core.get_libtorrent_version` reports).
+    fn version(&self) -> String;
+}
