@@ -88,6 +88,8 @@ pub struct TorrentInfo {
     pub total_done: u64,
     /// Payload bytes uploaded this engine session.
     pub total_uploaded: u64,
+    /// Payload bytes downloaded this engine session, if measured.
+    pub total_payload_download: Option<u64>,
     /// Payload download rate, bytes/s.
     pub download_payload_rate: Option<u64>,
     /// Payload upload rate, bytes/s.
@@ -111,6 +113,7 @@ impl TorrentInfo {
             total_size: 0,
             total_done: 0,
             total_uploaded: 0,
+            total_payload_download: None,
             download_payload_rate: None,
             upload_payload_rate: None,
             num_peers: None,

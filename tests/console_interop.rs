@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::daemon::DaemonProc;
@@ -16,32 +15,8 @@ struct Target {
     password: String,
 }
 
-/// Runs one console command after `connect`; returns its stdout.
 fn console(d: &Target, command: &str) -> String {
-    let script = format!(
-        "connect 127.0.0.1:{} localclient {}; {command}",
-        d.port, d.password
-    );
-    let mut child = Command::new("deluge-console")
-        .arg("-q")
-        .arg(&script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("deluge-console must be installed (scripts/test.sh installs it)");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("deluge-console hung on {command:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::console::run(d.port, &d.password, command)
 }
 
 fn enabled(d: &Target) -> Vec<String> {

@@ -222,3 +222,91 @@ async fn deluge_client_drives_two_engine_daemons() -> Result<()> {
     );
     Ok(())
 }
+
+/// `deluge-console` until `check` accepts its output (at most 20 s).
+fn console_until(
+    d: &support::daemon::DaemonProc,
+    command: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = support::console::run(d.port(), &d.password, command);
+        if check(&out) || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deluge_console_adds_lists_pauses_resumes_and_removes() -> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    let work = tempfile::tempdir()?;
+    let file = data_dir.path().join("console.bin");
+    std::fs::write(&file, payload(2 << 20))?;
+    let created = create_torrent(
+        &file,
+        CreateTorrentOptions {
+            name: None,
+            trackers: vec![],
+            piece_length: Some(256 << 10),
+        },
+        &BlockingSpawner::new(2),
+    )
+    .await?;
+    let id = created.info_hash().as_string();
+    let torrent = work.path().join("console.torrent");
+    std::fs::write(&torrent, created.as_bytes()?)?;
+    let daemon = engine_daemon(data_dir.path())?;
+    let run = |cmd: &str| support::console::run(daemon.port(), &daemon.password, cmd);
+
+    let out = run(&format!("add {}", torrent.display()));
+    ensure!(out.contains("Torrent added!"), "add: {out}");
+    let out = console_until(&daemon, "info", |o| o.contains("[S]"));
+    ensure!(
+        out.contains("[S]")
+            && out.contains("100%")
+            && out.contains("console.bin")
+            && out.contains(&id),
+        "info: {out}"
+    );
+    let out = run("info -v");
+    for want in [
+        "Name: console.bin",
+        &format!("ID: {id}"),
+        "State: Seeding",
+        "Size: 2.0 M ",
+    ] {
+        ensure!(out.contains(want), "info -v lacks {want:?}: {out}");
+    }
+    ensure!(
+        !out.contains("Error getting torrent info"),
+        "info -v: {out}"
+    );
+
+    run(&format!("pause {id}"));
+    let out = console_until(&daemon, "info", |o| o.contains("[P]"));
+    ensure!(out.contains("[P]"), "after pause: {out}");
+    run(&format!("resume {id}"));
+    let out = console_until(&daemon, "info", |o| o.contains("[S]"));
+    ensure!(out.contains("[S]"), "after resume: {out}");
+
+    let magnet_id = "0123456789abcdef0123456789abcdef01234567";
+    let out = run(&format!("add magnet:?xt=urn:btih:{magnet_id}&dn=wanted"));
+    ensure!(out.contains("Torrent added!"), "add magnet: {out}");
+    let out = run("info");
+    ensure!(
+        out.contains(magnet_id) && out.contains("wanted"),
+        "magnet in info: {out}"
+    );
+    let out = run("status");
+    ensure!(out.contains("Total torrents: 2"), "status: {out}");
+
+    run(&format!("rm --confirm {magnet_id}"));
+    run(&format!("rm --confirm {id}"));
+    let out = console_until(&daemon, "status", |o| o.contains("Total torrents: 0"));
+    ensure!(out.contains("Total torrents: 0"), "after rm: {out}");
+    ensure!(file.exists(), "rm without --remove_data keeps the data");
+    Ok(())
+}

@@ -227,12 +227,13 @@ impl Core {
                     .filter_map(|n| StatusKey::from_str(n).ok())
                     .collect();
                 let status = src.session_status(&keys).await.map_err(|e| failed(&a, e))?;
-                let mut out = Map::new();
-                for (k, v) in status.values {
-                    if keys.contains(&k) {
-                        out.insert(k.as_str().to_string(), json!(v));
-                    }
-                }
+                // A known key the source does not measure (rates and DHT figures of the
+                // embedded engine) answers Deluge's neutral 0: clients index the dict by
+                // every key they asked for (deluge-console's `status` hangs otherwise).
+                let out: Map<String, Value> = keys
+                    .iter()
+                    .map(|k| (k.as_str().to_string(), json!(status.get(*k).unwrap_or(0))))
+                    .collect();
                 Ok(Value::Object(out))
             }
         })?;

@@ -106,6 +106,7 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         "total_done" => json!(done),
         "total_remaining" => json!(size.saturating_sub(done)),
         "total_uploaded" | "total_payload_upload" | "all_time_upload" => json!(t.total_uploaded),
+        "total_payload_download" => json!(t.total_payload_download.unwrap_or(0)),
         "ratio" if done > 0 => json!(t.total_uploaded as f64 / done as f64),
         "ratio" => json!(-1.0),
         "download_payload_rate" => json!(down),
@@ -119,6 +120,7 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         "time_added" => json!(t.time_added.unwrap_or(0.0)),
         // Not measured by the engine: Deluge's values for "unknown".
         "num_seeds"
+        | "all_time_download"
         | "active_time"
         | "seeding_time"
         | "time_since_transfer"
@@ -139,7 +141,9 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
 }
 
 /// Every key [`status_value`] answers (what an empty `keys` list asks for).
-const ALL_KEYS: [&str; 50] = [
+const ALL_KEYS: [&str; 52] = [
+    "total_payload_download",
+    "all_time_download",
     "hash",
     "id",
     "name",
@@ -532,6 +536,34 @@ pub(super) fn export(
                     };
                     done.map_err(|err| torrent_error(&a, err))?;
                 }
+                Ok(Value::Null)
+            }
+        })?;
+    }
+    for (name, pause, event) in [
+        ("pause_session", true, "SessionPausedEvent"),
+        ("resume_session", false, "SessionResumedEvent"),
+    ] {
+        let e = engine.clone();
+        let ev = events.clone();
+        core.export(name, move |a: Args| {
+            let e = e.clone();
+            let ev = ev.clone();
+            async move {
+                a.params(&[], 0)?;
+                let engine = need(&a, &e)?;
+                for t in engine.torrents() {
+                    let done = if pause {
+                        engine.pause(&t.id).await
+                    } else {
+                        engine.resume(&t.id).await
+                    };
+                    // A magnet still resolving cannot be paused yet: it is not refused.
+                    if let Err(err) = done {
+                        tracing::debug!(torrent = %t.id, error = %err, "{name}: torrent skipped");
+                    }
+                }
+                ev.emit(event, vec![]);
                 Ok(Value::Null)
             }
         })?;

@@ -275,6 +275,7 @@ impl RqbitEngine {
             info.download_payload_rate = Some(bytes(live.download_speed.mbps));
             info.upload_payload_rate = Some(bytes(live.upload_speed.mbps));
             info.num_peers = Some(u64::from(live.snapshot.peer_stats.live));
+            info.total_payload_download = Some(live.snapshot.fetched_bytes);
         }
         info.save_path = t.output_folder().to_path_buf();
         info.time_added = self

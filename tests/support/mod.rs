@@ -3,6 +3,7 @@
 //! Python runner ([`rpc`]).
 #![allow(dead_code)]
 
+pub mod console;
 pub mod daemon;
 pub mod rpc;
 
