@@ -202,4 +202,21 @@ pub trait TorrentEngine: Send + Sync + 'static {
 
     /// The engine's name and version (what `core.get_libtorrent_version` reports).
     fn version(&self) -> String;
+
+    /// The session's rate limits, bytes/s: (download, upload); `None` is unlimited.
+    fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        (None, None)
+    }
+
+    /// Sets the session's rate limits, bytes/s (`None`: unlimited); they apply at once.
+    fn set_rate_limits(
+        &self,
+        download: Option<u64>,
+        upload: Option<u64>,
+    ) -> Result<(), TorrentError> {
+        let _ = (download, upload);
+        Err(TorrentError::Unsupported(
+            "this engine has no rate limits".into(),
+        ))
+    }
 }

@@ -1,24 +1,19 @@
-//! The embedded engine (librqbit): two engines in one process transfer a generated file
-//! over 127.0.0.1 (no DHT, trackers, LSD or UPnP), each counted by its own Stats plugin;
-//! the counts equal the engines' own payload counters and the file size, to the byte.
+//! The embedded engine (librqbit) driven by Deluge's own clients: two of our daemons on
+//! 127.0.0.1 (no DHT, trackers, LSD or UPnP) transfer a generated file, with a kill -9 of
+//! the downloader half-way; deluge-client and deluge-console add, list, pause, resume and
+//! remove torrents. (Two engines in one process: `examples/loopback_swarm.rs`, run by
+//! tests/examples.rs.)
 
 mod support;
 
-use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
-use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
 use torrent_stats::source::rqbit::librqbit::{
-    create_torrent, limits::LimitsConfig, spawn_utils::BlockingSpawner, AddTorrent,
-    AddTorrentOptions, CreateTorrentOptions,
+    create_torrent, spawn_utils::BlockingSpawner, CreateTorrentOptions,
 };
-use torrent_stats::source::{EngineOptions, RqbitEngine};
-use torrent_stats::stats::{Stats, StatsHandle};
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), so pieces differ.
 fn payload(len: usize) -> Vec<u8> {
@@ -32,125 +27,6 @@ fn payload(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-async fn counted(engine: Arc<RqbitEngine>, dir: &Path) -> Result<(PluginHost, StatsHandle)> {
-    support::write_conf(dir, 1);
-    let host = PluginHost::open(engine, dir)?;
-    let stats = Arc::new(Stats::new());
-    let handle = stats.handle();
-    host.register(stats).await?;
-    host.enable("Stats").await?;
-    Ok((host, handle))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_engines_on_loopback_are_counted_to_the_byte() -> Result<()> {
-    const SIZE: usize = 16 << 20;
-    let seed_dir = tempfile::tempdir()?;
-    let leech_dir = tempfile::tempdir()?;
-    let stats_dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let data = payload(SIZE);
-    let file = seed_dir.path().join("payload.bin");
-    std::fs::write(&file, &data)?;
-
-    let seeder = Arc::new(RqbitEngine::start(EngineOptions::loopback(seed_dir.path())).await?);
-    let created = create_torrent(
-        &file,
-        CreateTorrentOptions {
-            name: None,
-            trackers: vec![],
-            piece_length: Some(256 << 10),
-        },
-        &BlockingSpawner::new(2),
-    )
-    .await?;
-    let torrent = created.as_bytes()?;
-    seeder
-        .session()
-        .add_torrent(
-            AddTorrent::from_bytes(torrent.clone()),
-            Some(AddTorrentOptions {
-                overwrite: true,
-                ..Default::default()
-            }),
-        )
-        .await?
-        .into_handle()
-        .context("seeder: no handle")?
-        .wait_until_completed()
-        .await?; // the initial check finds every piece
-    let seed_addr = seeder.listen_addr().context("seeder does not listen")?;
-
-    let leecher = Arc::new(RqbitEngine::start(EngineOptions::loopback(leech_dir.path())).await?);
-    let (seed_host, seed_stats) = counted(seeder.clone(), stats_dirs.0.path()).await?;
-    let (leech_host, leech_stats) = counted(leecher.clone(), stats_dirs.1.path()).await?;
-    // 8 MiB/s: the transfer spans a few polls.
-    let limit = LimitsConfig {
-        download_bps: NonZeroU32::new(8 << 20),
-        upload_bps: None,
-    };
-    let handle = leecher
-        .session()
-        .add_torrent(
-            AddTorrent::from_bytes(torrent),
-            Some(AddTorrentOptions {
-                initial_peers: Some(vec![seed_addr]),
-                ratelimits: limit,
-                ..Default::default()
-            }),
-        )
-        .await?
-        .into_handle()
-        .context("leecher: no handle")?;
-    let mut snapshots = leech_stats.watch();
-    tokio::time::timeout(Duration::from_secs(120), handle.wait_until_completed())
-        .await
-        .context("the transfer did not finish within 120 s")??;
-    // Stats saw the transfer while it ran, not only at the end.
-    let seen = snapshots.borrow_and_update().totals.total_payload_download;
-    ensure!(seen > 0, "no poll counted any download during the transfer");
-
-    let down = leech_stats.poll_now().await?;
-    let up = seed_stats.poll_now().await?;
-    let (_, engine_down) = leecher.payload_counters();
-    let (engine_up, _) = seeder.payload_counters();
-    ensure!(
-        down.total_payload_download == engine_down,
-        "leecher: Stats {} vs engine {engine_down}",
-        down.total_payload_download
-    );
-    ensure!(
-        up.total_payload_upload == engine_up,
-        "seeder: Stats {} vs engine {engine_up}",
-        up.total_payload_upload
-    );
-    ensure!(
-        engine_down == SIZE as u64 && engine_up == SIZE as u64,
-        "engines moved {engine_down} down / {engine_up} up for a {SIZE}-byte file"
-    );
-    // Wire totals are not measured by librqbit: not invented, and get_status says so.
-    ensure!(
-        down.total_download == 0 && up.total_upload == 0,
-        "{down:?} {up:?}"
-    );
-    let status = support::call(&leech_host, "stats.get_status", vec![], AuthLevel::Normal).await?;
-    ensure!(
-        status["measured"] == json!(["total_payload_upload", "total_payload_download"]),
-        "{status}"
-    );
-    ensure!(
-        status["source"].as_str().unwrap_or("").starts_with("rqbit"),
-        "{status}"
-    );
-    let got = std::fs::read(leech_dir.path().join("payload.bin"))?;
-    ensure!(got == data, "the downloaded file differs");
-
-    leech_host.shutdown().await;
-    seed_host.shutdown().await;
-    leecher.stop().await;
-    seeder.stop().await;
-    Ok(())
 }
 
 /// Starts `torrent-stats daemon` on the embedded engine, loopback only.
@@ -308,5 +184,265 @@ async fn deluge_console_adds_lists_pauses_resumes_and_removes() -> Result<()> {
     let out = console_until(&daemon, "status", |o| o.contains("Total torrents: 0"));
     ensure!(out.contains("Total torrents: 0"), "after rm: {out}");
     ensure!(file.exists(), "rm without --remove_data keeps the data");
+    Ok(())
+}
+
+/// A call that must succeed, over our raw client.
+async fn ok(
+    raw: &mut support::rpc::Raw,
+    method: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value> {
+    raw.call_ok(method, args, json!({})).await
+}
+
+/// Polls `core.get_torrent_status(id, keys)` until `done` accepts it.
+async fn wait_status(
+    raw: &mut support::rpc::Raw,
+    id: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let st = ok(
+            raw,
+            "core.get_torrent_status",
+            json!([id, ["state", "total_done", "is_finished"]]),
+        )
+        .await?;
+        if done(&st) {
+            return Ok(st);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}; last {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn engine_command(config: &Path, download: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(config)
+        .arg("--download-dir")
+        .arg(download)
+        .args(["--port", "0", "--source", "rqbit", "--listen-port", "0"])
+        .args(["--no-dht", "--no-trackers"]);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once() -> Result<()> {
+    use support::rpc::Raw;
+    const SIZE: usize = 64 << 20;
+    const RATE: u64 = 8 << 20; // the downloader's limit, bytes/s; one poll = 1 s of it
+    let seed_data = tempfile::tempdir()?;
+    let leech_data = tempfile::tempdir()?;
+    let data = payload(SIZE);
+    let file = seed_data.path().join("payload.bin");
+    std::fs::write(&file, &data)?;
+    let created = create_torrent(
+        &file,
+        CreateTorrentOptions {
+            name: None,
+            trackers: vec![],
+            piece_length: Some(256 << 10),
+        },
+        &BlockingSpawner::new(2),
+    )
+    .await?;
+    let dump = {
+        // Deluge clients send torrent files base64-encoded.
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let bytes = created.as_bytes()?;
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+        out
+    };
+
+    let seeder = engine_daemon(seed_data.path())?;
+    let mut seed = Raw::login(seeder.addr, "localclient", &seeder.password).await?;
+    let id = ok(
+        &mut seed,
+        "core.add_torrent_file",
+        json!(["payload.bin.torrent", dump, {}]),
+    )
+    .await?;
+    let id = id.as_str().context("torrent id")?.to_string();
+    wait_status(
+        &mut seed,
+        &id,
+        Duration::from_secs(60),
+        "seeder check",
+        |s| s["state"] == "Seeding",
+    )
+    .await?;
+    let port = ok(&mut seed, "core.get_listen_port", json!([])).await?;
+
+    let config = tempfile::tempdir()?;
+    let leecher = support::daemon::DaemonProc::launch(
+        engine_command(config.path(), leech_data.path()),
+        config,
+    )?;
+    let mut leech = Raw::login(leecher.addr, "localclient", &leecher.password).await?;
+    ok(
+        &mut leech,
+        "stats.set_config",
+        json!([{"update_interval": 1}]),
+    )
+    .await?;
+    ok(
+        &mut leech,
+        "core.set_config",
+        json!([{"max_download_speed": RATE / 1024}]),
+    )
+    .await?;
+    let conf = ok(
+        &mut leech,
+        "core.get_config_values",
+        json!([["max_download_speed"]]),
+    )
+    .await?;
+    ensure!(
+        conf["max_download_speed"] == json!((RATE / 1024) as f64),
+        "{conf}"
+    );
+    ok(
+        &mut leech,
+        "core.add_torrent_file",
+        json!(["payload.bin.torrent", dump, {"add_paused": true}]),
+    )
+    .await?;
+    ok(
+        &mut leech,
+        "core.connect_peer",
+        json!([id, "127.0.0.1", port]),
+    )
+    .await?;
+    ok(&mut leech, "core.resume_torrent", json!([[id]])).await?;
+    let started = std::time::Instant::now();
+    let st = wait_status(
+        &mut leech,
+        &id,
+        Duration::from_secs(60),
+        "half downloaded",
+        |s| s["total_done"].as_u64().unwrap_or(0) >= SIZE as u64 / 2,
+    )
+    .await?;
+    ensure!(
+        st["is_finished"] == false,
+        "finished before the kill: raise SIZE or lower RATE: {st}"
+    );
+    // What the engine had fetched, read just before the kill.
+    let fetched = ok(
+        &mut leech,
+        "core.get_session_status",
+        json!([["total_payload_download"]]),
+    )
+    .await?["total_payload_download"]
+        .as_u64()
+        .context("session status")?;
+    let elapsed = started.elapsed();
+    drop(leech);
+
+    // kill -9: no final poll, no final save.
+    let config = leecher.kill9()?;
+    let leecher = support::daemon::DaemonProc::launch(
+        engine_command(config.path(), leech_data.path()),
+        config,
+    )?;
+    let mut leech = Raw::login(leecher.addr, "localclient", &leecher.password).await?;
+    let counted_before = ok(&mut leech, "stats.get_totals", json!([])).await?
+        ["total_payload_download"]
+        .as_u64()
+        .context("totals")?;
+    let ids = ok(&mut leech, "core.get_session_state", json!([])).await?;
+    ensure!(
+        ids == json!([id]),
+        "the torrent did not come back from the persisted list: {ids}"
+    );
+    wait_status(
+        &mut leech,
+        &id,
+        Duration::from_secs(60),
+        "restart check",
+        |s| s["state"] != "Checking",
+    )
+    .await?;
+    eprintln!("first session: {fetched} bytes fetched in {elapsed:?}, {counted_before} counted");
+    ensure!(
+        elapsed >= Duration::from_secs_f64(fetched as f64 / RATE as f64 / 2.0),
+        "the rate limit did not hold: {fetched} bytes in {elapsed:?}"
+    );
+    ensure!(counted_before > 0, "no poll counted the first session");
+    // At most one poll interval (1 s at the limit, plus the limiter's burst) was lost to
+    // the kill, and nothing was counted that the engine had not fetched.
+    ensure!(
+        counted_before + RATE + (2 << 20) >= fetched,
+        "lost more than one poll: counted {counted_before} of {fetched}"
+    );
+    ensure!(
+        counted_before <= fetched + RATE / 2,
+        "counted {counted_before}, but the engine had fetched {fetched} just before the kill"
+    );
+    ok(
+        &mut leech,
+        "stats.set_config",
+        json!([{"update_interval": 1}]),
+    )
+    .await?;
+    ok(
+        &mut leech,
+        "core.connect_peer",
+        json!([id, "127.0.0.1", port]),
+    )
+    .await?;
+    ok(&mut leech, "core.resume_torrent", json!([[id]])).await?;
+    wait_status(
+        &mut leech,
+        &id,
+        Duration::from_secs(120),
+        "completion after the restart",
+        |s| s["is_finished"] == true,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // two polls
+    let total = ok(&mut leech, "stats.get_totals", json!([])).await?["total_payload_download"]
+        .as_u64()
+        .context("totals")?;
+    let second = ok(
+        &mut leech,
+        "core.get_session_status",
+        json!([["total_payload_download"]]),
+    )
+    .await?["total_payload_download"]
+        .as_u64()
+        .context("session status")?;
+    ensure!(
+        total == counted_before + second,
+        "second engine session not counted exactly once: total {total} = {counted_before} + {second}?"
+    );
+    ensure!(
+        total + RATE + (2 << 20) >= SIZE as u64,
+        "counted {total} for a {SIZE}-byte file: more than one poll lost"
+    );
+    eprintln!("second session {second}, all-time {total}, file {SIZE}");
+    let got = std::fs::read(leech_data.path().join("payload.bin"))?;
+    ensure!(got == data, "the file differs after the kill and resume");
     Ok(())
 }

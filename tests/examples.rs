@@ -80,3 +80,26 @@ fn embed_rpc_serves_deluge_client_and_stops_on_its_request() -> Result<()> {
     ensure!(status.success(), "embed_rpc exited {status}\n{}", app.log());
     Ok(())
 }
+
+#[test]
+fn loopback_swarm_counts_both_engines_to_the_byte() -> Result<()> {
+    let out = Command::new(example("loopback_swarm")?)
+        .args(["32", "8"])
+        .env("NO_COLOR", "1")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "loopback_swarm failed\n{stdout}\n{stderr}"
+    );
+    ensure!(
+        stdout.contains("counted to the byte on both sides; the copy is identical"),
+        "{stdout}"
+    );
+    ensure!(
+        stdout.matches("downloader:").count() >= 2,
+        "the totals were not seen growing: {stdout}"
+    );
+    Ok(())
+}

@@ -261,6 +261,9 @@ fn config(enabled: Vec<String>, engine: &Engine) -> Map<String, Value> {
         .map(|e| e.download_location().display().to_string())
         .unwrap_or_default();
     let port = engine.as_ref().and_then(|e| e.listen_port()).unwrap_or(0);
+    let (down, up) = engine.as_ref().map_or((None, None), |e| e.rate_limits());
+    // Deluge's unit: KiB/s as a float, -1 for unlimited.
+    let kib = |bps: Option<u64>| bps.map_or(-1.0, |b| b as f64 / 1024.0);
     let value = json!({
         "enabled_plugins": enabled,
         "download_location": location,
@@ -286,8 +289,8 @@ fn config(enabled: Vec<String>, engine: &Engine) -> Map<String, Value> {
         "max_connections_per_torrent": -1,
         "max_upload_slots_global": -1,
         "max_upload_slots_per_torrent": -1,
-        "max_download_speed": -1.0,
-        "max_upload_speed": -1.0,
+        "max_download_speed": kib(down),
+        "max_upload_speed": kib(up),
         "max_download_speed_per_torrent": -1,
         "max_upload_speed_per_torrent": -1,
         "max_half_open_connections": -1,
@@ -366,6 +369,68 @@ pub(super) fn export(
             }
         },
     )?;
+
+    let e = engine.clone();
+    let ev = events.clone();
+    on_host(core, host, "set_config", AuthLevel::Admin, move |h, a| {
+        let e = e.clone();
+        let ev = ev.clone();
+        async move {
+            a.params(&["config"], 1)?;
+            let changes: Map<String, Value> = a.get(0, "config")?;
+            let current = config(h.enabled().await, &e);
+            let (mut down, mut up) = e.as_ref().map_or((None, None), |e| e.rate_limits());
+            let mut changed = Vec::new();
+            // Validate everything first: all or nothing.
+            for (key, value) in &changes {
+                let arg = format!("config[{key:?}]");
+                match key.as_str() {
+                    "max_download_speed" | "max_upload_speed" => {
+                        let kib = value.as_f64().ok_or_else(|| {
+                            a.type_error(
+                                &arg,
+                                format!("expected a number (KiB/s, -1 for unlimited), got {value}"),
+                            )
+                        })?;
+                        if e.is_none() {
+                            return Err(
+                                a.value_error(&arg, "this daemon has no torrent engine".into())
+                            );
+                        }
+                        let bps = (kib > 0.0).then(|| (kib * 1024.0).round() as u64);
+                        if bps.is_some_and(|b| b > u64::from(u32::MAX)) {
+                            return Err(a.value_error(&arg, format!("{kib} KiB/s is over 4 GiB/s")));
+                        }
+                        if key == "max_download_speed" {
+                            down = bps;
+                        } else {
+                            up = bps;
+                        }
+                        changed.push((key.clone(), value.clone()));
+                    }
+                    // Clients send their whole preferences dialog: unchanged values are fine.
+                    _ if current.get(key) == Some(value) => {}
+                    _ if current.contains_key(key) => {
+                        return Err(a.value_error(
+                            &arg,
+                            "this setting cannot be changed on this daemon".into(),
+                        ))
+                    }
+                    _ => return Err(a.value_error(&arg, "unknown setting".into())),
+                }
+            }
+            if let Some(engine) = &e {
+                engine
+                    .set_rate_limits(down, up)
+                    .map_err(|err| torrent_error(&a, err))?;
+            }
+            for (key, value) in changed {
+                tracing::info!(setting = %key, %value, "setting changed");
+                ev.emit("ConfigValueChangedEvent", vec![json!(key), value]);
+            }
+            Ok(Value::Null)
+        }
+    })?;
 
     let e = engine.clone();
     let ev = events.clone();

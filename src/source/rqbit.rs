@@ -540,4 +540,37 @@ impl TorrentEngine for RqbitEngine {
     fn version(&self) -> String {
         "librqbit 9.1.0 (not libtorrent)".into()
     }
+
+    fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+        let get = |v: Option<std::num::NonZeroU32>| v.map(|n| u64::from(n.get()));
+        (
+            get(self.session.ratelimits.get_download_bps()),
+            get(self.session.ratelimits.get_upload_bps()),
+        )
+    }
+
+    fn set_rate_limits(
+        &self,
+        download: Option<u64>,
+        upload: Option<u64>,
+    ) -> Result<(), TorrentError> {
+        let bps = |v: Option<u64>| -> Result<Option<std::num::NonZeroU32>, TorrentError> {
+            match v {
+                None => Ok(None),
+                Some(n) => u32::try_from(n)
+                    .ok()
+                    .and_then(std::num::NonZeroU32::new)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        TorrentError::Unsupported(format!(
+                            "{n} bytes/s is not a limit librqbit takes (1..=4 GiB/s)"
+                        ))
+                    }),
+            }
+        };
+        let (down, up) = (bps(download)?, bps(upload)?);
+        self.session.ratelimits.set_download_bps(down);
+        self.session.ratelimits.set_upload_bps(up);
+        Ok(())
+    }
 }

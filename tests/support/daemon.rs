@@ -154,6 +154,25 @@ impl DaemonProc {
         self.wait_exit(Duration::from_secs(20))
     }
 
+    /// Kills the process with SIGKILL (no chance to save), waits for it, and hands back
+    /// its config directory for a restart.
+    pub fn kill9(mut self) -> Result<tempfile::TempDir> {
+        let sent = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.pid.to_string())
+            .status()
+            .context("run kill")?;
+        ensure!(sent.success(), "kill -KILL {} failed", self.pid);
+        self.wait_exit(Duration::from_secs(20))?;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
+        Ok(dir)
+    }
+
+    /// The config directory.
+    pub fn config_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
         let child = self.child.as_mut().context("already reaped")?;
