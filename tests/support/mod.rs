@@ -5,6 +5,8 @@
 
 pub mod console;
 pub mod daemon;
+#[cfg(feature = "rpc")]
+pub mod deluged;
 pub mod rpc;
 
 use std::path::Path;
