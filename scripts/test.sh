@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-# Interop peers: the real Deluge daemon and console (Debian), deluge-client (PyPI).
+# Interop peers: the real Deluge daemon, console and web UI (Debian), deluge-client (PyPI).
 # The tests fail, rather than skip, when any of them is missing.
-if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null; then
+if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
+  || ! command -v deluge-web >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq deluged deluge-console >/dev/null
+  apt-get install -y -qq deluged deluge-console deluge-web >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
 # chattr for the unwritable-directory test.

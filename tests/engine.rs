@@ -604,3 +604,94 @@ async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deluge_web_lists_and_adds_torrents_through_a_non_localclient_account() -> Result<()> {
+    support::rpc::require_deluge_client()?; // the script's helpers import it
+    let data_dir = tempfile::tempdir()?;
+    let web_dir = tempfile::tempdir()?;
+    let file = data_dir.path().join("web.bin");
+    std::fs::write(&file, payload((3 << 20) + 7))?;
+    let (id, torrent) = torrent_of(&file).await?;
+    let torrent_path = web_dir.path().join("web.torrent");
+    std::fs::write(&torrent_path, torrent)?;
+    let daemon = engine_daemon(data_dir.path())?;
+    // A second account: deluge-web swaps a localclient password for its own.
+    let mut auth = std::fs::OpenOptions::new()
+        .append(true)
+        .open(daemon.config_dir().join("auth"))?;
+    std::io::Write::write_all(&mut auth, b"webuser:webpass:10\n")?;
+    drop(auth);
+    std::fs::write(
+        web_dir.path().join("hostlist.conf"),
+        format!(
+            "{{\"file\": 3, \"format\": 1}}{{\"hosts\": [[\"{}\", \"127.0.0.1\", {}, \"webuser\", \"webpass\"]]}}",
+            "a".repeat(32),
+            daemon.port()
+        ),
+    )?;
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let log = std::fs::File::create(web_dir.path().join("deluge-web.log"))?;
+    let mut web = std::process::Command::new("deluge-web")
+        .arg("-c")
+        .arg(web_dir.path())
+        .args([
+            "-p",
+            &web_port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-d",
+            "-L",
+            "info",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context(
+            "deluge-web must be installed (Debian package deluge-web; scripts/test.sh installs it)",
+        )?;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", web_port)).is_err() {
+        if let Some(status) = web.try_wait()? {
+            anyhow::bail!(
+                "deluge-web exited with {status}: {}",
+                std::fs::read_to_string(web_dir.path().join("deluge-web.log"))?
+            );
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "deluge-web did not listen within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _web = Kill(web);
+    let run = support::rpc::run_python(
+        "deluge_web.py",
+        &[
+            &web_port.to_string(),
+            &torrent_path.display().to_string(),
+            &id,
+        ],
+        Duration::from_secs(120),
+    )?;
+    ensure!(
+        run.status.success() && run.stdout.contains("OK"),
+        "deluge_web.py:\n{}\n{}\ndeluge-web log:\n{}\nour log:\n{}",
+        run.stdout,
+        run.stderr,
+        std::fs::read_to_string(web_dir.path().join("deluge-web.log")).unwrap_or_default(),
+        daemon.log()
+    );
+    eprintln!("{}", run.stdout);
+    Ok(())
+}

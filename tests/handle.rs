@@ -166,13 +166,26 @@ async fn the_snapshot_changes_on_every_poll() {
     let source = Scripted::new("s");
     let (host, stats) = open(&source, dir.path()).await;
     let mut rx = stats.watch();
+    // The poll at enable may publish before or after we subscribed: wait for it.
+    while rx.borrow_and_update().health.polls == 0 {
+        rx.changed().await.unwrap();
+    }
     for i in 1..=5u64 {
         source.set("s", i * 1000, i * 4000);
-        tokio::time::timeout(Duration::from_secs(3), rx.changed())
-            .await
-            .expect("no snapshot within a poll interval")
-            .unwrap();
-        let snap = rx.borrow_and_update().clone();
+        let before = rx.borrow().health.polls;
+        // The next poll publishes within one interval (other publishes may come too).
+        let snap = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                rx.changed().await.unwrap();
+                let snap = rx.borrow_and_update().clone();
+                if snap.health.polls > before {
+                    return snap;
+                }
+            }
+        })
+        .await
+        .expect("no snapshot of a new poll within a poll interval");
+        assert_eq!(snap.health.polls, before + 1);
         assert!(snap.running);
         assert_eq!(snap.totals.total_download, i * 4000);
         assert!(snap.health.source_up);

@@ -141,6 +141,19 @@ impl AuthFile {
         }
     }
 
+    /// Every account's name and level, sorted by name (no passwords).
+    pub fn accounts(&self) -> Vec<(String, AuthLevel)> {
+        let _ = self.refresh();
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<(String, AuthLevel)> = cache
+            .accounts
+            .iter()
+            .map(|(name, a)| (name.clone(), a.level))
+            .collect();
+        list.sort();
+        list
+    }
+
     /// The password of `user`, for local tools (`localclient`).
     pub fn password_of(&self, user: &str) -> Option<String> {
         let _ = self.refresh();

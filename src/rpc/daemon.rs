@@ -116,6 +116,34 @@ impl Gateway {
         } = req;
         match method.as_str() {
             "daemon.login" => self.login(session, &Args::new(method, args, kwargs)),
+            "core.get_known_accounts" => {
+                // The accounts live in this transport's auth file.
+                if session.level < AuthLevel::Admin {
+                    return Err(not_authorized(
+                        session.level.as_u8(),
+                        AuthLevel::Admin.as_u8(),
+                    ));
+                }
+                Args::new(method, args, kwargs)
+                    .params(&[], 0)
+                    .map_err(remote_error)?;
+                let names = ["NONE", "READONLY", "NORMAL", "ADMIN"];
+                Ok(Value::Array(
+                    self.auth
+                        .accounts()
+                        .into_iter()
+                        .map(|(user, level)| {
+                            let name = match level {
+                                AuthLevel::Admin => names[3],
+                                AuthLevel::Normal => names[2],
+                                AuthLevel::ReadOnly => names[1],
+                                _ => names[0],
+                            };
+                            json!({"username": user, "authlevel": name, "authlevel_int": level.as_u8()})
+                        })
+                        .collect(),
+                ))
+            }
             "daemon.set_event_interest" => {
                 if session.level < AuthLevel::ReadOnly {
                     return Err(not_authorized(

@@ -204,6 +204,25 @@ impl Core {
             }
         })?;
 
+        // The accounts are the connection transport's (its auth file).
+        core.export_at(
+            "get_known_accounts",
+            AuthLevel::Admin,
+            |a: Args| async move {
+                Err(DispatchError::TransportOnly {
+                    method: a.method().to_string(),
+                })
+            },
+        )?;
+        core.export_at(
+            "get_external_ip",
+            AuthLevel::ReadOnly,
+            |a: Args| async move {
+                // Not discovered by this daemon: Deluge's "unknown".
+                a.params(&[], 0)?;
+                Ok(Value::Null)
+            },
+        )?;
         core.export_at(
             "get_auth_levels_mappings",
             AuthLevel::None,
@@ -230,10 +249,15 @@ impl Core {
                 // A known key the source does not measure (rates and DHT figures of the
                 // embedded engine) answers Deluge's neutral 0: clients index the dict by
                 // every key they asked for (deluge-console's `status` hangs otherwise).
-                let out: Map<String, Value> = keys
+                let mut out: Map<String, Value> = keys
                     .iter()
                     .map(|k| (k.as_str().to_string(), json!(status.get(*k).unwrap_or(0))))
                     .collect();
+                // Deluge's one boolean key (the web UI and the GTK status bar ask for it):
+                // not measured here, so its neutral value.
+                if names.iter().any(|n| n == "has_incoming_connections") {
+                    out.insert("has_incoming_connections".into(), json!(false));
+                }
                 Ok(Value::Object(out))
             }
         })?;
