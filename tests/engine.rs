@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
+use torrent_stats::rpc::client::Client;
 use torrent_stats::source::rqbit::librqbit::{
     create_torrent, spawn_utils::BlockingSpawner, CreateTorrentOptions,
 };
@@ -195,18 +196,25 @@ async fn deluge_console_adds_lists_pauses_resumes_and_removes() -> Result<()> {
     Ok(())
 }
 
-/// A call that must succeed, over our raw client.
-async fn ok(
-    raw: &mut support::rpc::Raw,
-    method: &str,
-    args: serde_json::Value,
-) -> Result<serde_json::Value> {
-    raw.call_ok(method, args, json!({})).await
+/// Our client on `port`, logged in as localclient.
+async fn login(port: u16, password: &str) -> Result<Client> {
+    use torrent_stats::rpc::tls::CertPolicy;
+    let mut c = Client::connect("127.0.0.1", port, CertPolicy::AnyCertificate).await?;
+    c.login("localclient", password).await?;
+    Ok(c)
 }
 
-/// Polls `core.get_torrent_status(id, keys)` until `done` accepts it.
+async fn call(c: &mut Client, method: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+    let args = args.as_array().cloned().unwrap_or_default();
+    c.call(method, args, serde_json::Map::new())
+        .await
+        .with_context(|| method.to_string())
+}
+
+/// Polls a daemon's (ours or deluged's) `core.get_torrent_status(id)` until `done`
+/// accepts it.
 async fn wait_status(
-    raw: &mut support::rpc::Raw,
+    c: &mut Client,
     id: &str,
     limit: Duration,
     what: &str,
@@ -214,12 +222,8 @@ async fn wait_status(
 ) -> Result<serde_json::Value> {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let st = ok(
-            raw,
-            "core.get_torrent_status",
-            json!([id, ["state", "total_done", "is_finished"]]),
-        )
-        .await?;
+        let keys = json!([id, ["state", "total_done", "is_finished"]]);
+        let st = call(c, "core.get_torrent_status", keys).await?;
         if done(&st) {
             return Ok(st);
         }
@@ -229,6 +233,48 @@ async fn wait_status(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Until torrent `id` is complete (at most 120 s).
+async fn until_finished(c: &mut Client, id: &str, what: &str) -> Result<()> {
+    wait_status(c, id, Duration::from_secs(120), what, |s| {
+        s["is_finished"] == true
+    })
+    .await?;
+    Ok(())
+}
+
+/// Adds the torrent paused, hands it the peer at 127.0.0.1:`peer_port` and resumes it.
+async fn fetch_from(
+    c: &mut Client,
+    dump: &str,
+    id: &str,
+    peer_port: &serde_json::Value,
+) -> Result<()> {
+    call(
+        c,
+        "core.add_torrent_file",
+        json!(["fetched.torrent", dump, {"add_paused": true}]),
+    )
+    .await?;
+    call(c, "core.connect_peer", json!([id, "127.0.0.1", peer_port])).await?;
+    call(c, "core.resume_torrent", json!([[id]])).await?;
+    Ok(())
+}
+
+/// A counter of a daemon's `core.get_session_status`.
+async fn session_counter(c: &mut Client, key: &str) -> Result<u64> {
+    call(c, "core.get_session_status", json!([[key]])).await?[key]
+        .as_u64()
+        .with_context(|| format!("{key} in core.get_session_status"))
+}
+
+/// Our Stats' all-time counter `key`, after two polls at update_interval 1.
+async fn stats_counter(c: &mut Client, key: &str) -> Result<u64> {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    call(c, "stats.get_totals", json!([])).await?[key]
+        .as_u64()
+        .with_context(|| format!("{key} in stats.get_totals"))
 }
 
 fn engine_command(config: &Path, download: &Path) -> std::process::Command {
@@ -246,7 +292,6 @@ fn engine_command(config: &Path, download: &Path) -> std::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once() -> Result<()> {
-    use support::rpc::Raw;
     const SIZE: usize = 64 << 20;
     const RATE: u64 = 8 << 20; // the downloader's limit, bytes/s; one poll = 1 s of it
     let seed_data = tempfile::tempdir()?;
@@ -258,8 +303,8 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
     let dump = base64(&created.1);
 
     let seeder = engine_daemon(seed_data.path())?;
-    let mut seed = Raw::login(seeder.addr, "localclient", &seeder.password).await?;
-    let id = ok(
+    let mut seed = login(seeder.port(), &seeder.password).await?;
+    let id = call(
         &mut seed,
         "core.add_torrent_file",
         json!(["payload.bin.torrent", dump, {}]),
@@ -274,27 +319,27 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         |s| s["state"] == "Seeding",
     )
     .await?;
-    let port = ok(&mut seed, "core.get_listen_port", json!([])).await?;
+    let port = call(&mut seed, "core.get_listen_port", json!([])).await?;
 
     let config = tempfile::tempdir()?;
     let leecher = support::daemon::DaemonProc::launch(
         engine_command(config.path(), leech_data.path()),
         config,
     )?;
-    let mut leech = Raw::login(leecher.addr, "localclient", &leecher.password).await?;
-    ok(
+    let mut leech = login(leecher.port(), &leecher.password).await?;
+    call(
         &mut leech,
         "stats.set_config",
         json!([{"update_interval": 1}]),
     )
     .await?;
-    ok(
+    call(
         &mut leech,
         "core.set_config",
         json!([{"max_download_speed": RATE / 1024}]),
     )
     .await?;
-    let conf = ok(
+    let conf = call(
         &mut leech,
         "core.get_config_values",
         json!([["max_download_speed"]]),
@@ -304,19 +349,7 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         conf["max_download_speed"] == json!((RATE / 1024) as f64),
         "{conf}"
     );
-    ok(
-        &mut leech,
-        "core.add_torrent_file",
-        json!(["payload.bin.torrent", dump, {"add_paused": true}]),
-    )
-    .await?;
-    ok(
-        &mut leech,
-        "core.connect_peer",
-        json!([id, "127.0.0.1", port]),
-    )
-    .await?;
-    ok(&mut leech, "core.resume_torrent", json!([[id]])).await?;
+    fetch_from(&mut leech, &dump, &id, &port).await?;
     let started = std::time::Instant::now();
     let st = wait_status(
         &mut leech,
@@ -331,7 +364,7 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         "finished before the kill: raise SIZE or lower RATE: {st}"
     );
     // What the engine had fetched, read just before the kill.
-    let fetched = ok(
+    let fetched = call(
         &mut leech,
         "core.get_session_status",
         json!([["total_payload_download"]]),
@@ -348,12 +381,12 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         engine_command(config.path(), leech_data.path()),
         config,
     )?;
-    let mut leech = Raw::login(leecher.addr, "localclient", &leecher.password).await?;
-    let counted_before = ok(&mut leech, "stats.get_totals", json!([])).await?
+    let mut leech = login(leecher.port(), &leecher.password).await?;
+    let counted_before = call(&mut leech, "stats.get_totals", json!([])).await?
         ["total_payload_download"]
         .as_u64()
         .context("totals")?;
-    let ids = ok(&mut leech, "core.get_session_state", json!([])).await?;
+    let ids = call(&mut leech, "core.get_session_state", json!([])).await?;
     ensure!(
         ids == json!([id]),
         "the torrent did not come back from the persisted list: {ids}"
@@ -382,19 +415,19 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         counted_before <= fetched + RATE / 2,
         "counted {counted_before}, but the engine had fetched {fetched} just before the kill"
     );
-    ok(
+    call(
         &mut leech,
         "stats.set_config",
         json!([{"update_interval": 1}]),
     )
     .await?;
-    ok(
+    call(
         &mut leech,
         "core.connect_peer",
         json!([id, "127.0.0.1", port]),
     )
     .await?;
-    ok(&mut leech, "core.resume_torrent", json!([[id]])).await?;
+    call(&mut leech, "core.resume_torrent", json!([[id]])).await?;
     wait_status(
         &mut leech,
         &id,
@@ -404,10 +437,10 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(2500)).await; // two polls
-    let total = ok(&mut leech, "stats.get_totals", json!([])).await?["total_payload_download"]
+    let total = call(&mut leech, "stats.get_totals", json!([])).await?["total_payload_download"]
         .as_u64()
         .context("totals")?;
-    let second = ok(
+    let second = call(
         &mut leech,
         "core.get_session_status",
         json!([["total_payload_download"]]),
@@ -427,66 +460,6 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
     let got = std::fs::read(leech_data.path().join("payload.bin"))?;
     ensure!(got == data, "the file differs after the kill and resume");
     Ok(())
-}
-
-/// Our client on `port`, logged in as localclient.
-async fn login(port: u16, password: &str) -> Result<torrent_stats::rpc::client::Client> {
-    use torrent_stats::rpc::client::Client;
-    use torrent_stats::rpc::tls::CertPolicy;
-    let mut c = Client::connect("127.0.0.1", port, CertPolicy::AnyCertificate).await?;
-    c.login("localclient", password).await?;
-    Ok(c)
-}
-
-async fn call(
-    c: &mut torrent_stats::rpc::client::Client,
-    method: &str,
-    args: serde_json::Value,
-) -> Result<serde_json::Value> {
-    let args = args.as_array().cloned().unwrap_or_default();
-    c.call(method, args, serde_json::Map::new())
-        .await
-        .with_context(|| method.to_string())
-}
-
-/// Polls a daemon (ours or deluged) until torrent `id` is complete.
-async fn until_finished(
-    c: &mut torrent_stats::rpc::client::Client,
-    id: &str,
-    what: &str,
-) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let st = call(
-            c,
-            "core.get_torrent_status",
-            json!([id, ["is_finished", "state", "total_done"]]),
-        )
-        .await?;
-        if st["is_finished"] == true {
-            return Ok(());
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "{what}: not complete in 120 s: {st}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A counter of a daemon's `core.get_session_status`.
-async fn session_counter(c: &mut torrent_stats::rpc::client::Client, key: &str) -> Result<u64> {
-    call(c, "core.get_session_status", json!([[key]])).await?[key]
-        .as_u64()
-        .with_context(|| format!("{key} in core.get_session_status"))
-}
-
-/// Our Stats' all-time counter `key`, after two polls at update_interval 1.
-async fn stats_counter(c: &mut torrent_stats::rpc::client::Client, key: &str) -> Result<u64> {
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    call(c, "stats.get_totals", json!([])).await?[key]
-        .as_u64()
-        .with_context(|| format!("{key} in stats.get_totals"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,19 +541,7 @@ async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
         json!([{"update_interval": 1}]),
     )
     .await?;
-    call(
-        &mut ours2,
-        "core.add_torrent_file",
-        json!(["traded.bin.torrent", dump, {"add_paused": true}]),
-    )
-    .await?;
-    call(
-        &mut ours2,
-        "core.connect_peer",
-        json!([id, "127.0.0.1", their_port]),
-    )
-    .await?;
-    call(&mut ours2, "core.resume_torrent", json!([[id]])).await?;
+    fetch_from(&mut ours2, &dump, &id, &their_port).await?;
     until_finished(&mut ours2, &id, "our engine downloading from deluged").await?;
     ensure!(
         std::fs::read(ours_leech.path().join("traded.bin"))? == data,

@@ -308,6 +308,22 @@ fn config(enabled: Vec<String>, engine: &Engine) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// Pauses (or resumes) every torrent of `ids`, stopping at the first error.
+async fn switch(
+    engine: &dyn TorrentEngine,
+    ids: &[String],
+    pause: bool,
+) -> Result<(), TorrentError> {
+    for id in ids {
+        if pause {
+            engine.pause(id).await?;
+        } else {
+            engine.resume(id).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Exports the torrent methods and `get_config*` into the `core` scope.
 pub(super) fn export(
     core: &ExportScope,
@@ -570,14 +586,9 @@ pub(super) fn export(
                 a.params(&["torrent_ids"], 1)?;
                 let ids = ids(&a, 0, "torrent_ids")?;
                 let engine = need(&a, &e)?;
-                for id in ids {
-                    let done = if pause {
-                        engine.pause(&id).await
-                    } else {
-                        engine.resume(&id).await
-                    };
-                    done.map_err(|err| torrent_error(&a, err))?;
-                }
+                switch(&*engine, &ids, pause)
+                    .await
+                    .map_err(|err| torrent_error(&a, err))?;
                 Ok(Value::Null)
             }
         })?;
@@ -593,14 +604,9 @@ pub(super) fn export(
                     Some(ids) => ids,
                     None => engine.torrents().into_iter().map(|t| t.id).collect(),
                 };
-                for id in ids {
-                    let done = if pause {
-                        engine.pause(&id).await
-                    } else {
-                        engine.resume(&id).await
-                    };
-                    done.map_err(|err| torrent_error(&a, err))?;
-                }
+                switch(&*engine, &ids, pause)
+                    .await
+                    .map_err(|err| torrent_error(&a, err))?;
                 Ok(Value::Null)
             }
         })?;
