@@ -3,16 +3,22 @@
 //! the engines' own counters and the file size, to the byte.
 //!
 //! ```text
-//! cargo run --example loopback_swarm            # 32 MiB at 8 MiB/s
-//! cargo run --example loopback_swarm -- 256 32  # 256 MiB at 32 MiB/s
+//! cargo run --example loopback_swarm                       # 32 MiB at 8 MiB/s
+//! cargo run --example loopback_swarm -- 256 32             # 256 MiB at 32 MiB/s
+//! cargo run --release --example loopback_swarm -- 512 0 --no-stats   # unlimited, no Stats
 //! ```
+//!
+//! A rate of 0 is unlimited; `--no-stats` runs the same transfer without the Stats plugins
+//! (what `scripts/bench/engine_overhead.sh` compares). The last line gives the throughput.
 //!
 //! No DHT, trackers, LSD or UPnP: nothing leaves the machine. Exits 0 only if every count
 //! is exact.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use torrent_stats::host::PluginHost;
@@ -54,11 +60,79 @@ async fn counted(
     Ok((host, handle))
 }
 
+/// Starts the download of `torrent` from the seeder at `seed_addr` (rate MiB/s, 0: none).
+async fn download(
+    leecher: &RqbitEngine,
+    seed_addr: SocketAddr,
+    torrent: Vec<u8>,
+    rate: u32,
+) -> anyhow::Result<Arc<torrent_stats::source::rqbit::librqbit::ManagedTorrent>> {
+    leecher
+        .session()
+        .add_torrent(
+            AddTorrent::from_bytes(torrent),
+            Some(AddTorrentOptions {
+                initial_peers: Some(vec![seed_addr]),
+                ratelimits: LimitsConfig {
+                    download_bps: NonZeroU32::new(rate << 20),
+                    upload_bps: None,
+                },
+                ..Default::default()
+            }),
+        )
+        .await?
+        .into_handle()
+        .context("leecher: no torrent handle")
+}
+
+fn throughput(size: usize, elapsed: Duration) {
+    println!(
+        "throughput: {} in {:.3} s = {:.1} MiB/s",
+        format_bytes(size as u64),
+        elapsed.as_secs_f64(),
+        size as f64 / 1048576.0 / elapsed.as_secs_f64()
+    );
+}
+
+/// The same transfer with no Stats plugin: the baseline of the overhead benchmark.
+async fn bare_transfer(
+    leecher: &RqbitEngine,
+    seeder: &RqbitEngine,
+    torrent: Vec<u8>,
+    rate: u32,
+    size: usize,
+    data: &[u8],
+    leech_dir: &Path,
+) -> anyhow::Result<()> {
+    let seed_addr = seeder.listen_addr().context("the seeder does not listen")?;
+    let started = Instant::now();
+    download(leecher, seed_addr, torrent, rate)
+        .await?
+        .wait_until_completed()
+        .await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        leecher.payload_counters().1 == size as u64,
+        "the engine moved another amount"
+    );
+    ensure!(
+        std::fs::read(leech_dir.join("swarm.bin"))? == data,
+        "the copy differs"
+    );
+    println!("no Stats plugin; the copy is identical");
+    throughput(size, elapsed);
+    leecher.stop().await;
+    seeder.stop().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mib: usize = args.next().map_or(Ok(32), |a| a.parse())?;
-    let rate: u32 = args.next().map_or(Ok(8), |a| a.parse())?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_stats = !args.iter().any(|a| a == "--no-stats");
+    let mut numbers = args.iter().filter(|a| !a.starts_with("--"));
+    let mib: usize = numbers.next().map_or(Ok(32), |a| a.parse())?;
+    let rate: u32 = numbers.next().map_or(Ok(8), |a| a.parse())?;
     let size = mib << 20;
     let work = tempfile::tempdir()?;
     let (seed_dir, leech_dir) = (work.path().join("seed"), work.path().join("leech"));
@@ -78,7 +152,8 @@ async fn main() -> anyhow::Result<()> {
         &BlockingSpawner::new(2),
     )
     .await?
-    .as_bytes()?;
+    .as_bytes()?
+    .to_vec();
     seeder
         .session()
         .add_torrent(
@@ -95,6 +170,9 @@ async fn main() -> anyhow::Result<()> {
         .await?; // its check finds every piece
     let seed_addr = seeder.listen_addr().context("the seeder does not listen")?;
     let leecher = Arc::new(RqbitEngine::start(EngineOptions::loopback(&leech_dir)).await?);
+    if !with_stats {
+        return bare_transfer(&leecher, &seeder, torrent, rate, size, &data, &leech_dir).await;
+    }
     let (seed_host, seed_stats) = counted(seeder.clone(), &work.path().join("seed-stats")).await?;
     let (leech_host, leech_stats) =
         counted(leecher.clone(), &work.path().join("leech-stats")).await?;
@@ -103,22 +181,8 @@ async fn main() -> anyhow::Result<()> {
         "{} at {rate} MiB/s over 127.0.0.1 ({seed_addr})",
         format_bytes(size as u64)
     );
-    let handle = leecher
-        .session()
-        .add_torrent(
-            AddTorrent::from_bytes(torrent),
-            Some(AddTorrentOptions {
-                initial_peers: Some(vec![seed_addr]),
-                ratelimits: LimitsConfig {
-                    download_bps: NonZeroU32::new(rate << 20),
-                    upload_bps: None,
-                },
-                ..Default::default()
-            }),
-        )
-        .await?
-        .into_handle()
-        .context("leecher: no torrent handle")?;
+    let started = Instant::now();
+    let handle = download(&leecher, seed_addr, torrent, rate).await?;
     let mut snapshots = leech_stats.watch();
     let done = handle.wait_until_completed();
     tokio::pin!(done);
@@ -141,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let elapsed = started.elapsed();
     ensure!(
         polls_with_bytes > 0,
         "no poll saw the transfer while it ran"
@@ -182,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
         "the copy differs"
     );
     println!("counted to the byte on both sides; the copy is identical");
+    throughput(size, elapsed);
 
     leech_host.shutdown().await;
     seed_host.shutdown().await;
