@@ -9,12 +9,13 @@
 //! | module | holds |
 //! |---|---|
 //! | [`session`] | [`SessionStatus`](session::SessionStatus), the [`SessionSource`](session::SessionSource) trait, session identity |
-//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `DelugeSource` (feature `rpc`), `from_spec` |
+//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `DelugeSource` (feature `rpc-client`), `RqbitEngine` (feature `rqbit`), `from_spec` |
+//! | [`torrent`] | the [`TorrentEngine`](torrent::TorrentEngine) trait behind Deluge's torrent methods, torrent status, errors |
 //! | [`plugin`] | the [`CorePlugin`](plugin::CorePlugin) trait (lifecycle documented there) and its [`PluginContext`](plugin::PluginContext) |
 //! | [`host`] | [`PluginHost`](host::PluginHost): enable/disable, 1 s `update()`, enabled list, shutdown |
 //! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), [`Caller`](export::Caller), typed arguments, [`dispatch`](export::Exports::dispatch) |
 //! | [`event`] | the [`EventBus`](event::EventBus) |
-//! | [`service`] | the core service [`Core`](service::Core): Deluge's `core.*`/`daemon.*` methods, host, source, events, one `dispatch` |
+//! | [`service`] | the core service [`Core`](service::Core): Deluge's `core.*`/`daemon.*` methods (torrents through an engine), host, source, events, one `dispatch` |
 //! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
@@ -22,6 +23,7 @@
 //! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
 //! | [`units`] | byte units for rates and human output |
 //! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
+//! | [`base64`] | decoding the torrent files Deluge's clients send |
 //! | [`error`] | the error enums |
 //!
 //! ## Features
