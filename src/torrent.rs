@@ -148,6 +148,9 @@ pub enum TorrentError {
     /// The engine cannot do this.
     #[error("{0}")]
     Unsupported(String),
+    /// A path cannot be used.
+    #[error("{0}")]
+    BadPath(String),
     /// The engine failed.
     #[error("{0}")]
     Engine(String),
@@ -161,6 +164,7 @@ impl TorrentError {
             | TorrentError::BadMagnet(_)
             | TorrentError::Unknown(_) => "InvalidTorrentError",
             TorrentError::AlreadyAdded(_) => "AddTorrentError",
+            TorrentError::BadPath(_) => "InvalidPathError",
             TorrentError::Unsupported(_) | TorrentError::Engine(_) => "DelugeError",
         }
     }
@@ -202,6 +206,15 @@ pub trait TorrentEngine: Send + Sync + 'static {
 
     /// The engine's name and version (what `core.get_libtorrent_version` reports).
     fn version(&self) -> String;
+
+    /// Bytes free for unprivileged users on the file system of `path` (default: the
+    /// download location).
+    fn free_space(&self, path: Option<&std::path::Path>) -> Result<u64, TorrentError> {
+        let _ = path;
+        Err(TorrentError::Unsupported(
+            "this engine does not measure free space".into(),
+        ))
+    }
 
     /// The session's rate limits, bytes/s: (download, upload); `None` is unlimited.
     fn rate_limits(&self) -> (Option<u64>, Option<u64>) {

@@ -732,7 +732,7 @@ pub(super) fn export(
             }
         },
     )?;
-    let e = engine;
+    let e = engine.clone();
     core.export_at("get_listen_port", AuthLevel::ReadOnly, move |a: Args| {
         let port = e.as_ref().and_then(|e| e.listen_port()).unwrap_or(0);
         async move {
@@ -740,15 +740,22 @@ pub(super) fn export(
             Ok(json!(port))
         }
     })?;
-    core.export_at(
-        "get_free_space",
-        AuthLevel::ReadOnly,
-        |a: Args| async move {
+    let e = engine;
+    core.export_at("get_free_space", AuthLevel::ReadOnly, move |a: Args| {
+        let e = e.clone();
+        async move {
             a.params(&["path"], 0)?;
-            let _: Option<String> = a.get_opt(0, "path")?;
-            Ok(json!(-1))
-        },
-    )?;
+            let path: Option<String> = a.get_opt(0, "path")?;
+            let Some(engine) = e else {
+                return Ok(json!(-1)); // nothing stores data here: Deluge's "unknown"
+            };
+            let path = path.filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+            engine
+                .free_space(path.as_deref())
+                .map(|bytes| json!(bytes))
+                .map_err(|err| torrent_error(&a, err))
+        }
+    })?;
     Ok(())
 }
 

@@ -541,6 +541,19 @@ impl TorrentEngine for RqbitEngine {
         "librqbit 9.1.0 (not libtorrent)".into()
     }
 
+    fn free_space(&self, path: Option<&std::path::Path>) -> Result<u64, TorrentError> {
+        let path = path.unwrap_or(&self.download_dir);
+        let st = nix::sys::statvfs::statvfs(path)
+            .map_err(|e| TorrentError::BadPath(format!("{}: {e}", path.display())))?;
+        // Both are narrower than u64 on some targets.
+        #[allow(clippy::useless_conversion)]
+        let (blocks, size) = (
+            u64::from(st.blocks_available()),
+            u64::from(st.fragment_size()),
+        );
+        Ok(blocks.saturating_mul(size))
+    }
+
     fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
         let get = |v: Option<std::num::NonZeroU32>| v.map(|n| u64::from(n.get()));
         (

@@ -35,7 +35,10 @@ for c in (seeder, leecher):
 check(list(seeder.call('core.get_session_state')) == [], 'a new daemon has no torrents')
 version = seeder.call('core.get_libtorrent_version')
 check('librqbit' in version, 'core.get_libtorrent_version: %r' % version)
-step('empty session; engine %s' % version)
+free = seeder.call('core.get_free_space')
+check(isinstance(free, int) and free > size, 'core.get_free_space: %r' % (free,))
+expect_remote(lambda: seeder.call('core.get_free_space', '/no/such/dir'), 'InvalidPathError')
+step('empty session; engine %s; %d bytes free' % (version, free))
 
 tid = seeder.call('core.add_torrent_file', name, dump, {})
 check(isinstance(tid, str) and len(tid) == 40, 'torrent id %r' % tid)
