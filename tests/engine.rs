@@ -391,6 +391,16 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         ids == json!([id]),
         "the torrent did not come back from the persisted list: {ids}"
     );
+    let conf = call(
+        &mut leech,
+        "core.get_config_values",
+        json!([["max_download_speed"]]),
+    )
+    .await?;
+    ensure!(
+        conf["max_download_speed"] == json!((RATE / 1024) as f64),
+        "the rate limit set before the kill was not kept: {conf}"
+    );
     wait_status(
         &mut leech,
         &id,

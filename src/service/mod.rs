@@ -311,7 +311,17 @@ impl Core {
             AuthLevel::Admin,
             |h, a| async move { switch_plugin(&h, &a, false).await },
         )?;
-        torrents::export(&core, &host, self.engine.clone(), self.events().clone())?;
+        let saved = self
+            .engine
+            .as_ref()
+            .and_then(|e| torrents::restore(e.as_ref(), self.host.config_dir()));
+        torrents::export(
+            &core,
+            &host,
+            self.engine.clone(),
+            self.events().clone(),
+            saved,
+        )?;
         Ok(())
     }
 }

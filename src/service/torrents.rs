@@ -13,11 +13,55 @@ use crate::error::{DispatchError, ExportError};
 use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, ExportScope};
 use crate::host::WeakHost;
+use crate::store::{Durability, Persist, Store};
 use crate::torrent::{
     AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
 };
 
 use super::on_host;
+
+/// The engine settings kept across restarts (`engine.conf`, hand-editable TOML): what
+/// `core.set_config` changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// Download limit, bytes/s (absent: unlimited).
+    pub max_download_bps: Option<u64>,
+    /// Upload limit, bytes/s (absent: unlimited).
+    pub max_upload_bps: Option<u64>,
+}
+
+impl Persist for EngineConfig {
+    const SEALED: bool = false;
+}
+
+/// The file of [`EngineConfig`] in the config directory.
+pub const ENGINE_CONF: &str = "engine.conf";
+
+/// Opens `engine.conf` and applies what it holds to `engine`. A file that cannot be used
+/// is reported and the engine runs on its defaults (settings changed later are then not
+/// kept).
+pub(super) fn restore(
+    engine: &dyn TorrentEngine,
+    dir: &std::path::Path,
+) -> Option<Arc<Store<EngineConfig>>> {
+    let opened = Store::<EngineConfig>::open(dir.join(ENGINE_CONF)).and_then(|store| {
+        let (config, _) = store.load()?;
+        Ok((store, config))
+    });
+    match opened {
+        Ok((store, config)) => {
+            if let Err(e) = engine.set_rate_limits(config.max_download_bps, config.max_upload_bps) {
+                tracing::error!(error = %e, "the saved rate limits do not apply to this engine");
+            }
+            Some(Arc::new(store))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{ENGINE_CONF} unusable: engine settings will not be kept");
+            None
+        }
+    }
+}
 
 /// Largest torrent file accepted (base64 text of it: a third more).
 pub const MAX_TORRENT_FILE: usize = 16 << 20;
@@ -330,6 +374,7 @@ pub(super) fn export(
     host: &WeakHost,
     engine: Engine,
     events: EventBus,
+    saved: Option<Arc<Store<EngineConfig>>>,
 ) -> Result<(), ExportError> {
     let e = engine.clone();
     on_host(
@@ -391,6 +436,7 @@ pub(super) fn export(
     on_host(core, host, "set_config", AuthLevel::Admin, move |h, a| {
         let e = e.clone();
         let ev = ev.clone();
+        let saved = saved.clone();
         async move {
             a.params(&["config"], 1)?;
             let changes: Map<String, Value> = a.get(0, "config")?;
@@ -436,6 +482,19 @@ pub(super) fn export(
                 }
             }
             if let Some(engine) = &e {
+                if let Some(store) = saved.clone() {
+                    // Kept first: a change that cannot be saved is not made.
+                    let config = EngineConfig {
+                        max_download_bps: down,
+                        max_upload_bps: up,
+                    };
+                    tokio::task::spawn_blocking(move || store.save(&config, Durability::Durable))
+                        .await
+                        .map_err(|err| deluge(&a, "DelugeError", err.to_string()))?
+                        .map_err(|err| {
+                            deluge(&a, "DelugeError", format!("settings not changed: {err}"))
+                        })?;
+                }
                 engine
                     .set_rate_limits(down, up)
                     .map_err(|err| torrent_error(&a, err))?;
