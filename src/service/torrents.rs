@@ -51,8 +51,11 @@ pub(super) fn restore(
     });
     match opened {
         Ok((store, config)) => {
-            if let Err(e) = engine.set_rate_limits(config.max_download_bps, config.max_upload_bps) {
-                tracing::error!(error = %e, "the saved rate limits do not apply to this engine");
+            let (down, up) = (config.max_download_bps, config.max_upload_bps);
+            if down.is_some() || up.is_some() {
+                if let Err(e) = engine.set_rate_limits(down, up) {
+                    tracing::error!(error = %e, "the saved rate limits do not apply to this engine");
+                }
             }
             Some(Arc::new(store))
         }

@@ -405,15 +405,25 @@ impl TorrentEngine for RqbitEngine {
                     let result = session
                         .add_torrent(AddTorrent::from_url(uri), Some(opts))
                         .await;
-                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
-                    match result {
-                        Ok(_) => {
-                            pending.remove(&key);
+                    let removed_meanwhile = {
+                        let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                        match &result {
+                            Ok(_) => pending.remove(&key).is_none(),
+                            Err(e) => {
+                                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
+                                if let Some(p) = pending.get_mut(&key) {
+                                    p.error = Some(format!("{e:#}"));
+                                }
+                                false
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
-                            if let Some(p) = pending.get_mut(&key) {
-                                p.error = Some(format!("{e:#}"));
+                    };
+                    // Removed while its metadata was being fetched: it must not come back.
+                    if let (true, Ok(response)) = (removed_meanwhile, result) {
+                        if let Some(handle) = response.into_handle() {
+                            let id = TorrentIdOrHash::Hash(handle.info_hash());
+                            if let Err(e) = session.delete(id, false).await {
+                                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "could not drop a removed magnet");
                             }
                         }
                     }
