@@ -472,6 +472,31 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
     Ok(())
 }
 
+/// After a transfer of `size` bytes: our Stats' `our_key` equals our engine's counter,
+/// and both sides' counters (ours `our_key`, deluged's `their_key`) hold the whole file.
+async fn check_counts(
+    ours: &mut Client,
+    our_key: &str,
+    theirs: &mut Client,
+    their_key: &str,
+    size: usize,
+) -> Result<()> {
+    let engine = session_counter(ours, our_key).await?;
+    let stats = stats_counter(ours, our_key).await?;
+    let deluged = session_counter(theirs, their_key).await?;
+    eprintln!("our {our_key}: engine {engine}, Stats {stats}; deluged's {their_key}: {deluged}");
+    ensure!(
+        stats == engine,
+        "our Stats {stats} vs our engine {engine} ({our_key})"
+    );
+    ensure!(engine >= size as u64, "our {our_key} {engine} of {size}");
+    ensure!(
+        deluged >= size as u64,
+        "deluged's {their_key} {deluged} of {size}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
     // Not a multiple of the piece length: librqbit 9.1.0's create_torrent adds one piece
@@ -524,22 +549,14 @@ async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
         std::fs::read(deluged_data.path().join("traded.bin"))? == data,
         "deluged's copy differs"
     );
-    let our_engine_up = session_counter(&mut ours, "total_payload_upload").await?;
-    let our_stats_up = stats_counter(&mut ours, "total_payload_upload").await?;
-    let their_down = session_counter(&mut theirs, "total_payload_download").await?;
-    eprintln!("we sent {our_engine_up} (Stats {our_stats_up}); deluged received {their_down}");
-    ensure!(
-        our_stats_up == our_engine_up,
-        "our Stats {our_stats_up} vs our engine {our_engine_up}"
-    );
-    ensure!(
-        our_engine_up >= SIZE as u64,
-        "we sent {our_engine_up} of {SIZE}"
-    );
-    ensure!(
-        their_down >= SIZE as u64,
-        "deluged counted {their_down} of {SIZE}"
-    );
+    check_counts(
+        &mut ours,
+        "total_payload_upload",
+        &mut theirs,
+        "total_payload_download",
+        SIZE,
+    )
+    .await?;
 
     // 2. deluged seeds (it has the file now), a second daemon of ours downloads.
     let their_port = call(&mut theirs, "core.get_listen_port", json!([])).await?;
@@ -557,22 +574,14 @@ async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
         std::fs::read(ours_leech.path().join("traded.bin"))? == data,
         "our copy from deluged differs"
     );
-    let our_engine_down = session_counter(&mut ours2, "total_payload_download").await?;
-    let our_stats_down = stats_counter(&mut ours2, "total_payload_download").await?;
-    let their_up = session_counter(&mut theirs, "total_payload_upload").await?;
-    eprintln!("deluged sent {their_up}; we received {our_engine_down} (Stats {our_stats_down})");
-    ensure!(
-        our_stats_down == our_engine_down,
-        "our Stats {our_stats_down} vs our engine {our_engine_down}"
-    );
-    ensure!(
-        our_engine_down >= SIZE as u64,
-        "we received {our_engine_down} of {SIZE}"
-    );
-    ensure!(
-        their_up >= SIZE as u64,
-        "deluged counted {their_up} sent of {SIZE}"
-    );
+    check_counts(
+        &mut ours2,
+        "total_payload_download",
+        &mut theirs,
+        "total_payload_upload",
+        SIZE,
+    )
+    .await?;
     Ok(())
 }
 

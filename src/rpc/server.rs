@@ -250,17 +250,22 @@ async fn answer(
         let reply = match call {
             Ok(req) => {
                 let id = req.id.clone();
-                // Method (clipped) and outcome only: arguments may carry passwords.
-                let method: String = req.method.chars().take(80).collect();
-                match daemon.call(session, req).await {
-                    Ok(value) => {
-                        tracing::debug!(%method, user = ?session.user, "call answered");
-                        message::response(&id, value)
+                // Method (clipped) and outcome only: arguments may carry passwords. The
+                // name is copied only when debug logging is on: this is the hot path.
+                let method: Option<String> = tracing::enabled!(tracing::Level::DEBUG)
+                    .then(|| req.method.chars().take(80).collect());
+                let reply = daemon.call(session, req).await;
+                if let Some(method) = method {
+                    match &reply {
+                        Ok(_) => tracing::debug!(%method, user = ?session.user, "call answered"),
+                        Err(e) => {
+                            tracing::debug!(%method, user = ?session.user, error = %e.name, "call failed")
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(%method, user = ?session.user, error = %e.name, "call failed");
-                        message::error(&id, &e)
-                    }
+                }
+                match reply {
+                    Ok(value) => message::response(&id, value),
+                    Err(e) => message::error(&id, &e),
                 }
             }
             Err(Malformed {

@@ -366,12 +366,20 @@ impl Poller {
             health.failing_since = None;
             health.last_poll = Some(now);
             health.polls += 1;
-            health.session = Some(status.session.0.clone());
-            health.measured = StatusKey::COUNTERS
+            // Rebuilt only when they change: the poll tick does not allocate for them.
+            if health.session.as_deref() != Some(status.session.0.as_str()) {
+                health.session = Some(status.session.0.clone());
+            }
+            let measured = StatusKey::COUNTERS
                 .iter()
                 .filter(|k| status.values.contains_key(k))
-                .map(|k| k.as_str().to_string())
-                .collect();
+                .map(|k| k.as_str());
+            if !measured
+                .clone()
+                .eq(health.measured.iter().map(String::as_str))
+            {
+                health.measured = measured.map(String::from).collect();
+            }
             let (mut next, step) = view.acc.apply(&status.session, counters);
             if step.new_session {
                 tracing::info!(session = %status.session, "counting a new session");
