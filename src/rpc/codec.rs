@@ -8,7 +8,8 @@
 //! method rejects them with a `TypeError` instead of the message being lost); floats of
 //! either width to `f64` (NaN and infinities, which JSON lacks, to `null`); byte strings
 //! to strings (UTF-8, invalid sequences replaced); lists and tuples to arrays; dict keys
-//! that are numbers, booleans or `None` to their text. Encoding writes floats as 64-bit.
+//! that are numbers, booleans or `None` to their text. Encoding writes floats as 64-bit and
+//! dict keys as strings, or integer-looking keys as integers with [`encode_int_keys`].
 //! Decoding enforces a nesting-depth limit and never reads past its input.
 
 use serde_json::{Map, Number, Value};
@@ -66,14 +67,35 @@ pub enum CodecError {
     },
 }
 
-/// Encodes a value.
+/// Encodes a value; dict keys go out as strings.
 pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    encode_into(value, &mut out);
+    encode_into(value, Keys::Str, &mut out);
     out
 }
 
-fn encode_into(value: &Value, out: &mut Vec<u8>) {
+/// Encodes a value whose dict keys that are integers in canonical form (`"0"`, `"10"`,
+/// `"-3"`, within `i64`) go out as rencode integers: the shape of Deluge answers keyed by
+/// numbers, such as `core.get_auth_levels_mappings`, which `Value` cannot carry.
+pub fn encode_int_keys(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_into(value, Keys::IntWhereCanonical, &mut out);
+    out
+}
+
+/// How dict keys are written.
+#[derive(Clone, Copy)]
+enum Keys {
+    Str,
+    IntWhereCanonical,
+}
+
+/// `Some(i)` when `key` is exactly how `i` prints.
+fn canonical_int(key: &str) -> Option<i64> {
+    key.parse::<i64>().ok().filter(|i| i.to_string() == key)
+}
+
+fn encode_into(value: &Value, keys: Keys, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.push(CHR_NONE),
         Value::Bool(true) => out.push(CHR_TRUE),
@@ -94,10 +116,10 @@ fn encode_into(value: &Value, out: &mut Vec<u8>) {
         Value::Array(items) => {
             if items.len() < LIST_FIXED_COUNT as usize {
                 out.push(LIST_FIXED_START + items.len() as u8);
-                items.iter().for_each(|v| encode_into(v, out));
+                items.iter().for_each(|v| encode_into(v, keys, out));
             } else {
                 out.push(CHR_LIST);
-                items.iter().for_each(|v| encode_into(v, out));
+                items.iter().for_each(|v| encode_into(v, keys, out));
                 out.push(CHR_TERM);
             }
         }
@@ -109,8 +131,14 @@ fn encode_into(value: &Value, out: &mut Vec<u8>) {
                 CHR_DICT
             });
             for (k, v) in map {
-                encode_str(k.as_bytes(), out);
-                encode_into(v, out);
+                match keys {
+                    Keys::IntWhereCanonical => match canonical_int(k) {
+                        Some(i) => encode_int(i, out),
+                        None => encode_str(k.as_bytes(), out),
+                    },
+                    Keys::Str => encode_str(k.as_bytes(), out),
+                }
+                encode_into(v, keys, out);
             }
             if !fixed {
                 out.push(CHR_TERM);
@@ -388,6 +416,20 @@ mod tests {
         // f32 from Deluge, f64 ours
         assert_eq!(decode(&[0x42, 0x3f, 0xc0, 0, 0], 8).unwrap(), json!(1.5));
         assert_eq!(encode(&json!(1.5))[0], CHR_FLOAT64);
+    }
+
+    #[test]
+    fn int_keys_where_deluge_sends_them() {
+        // Deluge 2.0.3's rencode of {-3: "y", 0: "NONE", "01": "x", "a": 1}, pairs in
+        // this order: only canonical integers become integer keys.
+        let v = json!({"-3": "y", "0": "NONE", "01": "x", "a": 1});
+        let hex: String = encode_int_keys(&v)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "6a48817900844e4f4e458230318178816101");
+        assert_eq!(decode(&encode_int_keys(&v), 8).unwrap(), v);
+        assert_eq!(encode(&json!({"0": 1}))[1], STR_FIXED_START + 1);
     }
 
     #[test]

@@ -162,6 +162,12 @@ pub fn event(name: &str, args: Vec<Value>) -> Value {
     json!([RPC_EVENT, name, args])
 }
 
+/// Whether Deluge answers `method` with dicts keyed by integers (the wire must write
+/// those keys as integers: `deluge.ui.client` looks levels up by `int`).
+pub fn int_keyed(method: &str) -> bool {
+    method == "core.get_auth_levels_mappings"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

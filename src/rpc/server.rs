@@ -247,9 +247,11 @@ async fn answer(
         }
     };
     for call in calls {
+        let mut int_keys = false;
         let reply = match call {
             Ok(req) => {
                 let id = req.id.clone();
+                int_keys = message::int_keyed(&req.method);
                 // Method (clipped) and outcome only: arguments may carry passwords. The
                 // name is copied only when debug logging is on: this is the hot path.
                 let method: Option<String> = tracing::enabled!(tracing::Level::DEBUG)
@@ -277,6 +279,11 @@ async fn answer(
                 continue;
             }
         };
-        sink.encoder.encode_into(&codec::encode(&reply), sink.out);
+        let bytes = if int_keys {
+            codec::encode_int_keys(&reply)
+        } else {
+            codec::encode(&reply)
+        };
+        sink.encoder.encode_into(&bytes, sink.out);
     }
 }

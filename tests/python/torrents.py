@@ -58,6 +58,9 @@ check(seeder.call('core.get_torrent_status', '0' * 40, ['name']) == {}, 'unknown
 check(list(seeder.call('core.get_session_state')) == [tid], 'nothing else was added')
 step('duplicate -> AddTorrentError; garbage, bad base64, bad magnet, unknown ids -> InvalidTorrentError; unknown filter -> ValueError')
 
+levels = seeder.call('core.get_auth_levels_mappings')
+check(levels[1] == {0: 'NONE', 1: 'READONLY', 5: 'NORMAL', 10: 'ADMIN'} and levels[0]['ADMIN'] == 10,
+      'auth levels mappings, the reverse keyed by int as Deluge sends it: %r' % (levels,))
 port = seeder.call('core.get_listen_port')
 check(port > 0, 'seeder listen port %r' % port)
 lid = leecher.call('core.add_torrent_file', name, dump, {'add_paused': True})
