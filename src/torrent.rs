@@ -100,6 +100,61 @@ pub struct TorrentInfo {
     pub save_path: PathBuf,
     /// Unix seconds when it was added to this engine, if known.
     pub time_added: Option<f64>,
+    /// What the metainfo says, once the engine has it (a magnet's arrives later).
+    pub meta: Option<MetaInfo>,
+}
+
+/// The facts of a torrent's metainfo (its info dictionary).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MetaInfo {
+    /// Files, in torrent order.
+    pub files: Vec<TorrentFile>,
+    /// Piece length, bytes.
+    pub piece_length: u64,
+    /// Number of pieces.
+    pub num_pieces: u64,
+    /// The private flag (no DHT or peer exchange).
+    pub private: bool,
+}
+
+impl MetaInfo {
+    /// Metainfo facts.
+    pub fn new(files: Vec<TorrentFile>, piece_length: u64, num_pieces: u64, private: bool) -> Self {
+        MetaInfo {
+            files,
+            piece_length,
+            num_pieces,
+            private,
+        }
+    }
+}
+
+/// One file of a torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TorrentFile {
+    /// Path inside the torrent, `/`-separated, the torrent's name first for a
+    /// multi-file torrent (as Deluge shows it).
+    pub path: String,
+    /// Length, bytes.
+    pub size: u64,
+    /// Offset of its first byte in the torrent.
+    pub offset: u64,
+    /// Bytes present and checked, if the engine says.
+    pub done: Option<u64>,
+}
+
+impl TorrentFile {
+    /// A file at `offset` of `size` bytes, its progress unknown.
+    pub fn new(path: impl Into<String>, size: u64, offset: u64) -> Self {
+        TorrentFile {
+            path: path.into(),
+            size,
+            offset,
+            done: None,
+        }
+    }
 }
 
 impl TorrentInfo {
@@ -119,6 +174,7 @@ impl TorrentInfo {
             num_peers: None,
             save_path: PathBuf::new(),
             time_added: None,
+            meta: None,
         }
     }
 

@@ -165,6 +165,37 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         "is_finished" | "is_seed" => json!(finished),
         "paused" => json!(t.state == TorrentState::Paused),
         "time_added" => json!(t.time_added.unwrap_or(0.0)),
+        // From the metainfo, once the engine has it.
+        "num_files" => json!(t.meta.as_ref().map_or(0, |m| m.files.len())),
+        "num_pieces" => json!(t.meta.as_ref().map_or(0, |m| m.num_pieces)),
+        "piece_length" => json!(t.meta.as_ref().map_or(0, |m| m.piece_length)),
+        "private" => json!(t.meta.as_ref().is_some_and(|m| m.private)),
+        "files" => json!(t.meta.as_ref().map_or_else(Vec::new, |m| m
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, f)| json!({
+                "index": index,
+                "path": f.path,
+                "size": f.size,
+                "offset": f.offset,
+            }))
+            .collect())),
+        // Every file is downloaded: Deluge's "normal" priority (4) for each.
+        "file_priorities" => json!(t
+            .meta
+            .as_ref()
+            .map_or_else(Vec::new, |m| vec![4; m.files.len()])),
+        // Fraction of each file present; 0 where the engine does not say.
+        "file_progress" => json!(t.meta.as_ref().map_or_else(Vec::new, |m| m
+            .files
+            .iter()
+            .map(|f| match f.done {
+                Some(done) if f.size > 0 => done as f64 / f.size as f64,
+                Some(_) => 1.0,
+                None => 0.0,
+            })
+            .collect())),
         // Not measured by the engine: Deluge's values for "unknown".
         "num_seeds"
         | "all_time_download"
@@ -174,21 +205,22 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         | "last_seen_complete"
         | "seed_rank"
         | "next_announce"
-        | "completed_time"
-        | "num_pieces"
-        | "piece_length" => json!(0),
+        | "completed_time" => json!(0),
         "total_seeds" | "total_peers" | "queue" => json!(-1),
         "max_download_speed" | "max_upload_speed" => json!(-1.0),
         "distributed_copies" | "seeds_peers_ratio" => json!(0.0),
         "tracker_host" | "tracker_status" | "owner" | "label" => json!(""),
-        "is_auto_managed" | "private" => json!(false),
-        "files" | "file_priorities" | "file_progress" | "peers" | "trackers" => json!([]),
+        "is_auto_managed" => json!(false),
+        // Not reported per peer or tracker by the engine: empty, Deluge's neutral value
+        // (the GTK client's Peers and Trackers tabs index the key).
+        "peers" | "trackers" => json!([]),
         _ => return None,
     })
 }
 
 /// Every key [`status_value`] answers (what an empty `keys` list asks for).
-const ALL_KEYS: [&str; 52] = [
+const ALL_KEYS: [&str; 53] = [
+    "num_files",
     "total_payload_download",
     "all_time_download",
     "hash",

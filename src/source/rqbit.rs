@@ -24,7 +24,8 @@ use librqbit::{
 
 use crate::error::SourceError;
 use crate::torrent::{
-    AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+    AddOptions, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo, TorrentSource,
+    TorrentState,
 };
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
@@ -277,6 +278,37 @@ impl RqbitEngine {
             info.num_peers = Some(u64::from(live.snapshot.peer_stats.live));
             info.total_payload_download = Some(live.snapshot.fetched_bytes);
         }
+        info.meta = t
+            .with_metadata(|m| {
+                let lengths = m.info.lengths();
+                let files = m
+                    .file_infos
+                    .iter()
+                    .zip(
+                        stats
+                            .file_progress
+                            .iter()
+                            .map(Some)
+                            .chain(std::iter::repeat(None)),
+                    )
+                    .map(|(f, done)| {
+                        let mut file = TorrentFile::new(
+                            f.relative_filename.to_string_lossy().replace('\\', "/"),
+                            f.len,
+                            f.offset_in_torrent,
+                        );
+                        file.done = done.copied();
+                        file
+                    })
+                    .collect();
+                MetaInfo::new(
+                    files,
+                    u64::from(lengths.default_piece_length()),
+                    u64::from(lengths.total_pieces()),
+                    m.info.info().private,
+                )
+            })
+            .ok();
         info.save_path = t.output_folder().to_path_buf();
         info.time_added = self
             .added

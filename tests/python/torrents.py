@@ -73,6 +73,18 @@ st = wait_for(leecher, lid, lambda s: s.get('is_finished'), 'download completes'
 check(st['total_done'] == size and st['state'] == 'Seeding', 'downloader status %r' % st)
 step('downloaded %d bytes; now Seeding' % size)
 
+meta = leecher.call('core.get_torrent_status', lid,
+                    ['files', 'num_files', 'file_progress', 'file_priorities', 'piece_length', 'num_pieces',
+                     'private'])
+piece = 256 << 10
+check(meta['num_files'] == 1 and meta['private'] is False, 'metainfo %r' % meta)
+check(meta['piece_length'] == piece and meta['num_pieces'] == (size + piece - 1) // piece,
+      'pieces %r' % meta)
+check([dict(f) for f in meta['files']] == [{'index': 0, 'path': 'payload.bin', 'size': size, 'offset': 0}],
+      'files %r' % meta['files'])
+check(list(meta['file_progress']) == [1.0] and list(meta['file_priorities']) == [4], 'file progress %r' % meta)
+step('metainfo keys: files, piece length and count, per-file progress')
+
 grid = ['queue', 'name', 'total_wanted', 'state', 'progress', 'num_seeds', 'total_seeds', 'num_peers',
         'total_peers', 'download_payload_rate', 'upload_payload_rate', 'eta', 'ratio', 'distributed_copies',
         'is_auto_managed', 'time_added', 'tracker_host', 'download_location', 'last_seen_complete',
