@@ -363,6 +363,19 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         st["is_finished"] == false,
         "finished before the kill: raise SIZE or lower RATE: {st}"
     );
+    // Mid-transfer, the engine's own payload rate: near the limit; the wire rate, which
+    // the engine does not measure, answers its lower bound (the payload rate).
+    let rates = call(
+        &mut leech,
+        "core.get_session_status",
+        json!([["payload_download_rate", "download_rate"]]),
+    )
+    .await?;
+    let rate = rates["payload_download_rate"].as_u64().context("rate")?;
+    ensure!(
+        rate > RATE / 4 && rate < RATE * 2 && rates["download_rate"] == rate,
+        "session rates mid-transfer at a {RATE} B/s limit: {rates}"
+    );
     // What the engine had fetched, read just before the kill.
     let fetched = call(
         &mut leech,

@@ -245,13 +245,35 @@ impl Core {
                     .iter()
                     .filter_map(|n| StatusKey::from_str(n).ok())
                     .collect();
-                let status = src.session_status(&keys).await.map_err(|e| failed(&a, e))?;
-                // A known key the source does not measure (rates and DHT figures of the
-                // embedded engine) answers Deluge's neutral 0: clients index the dict by
-                // every key they asked for (deluge-console's `status` hangs otherwise).
+                // The payload rates too, for the wire rates' fallback below.
+                let mut asked = keys.clone();
+                for (wire, payload) in [
+                    (StatusKey::DownloadRate, StatusKey::PayloadDownloadRate),
+                    (StatusKey::UploadRate, StatusKey::PayloadUploadRate),
+                ] {
+                    if asked.contains(&wire) && !asked.contains(&payload) {
+                        asked.push(payload);
+                    }
+                }
+                let status = src
+                    .session_status(&asked)
+                    .await
+                    .map_err(|e| failed(&a, e))?;
+                // A known key the source does not measure answers Deluge's neutral 0:
+                // clients index the dict by every key they asked for (deluge-console's
+                // `status` hangs otherwise). Except a wire rate next to a measured payload
+                // rate (the embedded engine): it answers the payload rate, its lower bound,
+                // as clients show `wire - payload` as protocol overhead (negative with 0).
+                let value = |k: StatusKey| {
+                    status.get(k).or_else(|| match k {
+                        StatusKey::DownloadRate => status.get(StatusKey::PayloadDownloadRate),
+                        StatusKey::UploadRate => status.get(StatusKey::PayloadUploadRate),
+                        _ => None,
+                    })
+                };
                 let mut out: Map<String, Value> = keys
                     .iter()
-                    .map(|k| (k.as_str().to_string(), json!(status.get(*k).unwrap_or(0))))
+                    .map(|&k| (k.as_str().to_string(), json!(value(k).unwrap_or(0))))
                     .collect();
                 // Deluge's one boolean key (the web UI and the GTK status bar ask for it):
                 // not measured here, so its neutral value.

@@ -224,8 +224,12 @@ impl SessionSource for RqbitEngine {
                 StatusKey::TotalPayloadUpload => snap.counters.uploaded_bytes,
                 StatusKey::TotalPayloadDownload => snap.counters.fetched_bytes,
                 StatusKey::NumPeers | StatusKey::NumConnections => u64::from(snap.peers.live),
-                // Wire totals, rates (derived by Stats from the counters) and DHT figures
-                // are not measured by librqbit: left out, never invented.
+                // The engine's own payload speed estimate (its counters' deltas over a few
+                // seconds, in MiB/s).
+                StatusKey::PayloadDownloadRate => mib_per_s(snap.download_speed.mbps),
+                StatusKey::PayloadUploadRate => mib_per_s(snap.upload_speed.mbps),
+                // Wire totals and rates and DHT figures are not measured by librqbit: left
+                // out, never invented.
                 _ => continue,
             };
             status.values.insert(key, value);
@@ -236,6 +240,11 @@ impl SessionSource for RqbitEngine {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// Bytes per second from librqbit's MiB/s.
+fn mib_per_s(mib: f64) -> u64 {
+    (mib * 1_048_576.0).round().max(0.0) as u64
 }
 
 fn unix_now() -> f64 {

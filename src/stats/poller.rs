@@ -210,6 +210,20 @@ fn every(period: Duration, first: Instant) -> Interval {
     i
 }
 
+/// Each wire counter, its rate and the payload rate under it.
+const WIRE_RATES: [(StatusKey, StatusKey, StatusKey); 2] = [
+    (
+        StatusKey::TotalDownload,
+        StatusKey::DownloadRate,
+        StatusKey::PayloadDownloadRate,
+    ),
+    (
+        StatusKey::TotalUpload,
+        StatusKey::UploadRate,
+        StatusKey::PayloadUploadRate,
+    ),
+];
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -390,7 +404,18 @@ impl Poller {
             }
             view.acc = next;
             let mut values = status.values;
+            // Wire rates a payload-only source (the embedded engine) cannot give.
+            let unmeasured = WIRE_RATES.map(|(total, rate, _)| {
+                !values.contains_key(&total) && !values.contains_key(&rate)
+            });
             self.derive_rates(&mut values, counters);
+            for ((_, rate, payload), unmeasured) in WIRE_RATES.into_iter().zip(unmeasured) {
+                // Their lower bound, the payload rate, as with `core.get_session_status`:
+                // Deluge's graphs draw the wire rates, and would stay flat at 0.
+                if let Some(p) = values.get(&payload).copied().filter(|_| unmeasured) {
+                    values.insert(rate, p);
+                }
+            }
             let v = |k| values.get(&k).copied().unwrap_or(0);
             view.rates = Rates {
                 upload_rate: v(StatusKey::UploadRate),
