@@ -5,13 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-# Interop peers: the real Deluge daemon, console and web UI (Debian), deluge-client (PyPI).
-# The tests fail, rather than skip, when any of them is missing.
+# Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
+# client on an Xvfb display, clicked with xdotool), deluge-client (PyPI). The tests fail,
+# rather than skip, when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
-  || ! command -v deluge-web >/dev/null; then
+  || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
+  || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq deluged deluge-console deluge-web >/dev/null
+  apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb xdotool >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
 # chattr for the unwritable-directory test.

@@ -1,8 +1,8 @@
 //! The embedded engine (librqbit) driven by Deluge's own clients: two of our daemons on
 //! 127.0.0.1 (no DHT, trackers, LSD or UPnP) transfer a generated file, with a kill -9 of
 //! the downloader half-way; deluge-client and deluge-console add, list, pause, resume and
-//! remove torrents. (Two engines in one process: `examples/loopback_swarm.rs`, run by
-//! tests/examples.rs.)
+//! remove torrents; Deluge's GTK client (on Xvfb) lists, adds and graphs. (Two engines in
+//! one process: `examples/loopback_swarm.rs`, run by tests/examples.rs.)
 
 mod support;
 
@@ -686,5 +686,179 @@ async fn deluge_web_lists_and_adds_torrents_through_a_non_localclient_account() 
         daemon.log()
     );
     eprintln!("{}", run.stdout);
+    Ok(())
+}
+
+/// The `method=` of the RPC server's debug lines with `outcome` ("call answered" or
+/// "call failed"), in order.
+fn rpc_calls(log: &str, outcome: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(outcome))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("method=")))
+        .map(String::from)
+        .collect()
+}
+
+/// Deluge's GTK desktop client (thin-client mode, on Xvfb) against our engine daemon, as
+/// a person uses it: it connects at start, fills its sidebar, status bar and torrent
+/// list, a torrent file handed to it is added through it and downloads (from a second
+/// daemon, rate-limited so it is seen in progress), and its Stats tab draws. Every call
+/// it makes is answered. Screenshots for a person: `target/tmp/deluge-gtk-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deluge_gtk_lists_adds_and_draws_against_the_engine() -> Result<()> {
+    const SIZE: usize = 48 << 20;
+    const RATE: u64 = 2 << 20;
+    support::gtk::require_tools()?;
+    let seed_data = tempfile::tempdir()?;
+    let leech_data = tempfile::tempdir()?;
+    let work = tempfile::tempdir()?;
+    let file = seed_data.path().join("gtk-sample.bin");
+    std::fs::write(&file, payload(SIZE))?;
+    let (id, bytes) = torrent_of(&file).await?;
+    let torrent = work.path().join("gtk-sample.torrent");
+    std::fs::write(&torrent, &bytes)?;
+
+    let seeder = engine_daemon(seed_data.path())?;
+    let mut seed = login(seeder.port(), &seeder.password).await?;
+    call(
+        &mut seed,
+        "core.add_torrent_file",
+        json!(["gtk-sample.torrent", base64(&bytes), {}]),
+    )
+    .await?;
+    wait_status(
+        &mut seed,
+        &id,
+        Duration::from_secs(60),
+        "seeder check",
+        |s| s["state"] == "Seeding",
+    )
+    .await?;
+    let peer_port = call(&mut seed, "core.get_listen_port", json!([])).await?;
+
+    let config = tempfile::tempdir()?;
+    let mut command = engine_command(config.path(), leech_data.path());
+    command.env("RUST_LOG", "info,torrent_stats::rpc::server=debug");
+    let leecher = support::daemon::DaemonProc::launch(command, config)?;
+    let mut leech = login(leecher.port(), &leecher.password).await?;
+    call(
+        &mut leech,
+        "stats.set_config",
+        json!([{"update_interval": 1}]),
+    )
+    .await?;
+    let limit = json!([{"max_download_speed": RATE / 1024}]);
+    call(&mut leech, "core.set_config", limit).await?;
+
+    let display = support::gtk::Display::start(1280, 800)?;
+    let mut gtk = support::gtk::Gtk::start(
+        &display,
+        leecher.port(),
+        "localclient",
+        &leecher.password,
+        (1200, 760),
+    )?;
+    let until = |what: &str, limit: Duration, done: &dyn Fn(&str) -> bool| -> Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        while !done(&leecher.log()) {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "deluge-gtk: {what} not within {limit:?}; daemon log:\n{}",
+                leecher.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    };
+    let answered =
+        |log: &str, method: &str| rpc_calls(log, "call answered").iter().any(|m| m == method);
+    until(
+        "connected, sidebar filled",
+        Duration::from_secs(60),
+        &|log| answered(log, "core.get_filter_tree") && answered(log, "core.get_session_status"),
+    )?;
+
+    gtk.open(&torrent)?;
+    until("added the torrent", Duration::from_secs(30), &|log| {
+        answered(log, "core.add_torrent_file")
+    })?;
+    let ids = call(&mut leech, "core.get_session_state", json!([])).await?;
+    ensure!(ids == json!([id]), "after deluge-gtk's add: {ids}");
+    call(
+        &mut leech,
+        "core.connect_peer",
+        json!([id, "127.0.0.1", peer_port]),
+    )
+    .await?;
+    let st = wait_status(&mut leech, &id, Duration::from_secs(60), "a quarter", |s| {
+        s["total_done"].as_u64().unwrap_or(0) >= SIZE as u64 / 4
+    })
+    .await?;
+    ensure!(
+        st["is_finished"] == false,
+        "finished too soon to be seen: {st}"
+    );
+    // The list, the sidebar and the status bar refresh every second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    display.screenshot(&shots.join("deluge-gtk-main.png"))?;
+
+    // The Stats tab (the tab list's last entry) polls stats.get_stats while shown.
+    let stats_calls = |log: &str| {
+        rpc_calls(log, "call answered")
+            .iter()
+            .filter(|m| *m == "stats.get_stats")
+            .count()
+    };
+    let before = stats_calls(&leecher.log());
+    display.click(38, 594)?;
+    until("Stats tab polled", Duration::from_secs(20), &|log| {
+        stats_calls(log) >= before + 3
+    })?;
+    display.screenshot(&shots.join("deluge-gtk-stats.png"))?;
+    // What the Bandwidth graph draws: the wire rates, which this payload-only engine
+    // fills with the payload rates (their lower bound), not a flat 0.
+    let keys = json!([["download_rate", "payload_download_rate"], 1]);
+    let history = call(&mut leech, "stats.get_stats", keys).await?;
+    let wire = &history["download_rate"];
+    ensure!(
+        wire == &history["payload_download_rate"]
+            && wire
+                .as_array()
+                .is_some_and(|r| r.iter().any(|v| v.as_u64() > Some(RATE / 4))),
+        "Stats history while downloading at {RATE} B/s: {history}"
+    );
+    eprintln!(
+        "screenshots: {}",
+        shots.join("deluge-gtk-{main,stats}.png").display()
+    );
+
+    ensure!(gtk.running(), "deluge-gtk exited");
+    let log = leecher.log();
+    let failed = rpc_calls(&log, "call failed");
+    ensure!(
+        failed.is_empty(),
+        "calls deluge-gtk made that failed: {failed:?}\n{log}"
+    );
+    let mut methods = rpc_calls(&log, "call answered");
+    methods.sort();
+    methods.dedup();
+    for want in [
+        "core.get_auth_levels_mappings",
+        "core.get_config_values",
+        "core.get_external_ip",
+        "core.get_filter_tree",
+        "core.get_free_space",
+        "core.get_known_accounts",
+        "core.get_session_status",
+        "core.get_torrents_status",
+        "stats.get_stats",
+    ] {
+        ensure!(
+            methods.iter().any(|m| m == want),
+            "deluge-gtk never had {want} answered; answered: {methods:?}"
+        );
+    }
+    eprintln!("deluge-gtk's calls, all answered: {methods:?}");
     Ok(())
 }

@@ -47,10 +47,14 @@ impl DaemonProc {
     }
 
     /// Starts `command` (a daemon or an example serving RPC, using `dir` as its config
-    /// directory) and waits for its `RPC listening on` line.
+    /// directory) and waits for its `RPC listening on` line. Logs at `info` unless `command`
+    /// sets `RUST_LOG`.
     pub fn launch(mut command: Command, dir: tempfile::TempDir) -> Result<Self> {
+        // `info` unless the caller chose its own filter.
+        if !command.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         let mut child = command
-            .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("TORRENT_STATS_CONFIG_DIR")
             .stdin(Stdio::null())

@@ -1,12 +1,13 @@
 //! Shared helpers for the integration tests: an in-process scripted source and host
 //! (here), the daemon binary as a child process ([`daemon`]), and a raw RPC client and the
-//! Python runner ([`rpc`]).
+//! Python runner ([`rpc`]), Deluge's own programs ([`console`], [`deluged`], [`gtk`]).
 #![allow(dead_code)]
 
 pub mod console;
 pub mod daemon;
 #[cfg(feature = "rpc")]
 pub mod deluged;
+pub mod gtk;
 pub mod rpc;
 
 use std::path::Path;
