@@ -11,6 +11,10 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+/// Largest torrent file accepted, from a client or fetched from a URL (base64 text of it:
+/// a third more).
+pub const MAX_TORRENT_FILE: usize = 16 << 20;
+
 /// What to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -19,6 +23,13 @@ pub enum TorrentSource {
     File(Vec<u8>),
     /// A `magnet:` URI.
     Magnet(String),
+    /// An http(s) URL of a `.torrent` file, fetched by the engine with these headers.
+    Url {
+        /// The URL.
+        url: String,
+        /// Request headers (name, value), e.g. a cookie.
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Options of an add (Deluge's `add_paused`, `download_location`).
@@ -201,6 +212,12 @@ pub enum TorrentError {
     /// The torrent is already in the session.
     #[error("Torrent already in session ({0})")]
     AlreadyAdded(String),
+    /// The URL cannot be fetched from (not http or https, or malformed).
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    /// Fetching the URL failed (network, HTTP status, size).
+    #[error("could not fetch the torrent file: {0}")]
+    Fetch(String),
     /// The engine cannot do this.
     #[error("{0}")]
     Unsupported(String),
@@ -218,8 +235,9 @@ impl TorrentError {
         match self {
             TorrentError::NotATorrent(_)
             | TorrentError::BadMagnet(_)
+            | TorrentError::BadUrl(_)
             | TorrentError::Unknown(_) => "InvalidTorrentError",
-            TorrentError::AlreadyAdded(_) => "AddTorrentError",
+            TorrentError::AlreadyAdded(_) | TorrentError::Fetch(_) => "AddTorrentError",
             TorrentError::BadPath(_) => "InvalidPathError",
             TorrentError::Unsupported(_) | TorrentError::Engine(_) => "DelugeError",
         }

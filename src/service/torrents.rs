@@ -2,7 +2,7 @@
 //! [`TorrentEngine`]: the argument and result shapes of Deluge 2.0.3, torrent ids as
 //! info-hash hex, errors as `deluge.error` classes, and the torrent events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use crate::host::WeakHost;
 use crate::store::{Durability, Persist, Store};
 use crate::torrent::{
     AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+    MAX_TORRENT_FILE,
 };
 
 use super::on_host;
@@ -65,9 +66,6 @@ pub(super) fn restore(
         }
     }
 }
-
-/// Largest torrent file accepted (base64 text of it: a third more).
-pub const MAX_TORRENT_FILE: usize = 16 << 20;
 
 type Engine = Option<Arc<dyn TorrentEngine>>;
 
@@ -577,6 +575,31 @@ pub(super) fn export(
     };
     core.export("add_torrent_file", add_file.clone())?;
     core.export("add_torrent_file_async", add_file)?;
+
+    // Deluge fetches the file, then adds it as add_torrent_file does.
+    let e = engine.clone();
+    let ev = events.clone();
+    core.export("add_torrent_url", move |a: Args| {
+        let e = e.clone();
+        let ev = ev.clone();
+        async move {
+            a.params(&["url", "options", "headers"], 2)?;
+            let url: String = a.get(0, "url")?;
+            let options = add_options(&a, 1)?;
+            let headers: Option<BTreeMap<String, String>> = a.get_opt(2, "headers")?;
+            let engine = need(&a, &e)?;
+            let source = TorrentSource::Url {
+                url,
+                headers: headers.unwrap_or_default().into_iter().collect(),
+            };
+            let id = engine
+                .add(source, options)
+                .await
+                .map_err(|err| torrent_error(&a, err))?;
+            ev.emit("TorrentAddedEvent", vec![json!(id), json!(false)]);
+            Ok(json!(id))
+        }
+    })?;
 
     let e = engine.clone();
     let ev = events.clone();

@@ -11,6 +11,8 @@
 #[cfg(feature = "rpc-client")]
 mod deluge;
 #[cfg(feature = "rqbit")]
+mod http;
+#[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 pub mod rqbit;
 mod sim;

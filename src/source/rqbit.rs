@@ -22,10 +22,11 @@ use librqbit::{
     ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig, TorrentStatsState,
 };
 
+use super::http::Fetcher;
 use crate::error::SourceError;
 use crate::torrent::{
     AddOptions, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo, TorrentSource,
-    TorrentState,
+    TorrentState, MAX_TORRENT_FILE,
 };
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
@@ -122,6 +123,8 @@ pub struct RqbitEngine {
     /// Peers given with `connect_peer`, per torrent, kept across re-adds.
     peers: Mutex<HashMap<String, Vec<SocketAddr>>>,
     added: Mutex<HashMap<String, f64>>,
+    /// Fetches `.torrent` files from URLs.
+    fetcher: Fetcher,
 }
 
 impl std::fmt::Debug for RqbitEngine {
@@ -189,6 +192,7 @@ impl RqbitEngine {
             pending: Arc::default(),
             peers: Mutex::default(),
             added: Mutex::default(),
+            fetcher: Fetcher::new().map_err(|e| EngineError::Start(e.to_string()))?,
         })
     }
 
@@ -373,6 +377,10 @@ impl TorrentEngine for RqbitEngine {
         options: AddOptions,
     ) -> Result<String, TorrentError> {
         match source {
+            TorrentSource::Url { url, headers } => {
+                let bytes = self.fetcher.fetch(&url, &headers, MAX_TORRENT_FILE).await?;
+                self.add(TorrentSource::File(bytes), options).await
+            }
             TorrentSource::File(bytes) => {
                 let parsed = librqbit::torrent_from_bytes(&bytes)
                     .map_err(|e| TorrentError::NotATorrent(format!("{e:#}")))?;

@@ -5,7 +5,9 @@ the same file and the seeder as a peer; shapes, errors, pause/resume, and the co
 Usage: torrents.py SEED_PORT SEED_PASSWORD LEECH_PORT LEECH_PASSWORD TORRENT_FILE SIZE
 """
 import base64
+import http.server
 import os
+import threading
 import sys
 import time
 
@@ -125,4 +127,61 @@ check(failures == [['1' * 40, 'Torrent ID not in session: ' + '1' * 40]], 'remov
 check(list(leecher.call('core.get_session_state')) == [], 'removed')
 check(seeder.call('core.remove_torrent', tid, False) is True, 'remove_torrent')
 step('remove_torrents reports failures, remove_torrent -> True')
+
+# core.add_torrent_url: the daemon fetches the file over HTTP (headers passed on), bounded.
+with open(torrent_path, 'rb') as f:
+    torrent_bytes = f.read()
+
+
+class Files(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.0'  # bodies end when the connection closes: no length needed
+
+    def do_GET(self):
+        if self.path == '/t.torrent' and self.headers.get('Cookie') == 'session=42':
+            self.reply(200, torrent_bytes)
+        elif self.path == '/t.torrent':
+            self.reply(403, b'no cookie')
+        elif self.path == '/garbage':
+            self.reply(200, b'<html>not a torrent</html>')
+        elif self.path == '/endless':  # no Content-Length, more than any torrent file
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(64):
+                    self.wfile.write(b'd' * (1 << 20))
+            except OSError:
+                pass  # the daemon hung up: what it should do
+        else:
+            self.reply(404, b'not here')
+
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Files)
+threading.Thread(target=web.serve_forever, daemon=True).start()
+base = 'http://127.0.0.1:%d' % web.server_address[1]
+uid = leecher.call('core.add_torrent_url', base + '/t.torrent', {'add_paused': True}, {'Cookie': 'session=42'})
+check(uid == tid, 'add_torrent_url -> %r' % uid)
+wait_for(leecher, uid, lambda s: s.get('state') == 'Paused', 'added from the URL, paused')
+expect_remote(lambda: leecher.call('core.add_torrent_url', base + '/t.torrent', {}), 'AddTorrentError', '403')
+expect_remote(lambda: leecher.call('core.add_torrent_url', base + '/nothing', {}), 'AddTorrentError', '404')
+expect_remote(lambda: leecher.call('core.add_torrent_url', base + '/endless', {}), 'AddTorrentError',
+              'more than 16777216 bytes')
+expect_remote(lambda: leecher.call('core.add_torrent_url', base + '/garbage', {}), 'InvalidTorrentError',
+              'not a torrent file')
+expect_remote(lambda: leecher.call('core.add_torrent_url', 'ftp://127.0.0.1/t.torrent', {}),
+              'InvalidTorrentError', 'only http and https')
+expect_remote(lambda: leecher.call('core.add_torrent_url', 'http://127.0.0.1:1/t.torrent', {}),
+              'AddTorrentError', 'could not fetch')
+check(list(leecher.call('core.get_session_state')) == [uid], 'only the good URL added a torrent')
+web.shutdown()
+step('add_torrent_url: fetched with its headers; 403, 404, an endless body (> 16 MiB), '
+     'not a torrent, ftp:, a closed port -> clear errors, nothing added')
 print('OK')
