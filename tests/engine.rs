@@ -73,7 +73,7 @@ fn engine_daemon(download: &Path) -> Result<support::daemon::DaemonProc> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deluge_client_drives_two_engine_daemons() -> Result<()> {
-    const SIZE: usize = 24 << 20;
+    const SIZE: usize = 64 << 20;
     support::rpc::require_deluge_client()?;
     let seed_data = tempfile::tempdir()?;
     let leech_data = tempfile::tempdir()?;

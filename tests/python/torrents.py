@@ -68,12 +68,19 @@ check(port > 0, 'seeder listen port %r' % port)
 lid = leecher.call('core.add_torrent_file', name, dump, {'add_paused': True})
 check(lid == tid, 'same info-hash on both sides')
 st = wait_for(leecher, lid, lambda s: s.get('state') == 'Paused', 'added paused')
+# A download limit, so the transfer spans several polls (update_interval 1).
+limit = 16 << 20
+leecher.call('core.set_config', {'max_download_speed': limit / 1024})
 leecher.call('core.connect_peer', lid, '127.0.0.1', port)
+started = time.monotonic()
 leecher.call('core.resume_torrent', [lid])
-step('downloader: added paused, connect_peer(127.0.0.1, %d), resumed' % port)
+step('downloader: added paused, limit %d B/s, connect_peer(127.0.0.1, %d), resumed' % (limit, port))
 st = wait_for(leecher, lid, lambda s: s.get('is_finished'), 'download completes')
+took = time.monotonic() - started
 check(st['total_done'] == size and st['state'] == 'Seeding', 'downloader status %r' % st)
-step('downloaded %d bytes; now Seeding' % size)
+check(took >= size / limit / 2, 'the limit did not hold: %d bytes in %.1f s' % (size, took))
+leecher.call('core.set_config', {'max_download_speed': -1.0})
+step('downloaded %d bytes in %.1f s; now Seeding' % (size, took))
 
 meta = leecher.call('core.get_torrent_status', lid,
                     ['files', 'num_files', 'file_progress', 'file_priorities', 'piece_length', 'num_pieces',
