@@ -9,7 +9,7 @@
 //! Errors of one parser or check live beside it: [`ParseBytesError`](crate::units::ParseBytesError),
 //! [`SimParamError`](crate::source::SimParamError), `source::DelugeSpecError`,
 //! [`ImportError`](crate::import::ImportError), [`ImportRefused`](crate::stats::totals::ImportRefused),
-//! and with feature `rpc` `rpc::message::PayloadError`, `rpc::auth::LoginError` and
+//! and with feature `rpc` `rpc::message::PayloadError`, `auth::LoginError` and
 //! `rpc::client::ClientError`.
 
 use std::path::PathBuf;

@@ -62,6 +62,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 pub mod base64;
 pub mod checksum;
 pub mod daemon;

@@ -4,15 +4,16 @@
 //! - [`frame`]: framing, limits, version-probe resynchronisation.
 //! - [`codec`]: rencode to and from `serde_json::Value`, with a depth limit.
 //! - [`message`]: requests, responses, errors, events.
-//! - [`auth`]: the auth file and its accounts.
+//! - [`auth`]: the auth file and its accounts (the transport-neutral [`crate::auth`]).
 //! - [`tls`]: the daemon's key pair, the client's certificate policy.
 //! - [`daemon`]: the `daemon.*` and `core.*` methods, sessions, events.
 //! - [`server`]: the TLS server, `run(listener, tls, daemon, options, shutdown)`.
 //! - [`client`]: an async client with a typed Stats API.
 
+/// The auth file (moved to [`crate::auth`]; this path is kept).
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub mod auth;
+pub use crate::auth;
 pub mod client;
 pub mod codec;
 #[cfg(feature = "rpc")]
@@ -45,6 +46,9 @@ pub enum RpcError {
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The auth file could not be created or read.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
 }
 
 impl RpcError {

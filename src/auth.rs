@@ -1,4 +1,5 @@
-//! The daemon's auth file: `<config>/auth`, one `user:password:level` per line.
+//! The daemon's auth file: `<config>/auth`, one `user:password:level` per line; every
+//! transport (Deluge RPC, the web server) logs users in against it.
 //!
 //! The level is a number or a name (`NONE`, `READONLY`, `NORMAL`, `ADMIN`); a line
 //! without one gets NORMAL; `#` starts a comment. At first start a `localclient` ADMIN
@@ -14,7 +15,29 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::export::AuthLevel;
-use crate::rpc::RpcError;
+
+/// The auth file could not be created or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct AuthError {
+    /// What was being done.
+    pub op: &'static str,
+    /// The path involved.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl AuthError {
+    fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        AuthError {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
 
 /// The account every local tool uses by default.
 pub const LOCALCLIENT: &str = "localclient";
@@ -66,7 +89,8 @@ pub fn parse_level(text: &str) -> Option<AuthLevel> {
     }
 }
 
-fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
+/// `bytes` random bytes from the kernel, as lower-case hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
     let mut buf = vec![0u8; bytes];
     fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
@@ -74,24 +98,24 @@ fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
 
 impl AuthFile {
     /// Opens `<config_dir>/auth`, creating it with a `localclient` ADMIN account if missing.
-    pub fn open(config_dir: &Path) -> Result<Self, RpcError> {
+    pub fn open(config_dir: &Path) -> Result<Self, AuthError> {
         let path = config_dir.join("auth");
-        fs::create_dir_all(config_dir).map_err(|e| RpcError::io("create", config_dir, e))?;
+        fs::create_dir_all(config_dir).map_err(|e| AuthError::io("create", config_dir, e))?;
         if !path.exists() {
-            let password = random_hex(20).map_err(|e| RpcError::io("random", &path, e))?;
+            let password = random_hex(20).map_err(|e| AuthError::io("random", &path, e))?;
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| RpcError::io("create", &path, e))?;
+                .map_err(|e| AuthError::io("create", &path, e))?;
             writeln!(
                 file,
                 "{LOCALCLIENT}:{password}:{}",
                 AuthLevel::Admin.as_u8()
             )
             .and_then(|()| file.sync_all())
-            .map_err(|e| RpcError::io("write", &path, e))?;
+            .map_err(|e| AuthError::io("write", &path, e))?;
             tracing::info!(file = %path.display(), "created auth file with a localclient account");
         }
         let auth = AuthFile {
@@ -107,8 +131,8 @@ impl AuthFile {
         &self.path
     }
 
-    fn refresh(&self) -> Result<(), RpcError> {
-        let meta = fs::metadata(&self.path).map_err(|e| RpcError::io("stat", &self.path, e))?;
+    fn refresh(&self) -> Result<(), AuthError> {
+        let meta = fs::metadata(&self.path).map_err(|e| AuthError::io("stat", &self.path, e))?;
         let stamp = (
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             meta.len(),
@@ -121,7 +145,7 @@ impl AuthFile {
             tracing::warn!(file = %self.path.display(), "auth file is readable by other users");
         }
         let text =
-            fs::read_to_string(&self.path).map_err(|e| RpcError::io("read", &self.path, e))?;
+            fs::read_to_string(&self.path).map_err(|e| AuthError::io("read", &self.path, e))?;
         cache.accounts = parse(&text, &self.path);
         cache.stamp = Some(stamp);
         Ok(())
@@ -164,9 +188,9 @@ impl AuthFile {
 
 /// The password of `user` in `<config_dir>/auth`, read without creating or changing
 /// anything (for local tools); `Ok(None)` if the file has no such account.
-pub fn read_password(config_dir: &Path, user: &str) -> Result<Option<String>, RpcError> {
+pub fn read_password(config_dir: &Path, user: &str) -> Result<Option<String>, AuthError> {
     let path = config_dir.join("auth");
-    let text = fs::read_to_string(&path).map_err(|e| RpcError::io("read", &path, e))?;
+    let text = fs::read_to_string(&path).map_err(|e| AuthError::io("read", &path, e))?;
     Ok(parse(&text, &path).remove(user).map(|a| a.password))
 }
 
