@@ -6,16 +6,26 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 # Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
-# client on an Xvfb display, clicked with xdotool), deluge-client (PyPI). The tests fail,
+# client on an Xvfb display, clicked with xdotool), deluge-client (PyPI); Chromium and
+# chromedriver, the browser tests/web_browser.rs drives the web page in. The tests fail,
 # rather than skip, when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
   || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
-  || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
+  || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
+  || ! command -v chromium >/dev/null \
+  || ! command -v chromedriver >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb xdotool >/dev/null
+  apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb xdotool \
+    chromium chromium-driver >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
+# Prometheus: promtool checks /metrics, the server scrapes the daemon (tests/web.rs).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 # chattr for the unwritable-directory test.
 command -v chattr >/dev/null || apt-get install -y -qq e2fsprogs >/dev/null
 
@@ -26,6 +36,7 @@ cargo check --no-default-features --features rpc-client --lib
 cargo check --no-default-features --features rpc --lib
 cargo check --no-default-features --features cli --bin torrent-stats
 cargo check --no-default-features --features rqbit --lib
+cargo check --no-default-features --features web --lib
 # The examples as programs: tests/examples.rs runs them to completion.
 cargo build --all-features --examples
 # Unit, integration, example and bench targets (benches run once each, as tests).

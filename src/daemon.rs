@@ -33,7 +33,7 @@ use crate::session::SessionSource;
 use crate::stats::{Stats, StatsHandle};
 use crate::torrent::TorrentEngine;
 
-#[cfg(feature = "rpc")]
+#[cfg(any(feature = "rpc", feature = "web"))]
 use std::net::SocketAddr;
 
 /// Why a daemon could not start or stopped with an error.
@@ -69,6 +69,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The auth file could not be created or read.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// A non-loopback address was given without allowing remote clients.
     #[error("{addr} is not a loopback address; allow remote clients explicitly to listen on it")]
     RemoteNotAllowed {
@@ -100,6 +103,9 @@ pub struct DaemonBuilder {
     engine: Option<Arc<dyn TorrentEngine>>,
     #[cfg(feature = "rpc")]
     rpc: Option<RpcSettings>,
+    #[cfg(feature = "web")]
+    web: Option<SocketAddr>,
+    allow_remote: bool,
 }
 
 impl DaemonBuilder {
@@ -139,13 +145,19 @@ impl DaemonBuilder {
         self
     }
 
-    /// Allows a non-loopback RPC address.
-    #[cfg(feature = "rpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+    /// Allows non-loopback addresses for the RPC and web servers.
     pub fn allow_remote(mut self, allow: bool) -> Self {
-        if let Some(settings) = self.rpc.as_mut() {
-            settings.allow_remote = allow;
-        }
+        self.allow_remote = allow;
+        self
+    }
+
+    /// Serves the web page, `POST /json`, `GET /metrics` and `GET /events` on `addr` (a
+    /// loopback address unless [`allow_remote`](DaemonBuilder::allow_remote)); logins
+    /// use the config directory's `auth` file.
+    #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web(mut self, addr: SocketAddr) -> Self {
+        self.web = Some(addr);
         self
     }
 
@@ -177,7 +189,15 @@ impl DaemonBuilder {
         }
         #[cfg(feature = "rpc")]
         let rpc = match self.rpc {
-            Some(settings) => Some(rpc::bind(&core, &dir, settings).await?),
+            Some(mut settings) => {
+                settings.allow_remote |= self.allow_remote;
+                Some(rpc::bind(&core, &dir, settings).await?)
+            }
+            None => None,
+        };
+        #[cfg(feature = "web")]
+        let web = match self.web {
+            Some(addr) => Some(web::bind(&dir, addr, self.allow_remote).await?),
             None => None,
         };
         let mut enable: Vec<&str> = vec!["Stats"];
@@ -189,6 +209,8 @@ impl DaemonBuilder {
             stats: handle,
             #[cfg(feature = "rpc")]
             rpc,
+            #[cfg(feature = "web")]
+            web,
         })
     }
 }
@@ -199,6 +221,8 @@ pub struct Daemon {
     stats: StatsHandle,
     #[cfg(feature = "rpc")]
     rpc: Option<rpc::Bound>,
+    #[cfg(feature = "web")]
+    web: Option<web::Bound>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -223,6 +247,9 @@ impl Daemon {
             engine: None,
             #[cfg(feature = "rpc")]
             rpc: None,
+            #[cfg(feature = "web")]
+            web: None,
+            allow_remote: false,
         }
     }
 
@@ -243,6 +270,13 @@ impl Daemon {
         self.rpc.as_ref().map(|b| b.addr)
     }
 
+    /// The bound web address, if the web server runs.
+    #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().map(|b| b.addr)
+    }
+
     /// Serves until `shutdown` completes or a client calls `daemon.shutdown`, then stops
     /// the transports and disables every plugin so each saves. Returns the first plugin
     /// error of the shutdown.
@@ -250,6 +284,10 @@ impl Daemon {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         #[cfg(feature = "rpc")]
         let server = self.rpc.map(|bound| bound.serve(stopped.clone()));
+        #[cfg(feature = "web")]
+        let web_server = self
+            .web
+            .map(|bound| bound.serve(&self.core, &self.stats, stopped.clone()));
         let _ = &stopped;
         tokio::select! {
             _ = shutdown => {}
@@ -259,6 +297,10 @@ impl Daemon {
         stop.send_replace(true);
         #[cfg(feature = "rpc")]
         if let Some(server) = server {
+            let _ = server.await;
+        }
+        #[cfg(feature = "web")]
+        if let Some(server) = web_server {
             let _ = server.await;
         }
         let failures = self.core.host().shutdown().await;
@@ -342,6 +384,80 @@ mod rpc {
                     let _ = stopped.wait_for(|s| *s).await;
                 },
             ))
+        }
+    }
+}
+
+#[cfg(feature = "web")]
+mod web {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::watch;
+    use tokio::task::JoinHandle;
+
+    use super::{DaemonError, SocketAddr};
+    use crate::auth::AuthFile;
+    use crate::service::Core;
+    use crate::stats::StatsHandle;
+    use crate::web::{self, WebState};
+
+    pub(super) struct Bound {
+        pub addr: SocketAddr,
+        listener: TcpListener,
+        auth: Arc<AuthFile>,
+    }
+
+    pub(super) async fn bind(
+        dir: &Path,
+        addr: SocketAddr,
+        allow_remote: bool,
+    ) -> Result<Bound, DaemonError> {
+        if !addr.ip().is_loopback() && !allow_remote {
+            return Err(DaemonError::RemoteNotAllowed {
+                addr: addr.to_string(),
+            });
+        }
+        let d = dir.to_path_buf();
+        let auth = tokio::task::spawn_blocking(move || AuthFile::open(&d))
+            .await
+            .map_err(|e| DaemonError::Bind {
+                addr: addr.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .map_err(DaemonError::Auth)?;
+        let bind_error = |source| DaemonError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Bound {
+            addr,
+            listener,
+            auth: Arc::new(auth),
+        })
+    }
+
+    impl Bound {
+        pub(super) fn serve(
+            self,
+            core: &Core,
+            stats: &StatsHandle,
+            mut stopped: watch::Receiver<bool>,
+        ) -> JoinHandle<()> {
+            tracing::info!(addr = %self.addr, "serving the web page, JSON API and metrics");
+            let state = WebState::new(core.clone(), stats.clone(), self.auth, stopped.clone());
+            let addr = self.addr;
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = web::run(self.listener, state, shutdown).await {
+                    tracing::error!(%addr, error = %e, "web server stopped");
+                }
+            })
         }
     }
 }

@@ -19,7 +19,9 @@
 //! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
 //! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
+//! | [`auth`] | the auth file: accounts and levels every transport logs users in against |
 //! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
+//! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics` (Prometheus), `GET /events` (SSE) |
 //! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
 //! | [`units`] | byte units for rates and human output |
 //! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
@@ -33,7 +35,8 @@
 //! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, `rpc::client`, the `deluge://` source |
 //! | `rpc` (default) | `rpc-client` plus the server side: auth file, TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
 //! | `rqbit` (default) | the embedded librqbit engine: [`source::RqbitEngine`] (payload counters only) |
-//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`; uses `rqbit` when built with it) |
+//! | `web` (default) | the HTTP server on axum: the page, the JSON API, Prometheus metrics, server-sent events, `DaemonBuilder::web` |
+//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`; uses `rqbit` and `web` when built with them) |
 //!
 //! `scripts/test.sh` builds every one of these combinations.
 //!
@@ -82,6 +85,9 @@ pub mod stats;
 pub mod store;
 pub mod torrent;
 pub mod units;
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub mod web;
 
 /// Re-exported so embedders can implement [`session::SessionSource`] and
 /// [`plugin::CorePlugin`] without depending on async-trait themselves.

@@ -391,7 +391,7 @@ fn daemon_log_until_listening(extra_args: &[&str], envs: &[(&str, &str)]) -> Vec
     cmd.arg("daemon")
         .arg("--config-dir")
         .arg(dir.path())
-        .args(["--port", "0", "--source", "sim:up=1k"])
+        .args(["--port", "0", "--web-port", "0", "--source", "sim:up=1k"])
         .args(extra_args)
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")

@@ -117,7 +117,7 @@ impl Daemon {
         let spawned = unix_nanos();
         let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
             .arg("daemon")
-            .args(["--port", "0"])
+            .args(["--port", "0", "--web-port", "0"])
             .arg("--config-dir")
             .arg(dir)
             .arg("--source")

@@ -285,7 +285,8 @@ fn engine_command(config: &Path, download: &Path) -> std::process::Command {
         .arg(config)
         .arg("--download-dir")
         .arg(download)
-        .args(["--port", "0", "--source", "rqbit", "--listen-port", "0"])
+        .args(["--port", "0", "--web-port", "0", "--source", "rqbit"])
+        .args(["--listen-port", "0"])
         .args(["--no-dht", "--no-trackers"]);
     command
 }

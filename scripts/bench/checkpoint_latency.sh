@@ -88,7 +88,7 @@ run_scenario() { # NAME -> prints one table row
   if [ "$length" -gt 150 ]; then python3 "$helper" seed-history "$dir" "$length"; fi
   local log="$dir/daemon.log"
   NO_COLOR=1 RUST_LOG=info,torrent_stats::stats::poller=trace "$BIN" daemon --config-dir "$dir" \
-    --port 0 --source sim:up=2MiB/s,down=8MiB/s 2>"$log" &
+    --port 0 --no-web --source sim:up=2MiB/s,down=8MiB/s 2>"$log" &
   daemon=$!
   local port=''
   for _ in $(seq 300); do

@@ -18,7 +18,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 
 # Ours.
 our_port=$(free_port)
-./target/release/torrent-stats daemon --config-dir "$work/ours" --port "$our_port" \
+./target/release/torrent-stats daemon --config-dir "$work/ours" --port "$our_port" --no-web \
   --source sim:up=1MiB/s,down=4MiB/s 2>"$work/ours.log" &
 ours=$!
 wait_port "$our_port"

@@ -15,6 +15,7 @@ use anyhow::{bail, ensure, Context, Result};
 /// The sim source every test daemon counts.
 pub const SOURCE: &str = "sim:up=1MiB/s,down=4MiB/s,peers=3";
 const LISTENING: &str = "RPC listening on ";
+const WEB_LISTENING: &str = "Web listening on http://";
 
 /// `torrent-stats daemon` on port 0 in a temporary config dir.
 pub struct DaemonProc {
@@ -24,6 +25,7 @@ pub struct DaemonProc {
     pub dir: tempfile::TempDir,
     pub password: String,
     log: Arc<Mutex<Vec<String>>>,
+    web: Arc<Mutex<Option<SocketAddr>>>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -42,7 +44,7 @@ impl DaemonProc {
             .arg("daemon")
             .arg("--config-dir")
             .arg(dir.path())
-            .args(["--port", "0", "--source", source]);
+            .args(["--port", "0", "--web-port", "0", "--source", source]);
         Self::launch(command, dir)
     }
 
@@ -65,13 +67,18 @@ impl DaemonProc {
         let stderr = child.stderr.take().context("piped stderr")?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
+        let web = Arc::new(Mutex::new(None));
         let reader = {
             let log = log.clone();
+            let web = web.clone();
             thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     if let Some(at) = line.find(LISTENING) {
                         let _ = tx.send(line[at + LISTENING.len()..].trim().to_string());
+                    }
+                    if let Some(at) = line.find(WEB_LISTENING) {
+                        *web.lock().unwrap() = line[at + WEB_LISTENING.len()..].trim().parse().ok();
                     }
                     log.lock().unwrap().push(line);
                 }
@@ -84,6 +91,7 @@ impl DaemonProc {
             dir,
             password: String::new(),
             log,
+            web,
             reader: Some(reader),
         };
         let addr = match rx.recv_timeout(Duration::from_secs(20)) {
@@ -109,6 +117,28 @@ impl DaemonProc {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The web server's address, from its `Web listening on` line (printed right after
+    /// the RPC one; waited for at most 5 s).
+    pub fn web_addr(&self) -> Result<SocketAddr> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(addr) = *self.web.lock().unwrap() {
+                return Ok(addr);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no {WEB_LISTENING:?} line; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The web server's port.
+    pub fn web_port(&self) -> Result<u16> {
+        Ok(self.web_addr()?.port())
     }
 
     pub fn log(&self) -> String {
@@ -160,6 +190,18 @@ impl DaemonProc {
 
     /// Kills the process with SIGKILL (no chance to save), waits for it, and hands back
     /// its config directory for a restart.
+    /// SIGTERM (the daemon saves and exits 0), then its config dir back for a restart.
+    pub fn stop(mut self) -> Result<tempfile::TempDir> {
+        let status = self.terminate()?;
+        ensure!(
+            status.success(),
+            "the daemon exited with {status}:\n{}",
+            self.log()
+        );
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
+        Ok(dir)
+    }
+
     pub fn kill9(mut self) -> Result<tempfile::TempDir> {
         let sent = Command::new("kill")
             .arg("-KILL")
@@ -205,4 +247,20 @@ impl Drop for DaemonProc {
             let _ = child.wait();
         }
     }
+}
+
+/// The all-time totals in `dir`'s files, read by `torrent-stats totals --offline --json`.
+pub fn offline_totals(dir: &std::path::Path) -> Result<torrent_stats::stats::Counters> {
+    let out = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+        .args(["totals", "--offline", "--json", "--config-dir"])
+        .arg(dir)
+        .env_remove("TORRENT_STATS_CONFIG_DIR")
+        .output()
+        .context("run torrent-stats totals --offline")?;
+    ensure!(
+        out.status.success(),
+        "totals --offline: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }

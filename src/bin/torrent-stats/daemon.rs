@@ -56,27 +56,50 @@ pub struct Args {
     /// RPC port (Deluge's default).
     #[arg(long, default_value_t = 58846)]
     port: u16,
-    /// Allow RPC connections from other hosts.
+    /// Allow RPC and web connections from other hosts.
     #[arg(long)]
     allow_remote: bool,
+    /// Address the web server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
+    #[cfg(feature = "web")]
+    #[arg(long)]
+    web_interface: Option<IpAddr>,
+    /// Web server port: the page, /json, /metrics, /events (Deluge-Web's default).
+    #[cfg(feature = "web")]
+    #[arg(long, default_value_t = torrent_stats::web::DEFAULT_PORT)]
+    web_port: u16,
+    /// No web server.
+    #[cfg(feature = "web")]
+    #[arg(long)]
+    no_web: bool,
 }
 
-fn listen_addr(args: &Args) -> SocketAddr {
-    let ip = match (args.interface, args.allow_remote) {
+/// `interface`, or the default for `allow_remote`, on `port`.
+fn listen_addr(interface: Option<IpAddr>, allow_remote: bool, port: u16) -> SocketAddr {
+    let ip = match (interface, allow_remote) {
         (Some(ip), _) => ip,
         (None, true) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         (None, false) => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
-    SocketAddr::new(ip, args.port)
+    SocketAddr::new(ip, port)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = crate::config_dir(args.config_dir.clone())?;
-    let addr = listen_addr(&args);
+    let addr = listen_addr(args.interface, args.allow_remote, args.port);
     if !addr.ip().is_loopback() && !args.allow_remote {
         anyhow::bail!(
             "--interface {} is not a loopback address; add --allow-remote to accept remote clients",
             addr.ip()
+        );
+    }
+    #[cfg(feature = "web")]
+    let web =
+        (!args.no_web).then(|| listen_addr(args.web_interface, args.allow_remote, args.web_port));
+    #[cfg(feature = "web")]
+    if let Some(web) = web.filter(|a| !a.ip().is_loopback() && !args.allow_remote) {
+        anyhow::bail!(
+            "--web-interface {} is not a loopback address; add --allow-remote to accept remote clients",
+            web.ip()
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,21 +114,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Signals first: from here on SIGINT/SIGTERM save instead of killing.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        #[cfg_attr(not(feature = "rqbit"), allow(unused_mut))]
         let mut builder = Daemon::builder(&dir, source);
         #[cfg(feature = "rqbit")]
         if let Some(engine) = &engine {
             builder = builder.engine(engine.clone());
         }
+        builder = builder.rpc(addr).allow_remote(args.allow_remote);
+        #[cfg(feature = "web")]
+        if let Some(web) = web {
+            builder = builder.web(web);
+        }
         let daemon = builder
-            .rpc(addr)
-            .allow_remote(args.allow_remote)
             .build()
             .await
             .with_context(|| format!("starting the daemon on {}", dir.display()))?;
         if let Some(bound) = daemon.rpc_addr() {
             // Tests and scripts that pass --port 0 read the bound port from this line.
             eprintln!("RPC listening on {bound}");
+        }
+        #[cfg(feature = "web")]
+        if let Some(bound) = daemon.web_addr() {
+            eprintln!("Web listening on http://{bound}");
         }
         daemon
             .run(async move {

@@ -1,0 +1,690 @@
+// torrent-stats web page: totals, source health, rate and peer graphs (uPlot), settings.
+// Plain JS, no build step. Talks to the daemon through `POST json` (Deluge-Web style
+// JSON-RPC) and `GET events` (server-sent snapshots after every poll). Every URL is
+// relative, so the page also works under a path prefix.
+'use strict';
+
+(function () {
+  const COUNTERS = ['total_upload', 'total_download', 'total_payload_upload', 'total_payload_download'];
+  const RATE_KEYS = ['upload_rate', 'download_rate', 'payload_upload_rate', 'payload_download_rate'];
+  const PEER_KEYS = ['num_peers'];
+  const LEVEL_NAMES = { 0: 'none', 1: 'read-only', 5: 'normal', 10: 'admin' };
+  const ADMIN = 10;
+  const NORMAL = 5;
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- State ---------------------------------------------------------------------------
+  const state = {
+    session: null, // {user, level}
+    events: null, // EventSource
+    retryTimer: 0,
+    config: null, // {update_interval, length, save_interval}
+    intervals: [],
+    resolution: 0,
+    loadedUpdate: 0, // _last_update of the level shown
+    loading: false,
+    lastPolls: -1,
+    snapshots: 0,
+    health: null,
+    lastSnapshotAt: 0,
+    formDirty: false,
+    charts: { rates: null, peers: null },
+    data: { rates: [[], [], [], [], []], peers: [[], []] },
+    errors: [],
+  };
+
+  window.addEventListener('error', (e) => state.errors.push(String(e.message || e)));
+  window.addEventListener('unhandledrejection', (e) => state.errors.push(String(e.reason)));
+
+  // ---- Units ---------------------------------------------------------------------------
+  const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+  /** Bytes in binary units: "512 B", "1.50 KiB", "12.34 GiB". */
+  function fmtBytes(n) {
+    if (n === null || n === undefined || !isFinite(n)) return '–';
+    let v = Number(n);
+    if (Math.abs(v) < 1024) return `${Math.round(v)} B`;
+    let i = 0;
+    while (Math.abs(v) >= 1024 && i < UNITS.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return `${v.toFixed(2)} ${UNITS[i]}`;
+  }
+
+  /** An axis label: as few digits as the tick needs ("2 MiB/s", "1.5 KiB/s"). */
+  function fmtAxisRate(n) {
+    if (n === 0) return '0';
+    let v = n;
+    let i = 0;
+    while (Math.abs(v) >= 1024 && i < UNITS.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return `${+v.toFixed(1)} ${UNITS[i]}/s`;
+  }
+
+  const fmtRate = (n) => (n === null || n === undefined ? '–' : `${fmtBytes(n)}/s`);
+  const fmtInt = (n) => Number(n).toLocaleString('en-US');
+
+  function fmtRatio(up, down) {
+    if (!down) return up ? '∞' : '–';
+    return (up / down).toFixed(3);
+  }
+
+  function fmtAgo(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h ago`;
+  }
+
+  function fmtTime(unix) {
+    if (!unix) return 'never';
+    const d = new Date(unix * 1000);
+    const sameDay = new Date().toDateString() === d.toDateString();
+    const text = sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+    return `${text} (${fmtAgo(Date.now() / 1000 - unix)})`;
+  }
+
+  /** Y axis steps in binary units: 1, 2, 5, 10, ... 500 of B, KiB, MiB, GiB, TiB. */
+  const BINARY_INCRS = [];
+  for (let k = 0; k < 5; k++) {
+    for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) BINARY_INCRS.push(m * 1024 ** k);
+  }
+
+  // ---- JSON-RPC ------------------------------------------------------------------------
+  class RpcError extends Error {
+    constructor(message, code, cls) {
+      super(message);
+      this.code = code;
+      this.cls = cls;
+    }
+  }
+
+  let nextId = 1;
+  async function call(method, ...params) {
+    const res = await fetch('json', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ method, params, id: nextId++ }),
+    });
+    let body;
+    try {
+      body = await res.json();
+    } catch (_) {
+      throw new RpcError(`HTTP ${res.status} ${res.statusText}`, 0, null);
+    }
+    if (body && body.error) {
+      const err = new RpcError(body.error.message || 'call failed', body.error.code, body.error.class);
+      if (err.code === 1 && method.indexOf('auth.') !== 0) sessionLost();
+      throw err;
+    }
+    if (!res.ok) throw new RpcError(`HTTP ${res.status} ${res.statusText}`, 0, null);
+    return body.result;
+  }
+
+  // ---- Views ---------------------------------------------------------------------------
+  function show(view) {
+    $('loading').hidden = true;
+    $('login-view').hidden = view !== 'login';
+    $('app-view').hidden = view !== 'app';
+    $('who').hidden = view !== 'app';
+  }
+
+  function showLogin(message) {
+    stopEvents();
+    destroyCharts();
+    state.session = null;
+    show('login');
+    $('login-error').textContent = message || '';
+    $('login-password').value = '';
+    const user = $('login-user');
+    (user.value ? $('login-password') : user).focus();
+  }
+
+  function sessionLost() {
+    if (state.session) showLogin('Your session ended; log in again.');
+  }
+
+  async function startApp() {
+    const session = await call('auth.get_session');
+    if (!session) {
+      showLogin();
+      return;
+    }
+    state.session = session;
+    const level = LEVEL_NAMES[session.level] || `level ${session.level}`;
+    $('who-name').textContent = `${session.user} (${level})`;
+    $('admin').hidden = session.level < ADMIN;
+    const canWrite = session.level >= NORMAL;
+    $('settings-fields').disabled = !canWrite;
+    $('settings-error').textContent = '';
+    $('settings-ok').textContent = canWrite ? '' : 'Read-only account: settings cannot be changed.';
+    show('app');
+    const [totals, sessionTotals, health, config] = await Promise.all([
+      call('stats.get_totals'),
+      call('stats.get_session_totals'),
+      call('stats.get_status'),
+      call('stats.get_config'),
+    ]);
+    renderTotals(totals, sessionTotals, health);
+    renderHealth(health);
+    state.formDirty = false;
+    applyConfig(config);
+    await loadIntervals();
+    startEvents();
+  }
+
+  // ---- Totals and health -------------------------------------------------------------
+  function setData(id, value, text, title) {
+    const el = $(id);
+    el.value = value === null || value === undefined ? '' : String(value);
+    el.textContent = text;
+    if (title) el.title = title;
+    else el.removeAttribute('title');
+  }
+
+  function renderTotals(totals, sessionTotals, health) {
+    const measured = health && health.measured && health.measured.length ? health.measured : COUNTERS;
+    let anyUnmeasured = false;
+    for (const key of COUNTERS) {
+      const row = document.querySelector(`tr[data-counter="${key}"]`);
+      const missing = measured.indexOf(key) < 0;
+      anyUnmeasured = anyUnmeasured || missing;
+      row.classList.toggle('unmeasured', missing);
+      row.querySelector('.tag').hidden = !missing;
+      setData(`total-${key}`, totals[key], fmtBytes(totals[key]), `${fmtInt(totals[key])} bytes`);
+      setData(`session-${key}`, sessionTotals[key], fmtBytes(sessionTotals[key]), `${fmtInt(sessionTotals[key])} bytes`);
+    }
+    $('unmeasured-note').hidden = !anyUnmeasured;
+    // The ratio of the wire counters when the source measures them, else of the payload.
+    const wire = measured.indexOf('total_upload') >= 0 && measured.indexOf('total_download') >= 0;
+    const [up, down] = wire ? ['total_upload', 'total_download'] : ['total_payload_upload', 'total_payload_download'];
+    $('ratio-basis').textContent = wire ? '(up / down)' : '(payload up / down)';
+    for (const [prefix, t] of [['total', totals], ['session', sessionTotals]]) {
+      const ratio = t[down] ? t[up] / t[down] : null;
+      setData(`${prefix}-ratio`, ratio === null ? '' : ratio, fmtRatio(t[up], t[down]));
+    }
+  }
+
+  function renderHealth(h) {
+    state.health = h;
+    $('source-name').textContent = h.source || '–';
+    const down = !h.source_up && h.failing_since;
+    const state_ = $('source-state');
+    state_.textContent = h.source_up ? 'up' : down ? 'down' : 'waiting for the first poll';
+    state_.className = `pill ${h.source_up ? 'good' : down ? 'bad' : 'warn'}`;
+    $('source-down').hidden = !down;
+    $('health').classList.toggle('is-down', !!down);
+    if (down) {
+      $('source-down-since').textContent = `since ${fmtTime(h.failing_since)}`;
+      $('source-down-error').textContent = h.last_error || 'no answer';
+    }
+    $('save-failing').hidden = !h.save_failing;
+    if (h.save_failing) $('save-failing-error').textContent = h.save_error || 'unknown error';
+    $('source-session').textContent = h.session || '–';
+    $('source-measured').textContent = describeMeasured(h.measured);
+    renderTimes();
+    $('poll-counts').textContent =
+      `${fmtInt(h.polls)} answered, ${fmtInt(h.poll_errors)} failed; ${fmtInt(h.save_errors)} failed saves`;
+  }
+
+  const COUNTER_NAMES = {
+    total_upload: 'upload',
+    total_download: 'download',
+    total_payload_upload: 'payload upload',
+    total_payload_download: 'payload download',
+  };
+
+  function describeMeasured(measured) {
+    if (!measured || !measured.length) return '–';
+    if (COUNTERS.every((k) => measured.indexOf(k) >= 0)) return 'wire and payload bytes, both ways';
+    return measured.map((k) => COUNTER_NAMES[k] || k).join(', ') + ' only';
+  }
+
+  function renderTimes() {
+    const h = state.health;
+    if (!h) return;
+    $('last-poll').textContent = fmtTime(h.last_poll);
+    $('last-save').textContent = fmtTime(h.last_save);
+    $('last-checkpoint').textContent = fmtTime(h.last_checkpoint);
+    if (!h.source_up && h.failing_since) $('source-down-since').textContent = `since ${fmtTime(h.failing_since)}`;
+  }
+
+  function renderRatesNow(r) {
+    const parts = [
+      `↑ ${fmtRate(r.upload_rate)} (payload ${fmtRate(r.payload_upload_rate)})`,
+      `↓ ${fmtRate(r.download_rate)} (payload ${fmtRate(r.payload_download_rate)})`,
+      `${fmtInt(r.num_peers)} peers`,
+    ];
+    const el = $('rates-now');
+    el.textContent = '';
+    for (const text of parts) {
+      const span = document.createElement('span');
+      span.textContent = text;
+      el.appendChild(span);
+    }
+  }
+
+  // ---- Settings ------------------------------------------------------------------------
+  const SETTINGS = ['update_interval', 'save_interval', 'length'];
+
+  function applyConfig(config) {
+    const previous = state.config;
+    state.config = config;
+    if (!state.formDirty) {
+      for (const key of SETTINGS) $(`set-${key}`).value = config[key];
+    }
+    if (previous && previous.update_interval !== config.update_interval) loadIntervals();
+    else if (previous && previous.length !== config.length) trimCharts();
+  }
+
+  async function saveSettings(ev) {
+    ev.preventDefault();
+    const err = $('settings-error');
+    const ok = $('settings-ok');
+    err.textContent = '';
+    ok.textContent = '';
+    const changes = {};
+    for (const key of SETTINGS) {
+      const input = $(`set-${key}`);
+      const text = input.value.trim();
+      if (!/^-?\d+$/.test(text)) {
+        err.textContent = `Not saved: ${input.labels[0].textContent} must be a whole number.`;
+        input.focus();
+        return;
+      }
+      const n = parseInt(text, 10);
+      if (!state.config || state.config[key] !== n) changes[key] = n;
+    }
+    if (!Object.keys(changes).length) {
+      ok.textContent = 'Nothing to save: these are the current settings.';
+      return;
+    }
+    const button = $('settings-save');
+    button.disabled = true;
+    try {
+      await call('stats.set_config', changes);
+      state.formDirty = false;
+      applyConfig(await call('stats.get_config'));
+      ok.textContent = `Saved: ${Object.entries(changes).map(([k, v]) => `${k} = ${v}`).join(', ')}.`;
+    } catch (e) {
+      err.textContent = `Not saved: ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- Reset ---------------------------------------------------------------------------
+  function openReset() {
+    $('reset-result').textContent = '';
+    $('reset-error').textContent = '';
+    const dialog = $('reset-dialog');
+    dialog.returnValue = '';
+    dialog.showModal();
+  }
+
+  async function onResetClosed() {
+    const dialog = $('reset-dialog');
+    if (dialog.returnValue !== 'reset') {
+      $('reset-open').focus();
+      return;
+    }
+    try {
+      const before = await call('stats.reset_totals');
+      $('reset-result').textContent =
+        `Totals reset. Before: uploaded ${fmtBytes(before.total_upload)}, downloaded ${fmtBytes(before.total_download)}` +
+        ` (payload ${fmtBytes(before.total_payload_upload)} / ${fmtBytes(before.total_payload_download)}).`;
+      const [totals, sessionTotals] = await Promise.all([call('stats.get_totals'), call('stats.get_session_totals')]);
+      renderTotals(totals, sessionTotals, state.health);
+    } catch (e) {
+      $('reset-error').textContent = `Not reset: ${e.message}`;
+    }
+    $('reset-open').focus();
+  }
+
+  // ---- Graphs --------------------------------------------------------------------------
+  function cssVar(name, fallback) {
+    const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return v || fallback;
+  }
+
+  function chartSize(el) {
+    const width = Math.max(200, Math.floor(el.clientWidth));
+    const height = window.innerWidth < 600 ? 200 : 260;
+    return { width, height };
+  }
+
+  /** X axis labels in local time: seconds only when ticks are closer than a minute, the
+   * date when the axis spans days. */
+  function timeLabels(u, ticks, axisIdx, space, incr) {
+    const withSeconds = incr < 60;
+    const withDate = ticks.length > 1 && ticks[ticks.length - 1] - ticks[0] >= 86400;
+    const opts = { hour: '2-digit', minute: '2-digit' };
+    if (withSeconds) opts.second = '2-digit';
+    return ticks.map((t) => {
+      const d = new Date(t * 1000);
+      const time = d.toLocaleTimeString([], opts);
+      return withDate ? `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}` : time;
+    });
+  }
+
+  /** X axis steps: whole seconds up to a week. */
+  const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
+  function xAxis() {
+    return { ...axisStyle(), space: 80, incrs: TIME_INCRS, values: timeLabels };
+  }
+
+  function axisStyle() {
+    return {
+      stroke: cssVar('--fg-muted', '#555'),
+      grid: { stroke: cssVar('--grid', '#e5e5e5'), width: 1 },
+      ticks: { stroke: cssVar('--grid', '#e5e5e5'), width: 1 },
+    };
+  }
+
+  function makeRatesChart(el) {
+    const up = cssVar('--up', '#2e7d32');
+    const down = cssVar('--down', '#1565c0');
+    const opts = {
+      ...chartSize(el),
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: { auto: true, range: (u, min, max) => [0, Math.max(1024, max * 1.1)] } },
+      axes: [
+        xAxis(),
+        { ...axisStyle(), size: 78, incrs: BINARY_INCRS, values: (u, ticks) => ticks.map(fmtAxisRate) },
+      ],
+      series: [
+        { label: 'Time', value: (u, t) => (t === null ? '–' : new Date(t * 1000).toLocaleTimeString()) },
+        { label: 'Upload', stroke: up, width: 2, value: (u, v) => fmtRate(v) },
+        { label: 'Download', stroke: down, width: 2, value: (u, v) => fmtRate(v) },
+        { label: 'Payload up', stroke: up, width: 1, dash: [5, 4], value: (u, v) => fmtRate(v) },
+        { label: 'Payload down', stroke: down, width: 1, dash: [5, 4], value: (u, v) => fmtRate(v) },
+      ],
+    };
+    return new uPlot(opts, state.data.rates, el);
+  }
+
+  function makePeersChart(el) {
+    const opts = {
+      ...chartSize(el),
+      height: window.innerWidth < 600 ? 150 : 180,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: { auto: true, range: (u, min, max) => [0, Math.max(5, Math.ceil(max * 1.2))] } },
+      axes: [
+        xAxis(),
+        { ...axisStyle(), size: 78, values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : '')) },
+      ],
+      series: [
+        { label: 'Time', value: (u, t) => (t === null ? '–' : new Date(t * 1000).toLocaleTimeString()) },
+        { label: 'Peers', value: (u, v) => (v === null ? '–' : fmtInt(v)), stroke: cssVar('--peers', '#8e24aa'), width: 2, fill: cssVar('--peers-fill', 'rgba(142,36,170,0.08)') },
+      ],
+    };
+    return new uPlot(opts, state.data.peers, el);
+  }
+
+  let resizeObserver = null;
+  function ensureCharts() {
+    if (typeof uPlot === 'undefined') {
+      state.errors.push('uPlot did not load');
+      return;
+    }
+    if (!state.charts.rates) state.charts.rates = makeRatesChart($('rates-chart'));
+    if (!state.charts.peers) state.charts.peers = makePeersChart($('peers-chart'));
+    if (!resizeObserver && 'ResizeObserver' in window) {
+      // Resize on the next frame, not inside the observer's callback: a chart's new size
+      // changes the layout the observer reports on.
+      let frame = 0;
+      resizeObserver = new ResizeObserver(() => {
+        cancelAnimationFrame(frame);
+        frame = requestAnimationFrame(resizeCharts);
+      });
+      resizeObserver.observe($('rates-chart'));
+    }
+  }
+
+  function resizeCharts() {
+    for (const [name, el] of [['rates', $('rates-chart')], ['peers', $('peers-chart')]]) {
+      const chart = state.charts[name];
+      if (!chart) continue;
+      const size = chartSize(el);
+      if (name === 'peers') size.height = window.innerWidth < 600 ? 150 : 180;
+      if (size.width !== chart.width || size.height !== chart.height) chart.setSize(size);
+    }
+  }
+
+  function destroyCharts() {
+    for (const name of ['rates', 'peers']) {
+      if (state.charts[name]) state.charts[name].destroy();
+      state.charts[name] = null;
+    }
+    if (resizeObserver) resizeObserver.disconnect();
+    resizeObserver = null;
+  }
+
+  function redraw() {
+    ensureCharts();
+    if (state.charts.rates) state.charts.rates.setData(state.data.rates);
+    if (state.charts.peers) state.charts.peers.setData(state.data.peers);
+  }
+
+  async function loadIntervals() {
+    const intervals = await call('stats.get_intervals');
+    state.intervals = intervals;
+    const select = $('resolution');
+    const keep = intervals.indexOf(state.resolution) >= 0 ? state.resolution : intervals[0];
+    select.textContent = '';
+    for (const secs of intervals) {
+      const opt = document.createElement('option');
+      opt.value = String(secs);
+      opt.textContent = describeInterval(secs);
+      select.appendChild(opt);
+    }
+    select.value = String(keep);
+    state.resolution = keep;
+    await loadHistory();
+  }
+
+  function describeInterval(secs) {
+    const len = state.config ? state.config.length : 150;
+    return `${fmtSpan(secs)} (last ${fmtSpan(secs * len)})`;
+  }
+
+  /** A duration for people: "5 s", "2.5 min", "12.5 h", "3.5 d". */
+  function fmtSpan(s) {
+    const round = (v) => String(+v.toFixed(1));
+    if (s < 120) return `${s} s`;
+    if (s < 7200) return `${round(s / 60)} min`;
+    if (s < 172800) return `${round(s / 3600)} h`;
+    return `${round(s / 86400)} d`;
+  }
+
+  /** Reloads the shown resolution from `stats.get_stats` (lists are newest first). */
+  async function loadHistory() {
+    const interval = state.resolution;
+    if (!interval) return;
+    state.loading = true;
+    try {
+      const keys = RATE_KEYS.concat(PEER_KEYS);
+      const h = await call('stats.get_stats', keys, interval);
+      if (interval !== state.resolution) return; // changed again meanwhile
+      const n = Math.max(0, ...keys.map((k) => (h[k] || []).length));
+      const last = h._last_update || Date.now() / 1000;
+      const xs = [];
+      for (let i = n - 1; i >= 0; i--) xs.push(last - i * interval);
+      const series = (k) => {
+        const s = (h[k] || []).slice(0, n).reverse();
+        while (s.length < n) s.unshift(null);
+        return s;
+      };
+      state.data.rates = [xs, ...RATE_KEYS.map(series)];
+      state.data.peers = [xs.slice(), ...PEER_KEYS.map(series)];
+      state.loadedUpdate = last;
+      redraw();
+    } finally {
+      if (interval === state.resolution) state.loading = false;
+    }
+  }
+
+  function trimCharts() {
+    const len = state.config ? state.config.length : 150;
+    for (const name of ['rates', 'peers']) {
+      const d = state.data[name];
+      const extra = d[0].length - len;
+      if (extra > 0) state.data[name] = d.map((s) => s.slice(extra));
+    }
+    redraw();
+  }
+
+  /** A new poll: one more point at the finest resolution; coarser ones reload when due. */
+  function onPoll(snap) {
+    if (!state.resolution || state.loading) return;
+    if (state.resolution !== state.intervals[0]) {
+      if (snap.at - state.loadedUpdate >= state.resolution - 0.5) loadHistory().catch(report);
+      return;
+    }
+    const x = snap.health.last_poll || snap.at;
+    const xs = state.data.rates[0];
+    if (xs.length && x <= xs[xs.length - 1]) return;
+    state.data.rates.forEach((s, i) => s.push(i === 0 ? x : snap.rates[RATE_KEYS[i - 1]]));
+    state.data.peers.forEach((s, i) => s.push(i === 0 ? x : snap.rates[PEER_KEYS[i - 1]]));
+    state.loadedUpdate = x;
+    trimCharts();
+  }
+
+  // ---- Server-sent events ------------------------------------------------------------
+  function onSnapshot(ev) {
+    const snap = JSON.parse(ev.data);
+    state.snapshots++;
+    state.lastSnapshotAt = Date.now();
+    renderTotals(snap.totals, snap.session_totals, snap.health);
+    renderHealth(snap.health);
+    renderRatesNow(snap.rates);
+    $('conn-banner').hidden = !!snap.running;
+    if (!snap.running) $('conn-banner').textContent = 'The Stats plugin is not running: the figures shown are the last ones counted.';
+    if (state.config && snap.config) applyConfig(snap.config);
+    const polls = snap.health.polls;
+    if (state.lastPolls >= 0 && polls > state.lastPolls) onPoll(snap);
+    state.lastPolls = polls;
+  }
+
+  function startEvents() {
+    stopEvents();
+    state.lastPolls = -1;
+    const es = new EventSource('events');
+    state.events = es;
+    es.addEventListener('snapshot', onSnapshot);
+    es.onopen = () => {
+      $('conn-banner').hidden = true;
+    };
+    es.onerror = () => {
+      if (state.events !== es) return;
+      const banner = $('conn-banner');
+      banner.hidden = false;
+      if (es.readyState === EventSource.CLOSED) {
+        // Refused (e.g. the session expired): check the session, then try again.
+        banner.textContent = 'Live updates stopped; retrying…';
+        stopEvents();
+        state.retryTimer = setTimeout(async () => {
+          try {
+            if (await call('auth.check_session')) startApp().catch(report);
+            else sessionLost();
+          } catch (e) {
+            startEvents();
+          }
+        }, 5000);
+      } else {
+        banner.textContent = 'Connection to the daemon lost; reconnecting…';
+      }
+    };
+  }
+
+  function stopEvents() {
+    clearTimeout(state.retryTimer);
+    if (state.events) state.events.close();
+    state.events = null;
+  }
+
+  function report(e) {
+    state.errors.push(String(e && e.message ? e.message : e));
+    const banner = $('conn-banner');
+    banner.hidden = false;
+    banner.textContent = `Error: ${e && e.message ? e.message : e}`;
+  }
+
+  // ---- Wiring --------------------------------------------------------------------------
+  async function onLogin(ev) {
+    ev.preventDefault();
+    const err = $('login-error');
+    err.textContent = '';
+    const button = $('login-submit');
+    button.disabled = true;
+    try {
+      const ok = await call('auth.login', $('login-user').value, $('login-password').value);
+      if (!ok) {
+        err.textContent = 'Wrong user or password.';
+        $('login-password').select();
+        return;
+      }
+      $('login-password').value = '';
+      await startApp();
+      $('main').focus();
+    } catch (e) {
+      err.textContent = `Log in failed: ${e.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onLogout() {
+    try {
+      await call('auth.logout');
+    } catch (_) {
+      // The session is gone either way.
+    }
+    showLogin('Logged out.');
+  }
+
+  function init() {
+    $('login-form').addEventListener('submit', onLogin);
+    $('logout').addEventListener('click', onLogout);
+    $('settings-form').addEventListener('submit', saveSettings);
+    $('settings-form').addEventListener('input', () => {
+      state.formDirty = true;
+      $('settings-ok').textContent = '';
+    });
+    $('reset-open').addEventListener('click', openReset);
+    $('reset-dialog').addEventListener('close', () => onResetClosed().catch(report));
+    $('resolution').addEventListener('change', (e) => {
+      state.resolution = parseInt(e.target.value, 10);
+      loadHistory().catch(report);
+    });
+    setInterval(renderTimes, 1000);
+    call('auth.check_session')
+      .then((ok) => (ok ? startApp() : showLogin()))
+      .catch((e) => {
+        showLogin(`Cannot reach the daemon: ${e.message}`);
+      });
+  }
+
+  // Hooks for the browser test (tests/web_browser.rs) and for curious users.
+  window.__torrentStats = {
+    points: () => state.data.rates[0].length,
+    peerPoints: () => state.data.peers[0].length,
+    chartPoints: () => (state.charts.rates ? state.charts.rates.data[0].length : 0),
+    resolution: () => state.resolution,
+    intervals: () => state.intervals.slice(),
+    snapshots: () => state.snapshots,
+    loggedIn: () => !!state.session,
+    errors: () => state.errors.slice(),
+    fmtBytes,
+  };
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();

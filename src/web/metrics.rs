@@ -1,0 +1,277 @@
+//! `GET /metrics`: the Stats snapshot as Prometheus metrics, encoded by the
+//! `prometheus-client` crate at scrape time. A scraper that accepts OpenMetrics (Prometheus
+//! does) gets OpenMetrics text; any other client gets the Prometheus text format 0.0.4
+//! (what `promtool check metrics` and older tools read): the same samples, counter
+//! families named by their `_total` samples, no `# UNIT`/`# EOF` lines. Every series has
+//! one label, `source` (the source's description, never a password).
+//!
+//! | metric | type | |
+//! |---|---|---|
+//! | `torrent_stats_upload_bytes_total`, `…_download_bytes_total`, `…_payload_upload_bytes_total`, `…_payload_download_bytes_total` | counter | all-time totals, only those the source measures |
+//! | `torrent_stats_session_upload_bytes`, `…_session_download_bytes`, `…_session_payload_upload_bytes`, `…_session_payload_download_bytes` | gauge | the current session's counters, as measured |
+//! | `torrent_stats_upload_rate_bytes_per_second`, `…_download_rate…`, `…_payload_upload_rate…`, `…_payload_download_rate…` | gauge | rates of the last poll |
+//! | `torrent_stats_peers` | gauge | connected peers |
+//! | `torrent_stats_source_up` | gauge | 1 when the last poll was answered |
+//! | `torrent_stats_polls_total`, `torrent_stats_poll_errors_total`, `torrent_stats_save_errors_total` | counter | since the daemon started |
+//! | `torrent_stats_last_save_timestamp_seconds` | gauge | when totals were last written |
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::WebState;
+use crate::stats::{Counters, Snapshot, StatsHandle};
+
+/// The registry with the Stats collector.
+pub(super) struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Metrics read from `stats` at each scrape.
+    pub(super) fn new(stats: StatsHandle) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(StatsCollector { stats }));
+        Metrics { registry }
+    }
+
+    /// The text exposition.
+    pub(super) fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The handler.
+pub(super) async fn handle(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    match state.metrics.encode() {
+        Ok(text) if openmetrics => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            prometheus_text(&text),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The Prometheus text format 0.0.4 of OpenMetrics text: a counter family is named by its
+/// samples (`x_total`), and the lines 0.0.4 lacks (`# UNIT`, `# EOF`) go.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|kind| {
+            let rest = line.strip_prefix(kind)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{kind}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+struct StatsCollector {
+    stats: StatsHandle,
+}
+
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsCollector").finish_non_exhaustive()
+    }
+}
+
+/// Writes one metric with the `source` label.
+fn one(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    source: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(name, help, unit, metric.metric_type())?;
+    metric.encode(m.encode_family(&[("source", source)])?)
+}
+
+/// The four counters, each with whether the source measures it.
+fn counters(c: &Counters, s: &Snapshot) -> [(&'static str, u64, bool); 4] {
+    let measured = |key: &str| s.health.measured.iter().any(|m| m == key);
+    [
+        ("upload", c.total_upload, measured("total_upload")),
+        ("download", c.total_download, measured("total_download")),
+        (
+            "payload_upload",
+            c.total_payload_upload,
+            measured("total_payload_upload"),
+        ),
+        (
+            "payload_download",
+            c.total_payload_download,
+            measured("total_payload_download"),
+        ),
+    ]
+}
+
+fn gauge(v: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = self.stats.watch().borrow().clone();
+        let src = s.health.source.as_str();
+        for (name, value, measured) in counters(&s.totals, &s) {
+            if measured {
+                let help = format!(
+                    "All-time {} bytes (kept across restarts)",
+                    name.replace('_', " ")
+                );
+                let metric = ConstCounter::new(value);
+                one(
+                    &mut e,
+                    &format!("torrent_stats_{name}"),
+                    &help,
+                    Some(&Unit::Bytes),
+                    src,
+                    &metric,
+                )?;
+            }
+        }
+        for (name, value, measured) in counters(&s.session_totals, &s) {
+            if measured {
+                let help = format!("The engine session's {} bytes", name.replace('_', " "));
+                one(
+                    &mut e,
+                    &format!("torrent_stats_session_{name}"),
+                    &help,
+                    Some(&Unit::Bytes),
+                    src,
+                    &gauge(value),
+                )?;
+            }
+        }
+        let r = &s.rates;
+        for (name, value) in [
+            ("upload", r.upload_rate),
+            ("download", r.download_rate),
+            ("payload_upload", r.payload_upload_rate),
+            ("payload_download", r.payload_download_rate),
+        ] {
+            let help = format!("{} rate at the last poll", name.replace('_', " "));
+            let unit = Unit::Other("bytes_per_second".into());
+            one(
+                &mut e,
+                &format!("torrent_stats_{name}_rate"),
+                &help,
+                Some(&unit),
+                src,
+                &gauge(value),
+            )?;
+        }
+        one(
+            &mut e,
+            "torrent_stats_peers",
+            "Connected peers at the last poll",
+            None,
+            src,
+            &gauge(r.num_peers),
+        )?;
+        let h = &s.health;
+        let up = ConstGauge::new(i64::from(s.running && h.source_up));
+        one(
+            &mut e,
+            "torrent_stats_source_up",
+            "1 when the last poll of the source was answered",
+            None,
+            src,
+            &up,
+        )?;
+        one(
+            &mut e,
+            "torrent_stats_polls",
+            "Answered polls since the daemon started",
+            None,
+            src,
+            &ConstCounter::new(h.polls),
+        )?;
+        one(
+            &mut e,
+            "torrent_stats_poll_errors",
+            "Failed polls since the daemon started",
+            None,
+            src,
+            &ConstCounter::new(h.poll_errors),
+        )?;
+        one(
+            &mut e,
+            "torrent_stats_save_errors",
+            "Failed saves since the daemon started",
+            None,
+            src,
+            &ConstCounter::new(h.save_errors),
+        )?;
+        if let Some(at) = h.last_save {
+            let metric = ConstGauge::new(at);
+            one(
+                &mut e,
+                "torrent_stats_last_save_timestamp",
+                "When totals were last written (Unix time)",
+                Some(&Unit::Seconds),
+                src,
+                &metric,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prometheus_text;
+
+    #[test]
+    fn openmetrics_to_prometheus_text() {
+        let om = "# HELP a_bytes All.\n# TYPE a_bytes counter\n# UNIT a_bytes bytes\n\
+                  a_bytes_total{source=\"s\"} 5\n# HELP g Peers.\n# TYPE g gauge\ng{source=\"s\"} 3\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP a_bytes_total All.\n# TYPE a_bytes_total counter\n\
+             a_bytes_total{source=\"s\"} 5\n# HELP g Peers.\n# TYPE g gauge\ng{source=\"s\"} 3\n"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The HTTP server (feature `web`): the page, a Deluge-Web-style JSON API, Prometheus
+//! metrics and server-sent events, on axum, over the same core service and auth file as
+//! Deluge RPC.
+//!
+//! | route | what | auth |
+//! |---|---|---|
+//! | `GET /` | the page (`assets/index.html`) | none (it logs in through `/json`) |
+//! | `GET /assets/<file>` | the page's scripts, styles and uPlot, built into the binary | none |
+//! | `POST /json` | `{"method", "params", "id"}` → `{"result", "error", "id"}` ([`json`]) | session cookie from `auth.login`; same origin |
+//! | `GET /events` | server-sent events: the Stats snapshot at connect and after every poll | session cookie |
+//! | `GET /metrics` | Prometheus text (OpenMetrics) ([`metrics`]) | none (as exporters are; loopback by default) |
+//!
+//! Every response carries a strict Content-Security-Policy (nothing inline, nothing from
+//! elsewhere), `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`.
+//! [`run`] takes its shutdown future, as the RPC server's `run` does; event streams end
+//! with it.
+
+mod assets;
+mod events;
+pub mod json;
+pub mod metrics;
+mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::AuthFile;
+use crate::service::Core;
+use crate::stats::StatsHandle;
+use crate::torrent::MAX_TORRENT_FILE;
+
+pub use session::SESSION_COOKIE;
+
+/// Largest `/json` body: a torrent file in base64 with room for the envelope.
+const MAX_BODY: usize = MAX_TORRENT_FILE / 3 * 4 + (64 << 10);
+
+/// Deluge-Web's port.
+pub const DEFAULT_PORT: u16 = 8112;
+
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
+
+/// What the web handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    core: Core,
+    stats: StatsHandle,
+    auth: Arc<AuthFile>,
+    sessions: Arc<session::Sessions>,
+    metrics: Arc<metrics::Metrics>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("auth", &self.auth.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    /// State over `core` and its Stats plugin's handle, logging users in against `auth`.
+    /// Event streams end when `stopped` turns true.
+    pub fn new(
+        core: Core,
+        stats: StatsHandle,
+        auth: Arc<AuthFile>,
+        stopped: watch::Receiver<bool>,
+    ) -> Self {
+        WebState {
+            metrics: Arc::new(metrics::Metrics::new(stats.clone())),
+            core,
+            stats,
+            auth,
+            sessions: Arc::new(session::Sessions::default()),
+            stopped,
+        }
+    }
+}
+
+/// The routes, with the security headers on every response.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::file))
+        .route("/json", post(json::handle))
+        .route("/events", get(events::handle))
+        .route("/metrics", get(metrics::handle))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Serves `state` on `listener` until `shutdown` completes (open event streams end then,
+/// as they watch the state's stop signal, which the caller turns on with it).
+pub async fn run(
+    listener: TcpListener,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,814 @@
+//! The web page in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium-driver`, through fantoccini) against the daemon on the sim source, with its
+//! web server on a free port. The test logs in on the page (a wrong password first, then
+//! Enter in the password field), then checks that the totals shown are the daemon's (read
+//! over Deluge RPC before and after), that the rate graph gains points as polls happen
+//! and reloads on a change of resolution, that a refused setting shows the server's
+//! message and a good one is saved, that the reset needs two actions (and works) for the
+//! ADMIN account, that every control has an accessible name, that the page fits 360 px
+//! without horizontal scrolling, and that the browser logged no error. It saves
+//! screenshots (`web-page.png`, `web-page-360.png` in Cargo's test tmp dir).
+//!
+//! It fails (never skips) without `chromium` and `chromedriver`:
+//! `apt-get install chromium chromium-driver`.
+#![cfg(all(feature = "web", feature = "rpc"))]
+
+mod support;
+
+use std::future::Future;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use support::daemon::DaemonProc;
+use torrent_stats::rpc::client::Client;
+use torrent_stats::rpc::tls::CertPolicy;
+
+const INSTALL: &str = "apt-get install chromium chromium-driver";
+const COUNTERS: [&str; 4] = [
+    "total_upload",
+    "total_download",
+    "total_payload_upload",
+    "total_payload_download",
+];
+const DESKTOP: (u32, u32) = (1280, 900);
+const NARROW: u32 = 360;
+/// Logged by the test in the page's console (level INFO).
+const LOG_MARKER: &str = "web_browser test: console check";
+
+/// The first of `names` found as a file in `PATH` (or as an absolute path).
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        if name.starts_with('/') {
+            return Path::new(name).is_file().then(|| PathBuf::from(name));
+        }
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// chromedriver as a child, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Driver {
+    fn start(program: &Path, dir: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let log = dir.join("chromedriver.log");
+        let child = Command::new(program)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawn {}; {INSTALL}", program.display()))?;
+        let driver = Driver { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on port {port} within 20 s; its log: {}",
+                driver.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(driver)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The WebDriver session was closed first (that quits the browser); this ends
+        // chromedriver itself, by its own pid only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A chromedriver endpoint of the current session that fantoccini has no method for:
+/// `POST /session/{id}/{path}` with a JSON body.
+#[derive(Debug)]
+struct SessionPost {
+    path: &'static str,
+    body: Value,
+}
+
+impl WebDriverCompatibleCommand for SessionPost {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
+    }
+}
+
+/// The browser log entries logged since the last call (chromedriver's legacy log
+/// endpoint, fed by the `goog:loggingPrefs` capability).
+async fn browser_log(b: &Browser) -> Result<Vec<Value>> {
+    let log = b
+        .issue_cmd(SessionPost {
+            path: "se/log",
+            body: json!({"type": "browser"}),
+        })
+        .await
+        .context("chromedriver's browser log (POST /session/{id}/se/log)")?;
+    Ok(log.as_array().cloned().unwrap_or_default())
+}
+
+/// A DevTools command through chromedriver.
+async fn cdp(b: &Browser, cmd: &str, params: Value) -> Result<Value> {
+    b.issue_cmd(SessionPost {
+        path: "goog/cdp/execute",
+        body: json!({"cmd": cmd, "params": params}),
+    })
+    .await
+    .with_context(|| format!("DevTools {cmd}"))
+}
+
+/// Runs `script` (a function body) in the page.
+async fn js(b: &Browser, script: &str) -> Result<Value> {
+    b.execute(script, vec![])
+        .await
+        .with_context(|| format!("execute {script:?}"))
+}
+
+/// Calls `method` through the page's own `/json` endpoint (the browser's session cookie):
+/// the whole envelope, `{result, error, id}`.
+async fn page_call(b: &Browser, method: &str, params: Value) -> Result<Value> {
+    let script = r#"
+        const [method, params, done] = arguments;
+        fetch('json', {method: 'POST', credentials: 'same-origin',
+                       headers: {'Content-Type': 'application/json'},
+                       body: JSON.stringify({method, params, id: 4242})})
+          .then((r) => r.json()).then(done, (e) => done({transport_error: String(e)}));
+    "#;
+    let answer = b
+        .execute_async(script, vec![json!(method), params])
+        .await
+        .with_context(|| format!("{method} through /json"))?;
+    ensure!(
+        answer.get("transport_error").is_none(),
+        "{method}: {answer}"
+    );
+    Ok(answer)
+}
+
+/// Retries `probe` every 100 ms until it answers `Some`, for at most `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await? {
+            return Ok(v);
+        }
+        ensure!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(b: &Browser, id: &str) -> Result<String> {
+    Ok(b.find(Locator::Id(id)).await?.text().await?)
+}
+
+async fn displayed(b: &Browser, id: &str) -> Result<bool> {
+    Ok(b.find(Locator::Id(id)).await?.is_displayed().await?)
+}
+
+/// Waits for the element `id` to show a non-empty text.
+async fn wait_text(b: &Browser, id: &str) -> Result<String> {
+    eventually(
+        Duration::from_secs(10),
+        &format!("text in #{id}"),
+        || async move {
+            let t = text(b, id).await?;
+            Ok((!t.trim().is_empty()).then_some(t))
+        },
+    )
+    .await
+}
+
+/// Replaces the value of input `id` by `value`.
+async fn fill(b: &Browser, id: &str, value: &str) -> Result<()> {
+    let input = b.find(Locator::Id(id)).await?;
+    input.clear().await?;
+    input.send_keys(value).await?;
+    Ok(())
+}
+
+/// Checks a human byte count: `"512 B"` or `"X.YY UNIT"` with the largest binary unit
+/// not above the value, X.YY the value in that unit rounded to two decimals.
+fn check_human(text: &str, bytes: u64) -> Result<()> {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let (number, unit) = text
+        .split_once(' ')
+        .with_context(|| format!("{text:?} is not `number unit`"))?;
+    let k = UNITS
+        .iter()
+        .position(|u| *u == unit)
+        .with_context(|| format!("unit of {text:?}"))?;
+    let scale = 1024f64.powi(k as i32);
+    let shown: f64 = number
+        .parse()
+        .with_context(|| format!("number in {text:?}"))?;
+    let exact = bytes as f64 / scale;
+    if k == 0 {
+        ensure!(bytes < 1024 && shown == exact, "{text:?} for {bytes} bytes");
+    } else {
+        ensure!(
+            (1.0..1024.0).contains(&exact) && (shown - exact).abs() <= 0.0051,
+            "{text:?} for {bytes} bytes (= {exact:.4} {unit})"
+        );
+        ensure!(
+            number.split_once('.').map(|(_, d)| d.len()) == Some(2),
+            "{text:?}: two decimals"
+        );
+    }
+    Ok(())
+}
+
+/// The totals the page shows: `{"total": {counter: {value, text}}, "session": ..., ratios}`.
+async fn shown_totals(b: &Browser) -> Result<Value> {
+    js(
+        b,
+        r#"
+        const out = {total: {}, session: {}};
+        for (const prefix of ['total', 'session']) {
+          for (const key of ['total_upload', 'total_download', 'total_payload_upload',
+                             'total_payload_download', 'ratio']) {
+            const el = document.getElementById(`${prefix}-${key}`);
+            out[prefix][key] = {value: el.value, text: el.textContent.trim()};
+          }
+        }
+        return out;
+        "#,
+    )
+    .await
+}
+
+fn counters_json(c: &torrent_stats::stats::Counters) -> Result<Value> {
+    Ok(serde_json::to_value(c)?)
+}
+
+/// The page's value (the `<data value>`, exact bytes) of every counter in `shown[part]`.
+fn shown_values(shown: &Value, part: &str) -> Result<Value> {
+    let mut out = serde_json::Map::new();
+    for key in COUNTERS {
+        let v = shown[part][key]["value"]
+            .as_str()
+            .with_context(|| format!("{part} {key} in {shown}"))?;
+        let n: u64 = v.parse().with_context(|| format!("{part} {key} = {v:?}"))?;
+        out.insert(key.into(), json!(n));
+    }
+    Ok(Value::Object(out))
+}
+
+async fn rpc_login(port: u16, password: &str) -> Result<Client> {
+    let mut c = Client::connect("127.0.0.1", port, CertPolicy::AnyCertificate).await?;
+    c.login("localclient", password).await?;
+    Ok(c)
+}
+
+/// The daemon on the sim source polling every second, RPC and web on free ports.
+fn start_daemon() -> Result<(DaemonProc, u16)> {
+    let dir = tempfile::tempdir()?;
+    support::write_conf(dir.path(), 1);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["--port", "0", "--web-port", "0"])
+        .args(["--source", support::daemon::SOURCE]);
+    let daemon = DaemonProc::launch(command, dir)?;
+    let port = daemon.web_port()?;
+    Ok((daemon, port))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_chromium() -> Result<()> {
+    let chromedriver = find_program(&["chromedriver", "/usr/bin/chromedriver"])
+        .with_context(|| format!("chromedriver not found: {INSTALL}"))?;
+    let chromium = find_program(&["chromium", "chromium-browser", "/usr/bin/chromium"])
+        .with_context(|| format!("chromium not found: {INSTALL}"))?;
+    let (mut daemon, web_port) = start_daemon()?;
+    let work = tempfile::tempdir()?;
+    let driver = Driver::start(&chromedriver, work.path())?;
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                "--lang=en-US",
+            ],
+        }),
+    );
+    // fantoccini's connector asks rustls for the process default; the graph enables both
+    // ring and aws-lc-rs, so name one (ring, as the crate's own TLS does).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let browser = ClientBuilder::rustls()?
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .with_context(|| {
+            format!(
+                "WebDriver session with {} ({INSTALL}); chromedriver's log: {}",
+                chromium.display(),
+                driver.log.display()
+            )
+        })?;
+    let outcome = drive(&browser, &mut daemon, web_port).await;
+    let _ = browser.close().await;
+    drop(driver);
+    if outcome.is_err() {
+        eprintln!("--- the daemon's log ---\n{}", daemon.log());
+    }
+    outcome
+}
+
+async fn drive(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()> {
+    let mut rpc = rpc_login(daemon.port(), &daemon.password).await?;
+    let base = format!("http://127.0.0.1:{web_port}/");
+    b.goto(&base).await?;
+    // A line of our own, to prove the browser log below is really read.
+    js(b, &format!("console.info('{LOG_MARKER}'); return true")).await?;
+
+    // Not logged in: the login form, the user filled in.
+    eventually(Duration::from_secs(15), "the login form", || async move {
+        Ok(displayed(b, "login-view").await?.then_some(()))
+    })
+    .await?;
+    ensure!(
+        !displayed(b, "app-view").await?,
+        "the dashboard shows before login"
+    );
+    let user = b.find(Locator::Id("login-user")).await?;
+    ensure!(
+        user.prop("value").await?.as_deref() == Some("localclient"),
+        "default user"
+    );
+
+    // A wrong password is refused on the page.
+    fill(b, "login-password", "not-the-password").await?;
+    b.find(Locator::Id("login-submit")).await?.click().await?;
+    let refused = wait_text(b, "login-error").await?;
+    ensure!(
+        refused.contains("Wrong user or password"),
+        "login error {refused:?}"
+    );
+    ensure!(
+        !displayed(b, "app-view").await?,
+        "logged in with a wrong password"
+    );
+
+    // The right one, submitted with Enter from the keyboard.
+    fill(b, "login-password", &format!("{}\u{E007}", daemon.password)).await?;
+    eventually(
+        Duration::from_secs(15),
+        "the dashboard after login",
+        || async move {
+            let ready = js(
+                b,
+                "return window.__torrentStats.loggedIn() && window.__torrentStats.snapshots() > 0",
+            )
+            .await?;
+            Ok((ready == json!(true)).then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        displayed(b, "app-view").await?,
+        "dashboard hidden after login"
+    );
+    ensure!(!displayed(b, "login-view").await?, "login form still shown");
+    let who = text(b, "who-name").await?;
+    ensure!(
+        who.contains("localclient") && who.contains("admin"),
+        "who {who:?}"
+    );
+
+    // Health: the sim source, up.
+    let source = text(b, "source-name").await?;
+    ensure!(source.starts_with("sim:"), "source {source:?}");
+    let state = eventually(Duration::from_secs(10), "source up", || async move {
+        let s = text(b, "source-state").await?;
+        Ok((s == "up").then_some(s))
+    })
+    .await?;
+    ensure!(state == "up");
+    ensure!(
+        !displayed(b, "source-down").await?,
+        "source-down banner while up"
+    );
+    ensure!(!displayed(b, "save-failing").await?, "save-failing banner");
+
+    // Totals: the page shows what stats.get_totals answers (read before and after the
+    // page, equal: no poll in between), in binary units.
+    let measured: Vec<String> = serde_json::from_value(
+        rpc.call("stats.get_status", vec![], Default::default())
+            .await?["measured"]
+            .clone(),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let before = counters_json(&rpc.stats().get_totals().await?)?;
+        let session_before = counters_json(&rpc.stats().get_session_totals().await?)?;
+        let shown = shown_totals(b).await?;
+        let after = counters_json(&rpc.stats().get_totals().await?)?;
+        let session_after = counters_json(&rpc.stats().get_session_totals().await?)?;
+        let page = shown_values(&shown, "total")?;
+        let page_session = shown_values(&shown, "session")?;
+        if before == after
+            && session_before == session_after
+            && page == before
+            && page_session == session_before
+        {
+            break shown;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the page's totals never matched stats.get_totals for 20 s: page {page}, \
+             get_totals {before} / {after}; session: page {page_session}, \
+             get_session_totals {session_before} / {session_after}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    for part in ["total", "session"] {
+        for key in COUNTERS {
+            let bytes = shown[part][key]["value"].as_str().unwrap_or("").parse()?;
+            check_human(shown[part][key]["text"].as_str().unwrap_or(""), bytes)
+                .with_context(|| format!("{part} {key}"))?;
+        }
+        let n = |k: &str| {
+            shown[part][k]["value"]
+                .as_str()
+                .unwrap_or("0")
+                .parse::<f64>()
+        };
+        let wire = ["total_upload", "total_download"]
+            .iter()
+            .all(|k| measured.iter().any(|m| m == k));
+        let (up, down) = if wire {
+            (n("total_upload")?, n("total_download")?)
+        } else {
+            (n("total_payload_upload")?, n("total_payload_download")?)
+        };
+        ensure!(down > 0.0, "the sim source downloads: {shown}");
+        let ratio: f64 = shown[part]["ratio"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("{part} ratio in {shown}"))?;
+        ensure!(
+            (ratio - up / down).abs() < 0.0011,
+            "{part} ratio {ratio} vs {}",
+            up / down
+        );
+    }
+    println!(
+        "totals on the page match stats.get_totals: {}",
+        shown["total"]
+    );
+
+    // The rate graph: the resolutions of stats.get_intervals, points added by polls.
+    let intervals = rpc.stats().get_intervals().await?;
+    let options = js(
+        b,
+        "return [...document.querySelectorAll('#resolution option')].map((o) => Number(o.value))",
+    )
+    .await?;
+    ensure!(
+        options == json!(intervals),
+        "resolution options {options} vs {intervals:?}"
+    );
+    ensure!(
+        js(b, "return window.__torrentStats.resolution()").await? == json!(intervals[0]),
+        "the finest resolution first"
+    );
+    let points = || async move {
+        let v = js(
+            b,
+            "const t = window.__torrentStats; return [t.points(), t.chartPoints(), t.peerPoints()]",
+        )
+        .await?;
+        let n = |i: usize| v[i].as_u64().unwrap_or(0);
+        ensure!(
+            n(0) == n(1) && n(0) == n(2),
+            "points: data, uPlot, peers {v}"
+        );
+        Ok::<u64, anyhow::Error>(n(0))
+    };
+    let start = points().await?;
+    let grown = eventually(
+        Duration::from_secs(15),
+        "the rate graph gains 3 points",
+        || async move {
+            let n = points().await?;
+            Ok((n >= start + 3).then_some(n))
+        },
+    )
+    .await?;
+    println!("rate graph: {start} points, then {grown} after 3 polls");
+
+    // Another resolution reloads that level's history.
+    let coarse = intervals[1];
+    b.find(Locator::Id("resolution"))
+        .await?
+        .select_by_value(&coarse.to_string())
+        .await?;
+    eventually(
+        Duration::from_secs(10),
+        "the coarser resolution",
+        || async move {
+            let r = js(b, "return window.__torrentStats.resolution()").await?;
+            Ok((r == json!(coarse)).then_some(()))
+        },
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let level = loop {
+        let history = rpc.stats().get_stats(&["upload_rate"], coarse).await?;
+        let len = history["upload_rate"].as_array().map_or(0, Vec::len) as u64;
+        let n = points().await?;
+        if n == len {
+            break n;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "resolution {coarse} s: {n} points on the page, {len} in stats.get_stats"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("resolution {coarse} s: {level} points, as stats.get_stats");
+    b.find(Locator::Id("resolution"))
+        .await?
+        .select_by_value(&intervals[0].to_string())
+        .await?;
+    let finest = intervals[0];
+    eventually(
+        Duration::from_secs(10),
+        "back to the finest resolution",
+        || async move {
+            let r = js(b, "return window.__torrentStats.resolution()").await?;
+            Ok((r == json!(finest) && points().await? >= grown).then_some(()))
+        },
+    )
+    .await?;
+
+    // Settings: a refused value shows the server's message next to the form.
+    let refused = page_call(b, "stats.set_config", json!([{"update_interval": 0}])).await?;
+    let message = refused["error"]["message"]
+        .as_str()
+        .with_context(|| format!("update_interval 0 was not refused: {refused}"))?
+        .to_string();
+    ensure!(refused["error"]["code"] == json!(3), "{refused}");
+    ensure!(
+        refused["error"]["class"] == json!("ValueError"),
+        "{refused}"
+    );
+    fill(b, "set-update_interval", "0").await?;
+    b.find(Locator::Id("settings-save")).await?.click().await?;
+    let shown_error = wait_text(b, "settings-error").await?;
+    ensure!(
+        shown_error.contains(&message),
+        "the page says {shown_error:?}, the server {message:?}"
+    );
+    let alert = b
+        .find(Locator::Id("settings-error"))
+        .await?
+        .attr("role")
+        .await?;
+    ensure!(
+        alert.as_deref() == Some("alert"),
+        "settings error role {alert:?}"
+    );
+    ensure!(
+        rpc.stats().get_config().await?.update_interval == 1,
+        "0 was applied"
+    );
+    println!("refused setting shown: {shown_error:?}");
+    // A good value is saved and said so.
+    fill(b, "set-update_interval", "1").await?;
+    fill(b, "set-save_interval", "45").await?;
+    b.find(Locator::Id("settings-save")).await?.click().await?;
+    let saved = wait_text(b, "settings-ok").await?;
+    ensure!(saved.contains("Saved"), "settings ok {saved:?}");
+    ensure!(
+        text(b, "settings-error").await?.is_empty(),
+        "error left after a save"
+    );
+    let config = rpc.stats().get_config().await?;
+    ensure!(
+        config.save_interval == 45 && config.update_interval == 1,
+        "{config:?}"
+    );
+
+    // Accessible names: every field has a label, every button a name.
+    let unnamed = js(
+        b,
+        r#"
+        const bad = [];
+        for (const el of document.querySelectorAll('input, select, textarea'))
+          if (!el.labels || !el.labels.length) bad.push(el.id || el.outerHTML);
+        for (const el of document.querySelectorAll('button'))
+          if (!el.textContent.trim() && !el.getAttribute('aria-label')) bad.push(el.id || el.outerHTML);
+        return bad;
+        "#,
+    )
+    .await?;
+    ensure!(
+        unnamed == json!([]),
+        "controls without an accessible name: {unnamed}"
+    );
+
+    // Desktop screenshot: the whole page.
+    let desktop = screenshot_full(
+        b,
+        DESKTOP.0,
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/web-page.png"),
+    )
+    .await?;
+    println!("screenshot: {desktop}");
+
+    // 360 px wide: the totals stay visible, no horizontal scrolling.
+    narrow(b).await?;
+    let fit = js(
+        b,
+        r#"
+        const vw = window.innerWidth;
+        const ids = ['totals', 'total-total_upload', 'total-total_download',
+                     'session-total_upload', 'session-total_download', 'total-ratio'];
+        const outside = ids.filter((id) => {
+          const r = document.getElementById(id).getBoundingClientRect();
+          return r.width === 0 || r.left < 0 || r.right > vw + 1;
+        });
+        return {vw, scroll: document.documentElement.scrollWidth, outside};
+        "#,
+    )
+    .await?;
+    ensure!(fit["vw"] == json!(NARROW), "viewport {fit}");
+    ensure!(
+        fit["scroll"].as_u64().unwrap_or(u64::MAX) <= u64::from(NARROW) + 2,
+        "horizontal scrolling at {NARROW} px: {fit}"
+    );
+    ensure!(
+        fit["outside"] == json!([]),
+        "totals cut off at {NARROW} px: {fit}"
+    );
+    for id in ["total-total_upload", "total-total_download", "total-ratio"] {
+        ensure!(displayed(b, id).await?, "#{id} hidden at {NARROW} px");
+    }
+    let narrow_png = screenshot_full(
+        b,
+        NARROW,
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/web-page-360.png"),
+    )
+    .await?;
+    println!("screenshot: {narrow_png}");
+    cdp(b, "Emulation.clearDeviceMetricsOverride", json!({})).await?;
+    b.set_window_size(DESKTOP.0, DESKTOP.1).await?;
+
+    // Reset: shown to the ADMIN account, two deliberate actions; cancel keeps the totals.
+    ensure!(
+        displayed(b, "admin").await?,
+        "reset section hidden for an ADMIN session"
+    );
+    let open = b.find(Locator::Id("reset-open")).await?;
+    open.click().await?;
+    ensure!(
+        dialog_open(b).await?,
+        "the confirmation dialog did not open"
+    );
+    b.find(Locator::Id("reset-cancel")).await?.click().await?;
+    ensure!(!dialog_open(b).await?, "cancel left the dialog open");
+    let before = rpc.stats().get_totals().await?;
+    ensure!(before.total_download > 0, "nothing counted: {before:?}");
+    ensure!(
+        text(b, "reset-result").await?.is_empty(),
+        "cancel reset the totals"
+    );
+    open.click().await?;
+    ensure!(
+        dialog_open(b).await?,
+        "the confirmation dialog did not reopen"
+    );
+    b.find(Locator::Id("reset-confirm")).await?.click().await?;
+    let result = wait_text(b, "reset-result").await?;
+    ensure!(
+        result.starts_with("Totals reset."),
+        "reset result {result:?}"
+    );
+    let after = rpc.stats().get_totals().await?;
+    ensure!(
+        after.total_download < before.total_download,
+        "totals not reset: {before:?} then {after:?}"
+    );
+    println!("reset through the dialog: {result:?}");
+
+    // Log out: the login form again, the session gone.
+    b.find(Locator::Id("logout")).await?.click().await?;
+    eventually(
+        Duration::from_secs(10),
+        "the login form after logout",
+        || async move { Ok(displayed(b, "login-view").await?.then_some(())) },
+    )
+    .await?;
+    let session = page_call(b, "auth.check_session", json!([])).await?;
+    ensure!(
+        session["result"] == json!(false),
+        "still logged in: {session}"
+    );
+
+    // No errors in the browser's console, none caught by the page.
+    let caught = js(b, "return window.__torrentStats.errors()").await?;
+    ensure!(caught == json!([]), "errors caught by the page: {caught}");
+    let log = browser_log(b).await?;
+    ensure!(
+        log.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(LOG_MARKER))),
+        "the browser log misses the test's own console.info line: {log:#?}"
+    );
+    let severe: Vec<&Value> = log.iter().filter(|e| e["level"] == "SEVERE").collect();
+    ensure!(severe.is_empty(), "browser console errors: {severe:#?}");
+    println!("browser log: {} entries, no SEVERE", log.len());
+    ensure!(daemon.running(), "the daemon died");
+    Ok(())
+}
+
+async fn dialog_open(b: &Browser) -> Result<bool> {
+    Ok(js(b, "return document.getElementById('reset-dialog').open").await? == json!(true))
+}
+
+/// Makes the viewport `NARROW` px wide: the window if the browser allows it, else (new
+/// headless Chrome keeps windows at least 500 px wide) DevTools' device metrics.
+async fn narrow(b: &Browser) -> Result<()> {
+    b.set_window_size(NARROW, 800).await?;
+    let width = js(b, "return window.innerWidth").await?;
+    if width != json!(NARROW) {
+        cdp(
+            b,
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": NARROW, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await?;
+    }
+    // Let the layout and the charts' resize observer settle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+/// A PNG of the whole page at `width` px (DevTools' device metrics sized to the page),
+/// written to `path`.
+async fn screenshot_full(b: &Browser, width: u32, path: &str) -> Result<String> {
+    let height = js(b, "return document.documentElement.scrollHeight").await?;
+    let height = height.as_u64().context("page height")?.clamp(400, 6000);
+    cdp(
+        b,
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500}),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let png = b.screenshot().await?;
+    if png.len() < 8 || &png[1..4] != b"PNG" {
+        bail!("the screenshot is not a PNG ({} bytes)", png.len());
+    }
+    std::fs::write(path, &png).with_context(|| format!("write {path}"))?;
+    Ok(path.to_string())
+}
