@@ -10,6 +10,7 @@ mod reset;
 mod rpc_args;
 mod session;
 mod totals;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     /// Add another client's all-time totals (Deluge, Transmission) to ours.
     #[command(subcommand)]
     Import(import::Command),
+    /// Show totals, rates, peers and the source's health live (q quits).
+    Watch(watch::Args),
 }
 
 /// The config directory: the given one, or the platform's (`~/.config/torrent-stats`).
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Plugin(command) => plugin::run(command),
         Command::Reset(args) => reset::run(args),
         Command::Import(command) => import::run(command),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
