@@ -473,3 +473,28 @@ fn json_logs_are_one_object_per_line() {
         );
     }
 }
+
+/// RPC and web servers listen on loopback only unless remote clients are allowed: a
+/// non-loopback address without `--allow-remote` stops the daemon before it binds, saying
+/// what to add.
+#[test]
+fn non_loopback_addresses_need_allow_remote() {
+    for flag in ["--interface", "--web-interface"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["daemon", "--config-dir"])
+            .arg(dir.path())
+            .args(["--port", "0", "--web-port", "0", "--source", "sim:up=1k"])
+            .args([flag, "0.0.0.0"])
+            .env_remove("TORRENT_STATS_CONFIG_DIR")
+            .env_remove("TORRENT_STATS_SOURCE")
+            .output()
+            .unwrap();
+        let (_, err) = texts(&out);
+        assert!(!out.status.success(), "{flag} 0.0.0.0 started: {err}");
+        assert!(
+            err.contains(flag) && err.contains("add --allow-remote"),
+            "{flag}: {err}"
+        );
+    }
+}
