@@ -631,3 +631,55 @@ async fn prometheus_scrapes_across_a_restart() -> Result<()> {
     );
     Ok(())
 }
+
+/// A source that is down is shown, not hidden: `/metrics` says `source_up 0` with the
+/// failed polls counted, the snapshot carries the error; the source's password appears
+/// nowhere (labels, snapshot, log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
+    let d = DaemonProc::start_with("deluge://alice:s3cretpw@127.0.0.1:1")?;
+    let mut web = Web::of(&d)?;
+    web.login("localclient", &d.password).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = web.get("/metrics").await?.text().await?;
+        if text.contains("torrent_stats_poll_errors_total{source=\"deluge://alice@127.0.0.1:1\"} 2")
+        {
+            break text;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "two failed polls not counted in 20 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(
+        text.contains("torrent_stats_source_up{source=\"deluge://alice@127.0.0.1:1\"} 0"),
+        "source_up:\n{text}"
+    );
+    promtool_check(&text)?;
+    let mut events = web.get("/events").await?;
+    let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+        .await??
+        .context("events ended")?;
+    let first = String::from_utf8_lossy(&chunk).to_string();
+    let data = first
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .context("no data line")?;
+    let snap: Value = serde_json::from_str(data)?;
+    let health = &snap["health"];
+    ensure!(
+        health["source_up"] == false
+            && health["last_error"].as_str().is_some_and(|e| !e.is_empty())
+            && health["failing_since"].is_number(),
+        "snapshot health: {health}"
+    );
+    for (what, text) in [("metrics", &text), ("snapshot", &first), ("log", &d.log())] {
+        ensure!(
+            !text.contains("s3cretpw"),
+            "the password shows in the {what}"
+        );
+    }
+    Ok(())
+}
