@@ -299,8 +299,8 @@ async fn rpc_login(port: u16, password: &str) -> Result<Client> {
     Ok(c)
 }
 
-/// The daemon on the sim source polling every second, RPC and web on free ports.
-fn start_daemon() -> Result<(DaemonProc, u16)> {
+/// The daemon on `source` polling every second, RPC and web on free ports.
+fn start_daemon(source: &str) -> Result<(DaemonProc, u16)> {
     let dir = tempfile::tempdir()?;
     support::write_conf(dir.path(), 1);
     let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
@@ -309,21 +309,19 @@ fn start_daemon() -> Result<(DaemonProc, u16)> {
         .arg("--config-dir")
         .arg(dir.path())
         .args(["--port", "0", "--web-port", "0"])
-        .args(["--source", support::daemon::SOURCE]);
+        .args(["--source", source]);
     let daemon = DaemonProc::launch(command, dir)?;
     let port = daemon.web_port()?;
     Ok((daemon, port))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_in_chromium() -> Result<()> {
+/// chromedriver and a headless Chromium session on it (the driver's files in `work`).
+async fn open_browser(work: &std::path::Path) -> Result<(Driver, Browser)> {
     let chromedriver = find_program(&["chromedriver", "/usr/bin/chromedriver"])
         .with_context(|| format!("chromedriver not found: {INSTALL}"))?;
     let chromium = find_program(&["chromium", "chromium-browser", "/usr/bin/chromium"])
         .with_context(|| format!("chromium not found: {INSTALL}"))?;
-    let (mut daemon, web_port) = start_daemon()?;
-    let work = tempfile::tempdir()?;
-    let driver = Driver::start(&chromedriver, work.path())?;
+    let driver = Driver::start(&chromedriver, work)?;
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
     caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
@@ -352,6 +350,14 @@ async fn the_page_in_chromium() -> Result<()> {
                 driver.log.display()
             )
         })?;
+    Ok((driver, browser))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_chromium() -> Result<()> {
+    let (mut daemon, web_port) = start_daemon(support::daemon::SOURCE)?;
+    let work = tempfile::tempdir()?;
+    let (driver, browser) = open_browser(work.path()).await?;
     let outcome = drive(&browser, &mut daemon, web_port).await;
     let _ = browser.close().await;
     drop(driver);
@@ -811,4 +817,51 @@ async fn screenshot_full(b: &Browser, width: u32, path: &str) -> Result<String> 
     }
     std::fs::write(path, &png).with_context(|| format!("write {path}"))?;
     Ok(path.to_string())
+}
+
+/// A source that is down is shown on the page, not hidden: the banner with its error, the
+/// source marked down; no console errors. Screenshot: `target/tmp/web-page-down.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_source_on_the_page() -> Result<()> {
+    let (daemon, web_port) = start_daemon("deluge://alice:pw@127.0.0.1:1")?;
+    let work = tempfile::tempdir()?;
+    let (driver, b) = open_browser(work.path()).await?;
+    let outcome = async {
+        b.goto(&format!("http://127.0.0.1:{web_port}/")).await?;
+        eventually(Duration::from_secs(15), "the login form", || async {
+            Ok(displayed(&b, "login-view").await?.then_some(()))
+        })
+        .await?;
+        fill(
+            &b,
+            "login-password",
+            &format!("{}\u{E007}", daemon.password),
+        )
+        .await?;
+        eventually(Duration::from_secs(15), "the down banner", || async {
+            Ok(displayed(&b, "source-down").await?.then_some(()))
+        })
+        .await?;
+        let error = wait_text(&b, "source-down-error").await?;
+        ensure!(!error.is_empty(), "the banner shows no error");
+        let banner = text(&b, "source-down").await?;
+        ensure!(banner.contains("The source is down"), "banner: {banner:?}");
+        let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/web-page-down.png");
+        std::fs::write(path, b.screenshot().await?)?;
+        eprintln!("screenshot: {path}");
+        let severe: Vec<Value> = browser_log(&b)
+            .await?
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect();
+        ensure!(severe.is_empty(), "console errors: {severe:?}");
+        Ok(())
+    }
+    .await;
+    let _ = b.close().await;
+    drop(driver);
+    if outcome.is_err() {
+        eprintln!("--- the daemon's log ---\n{}", daemon.log());
+    }
+    outcome
 }
