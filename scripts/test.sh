@@ -29,6 +29,12 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 # chattr for the unwritable-directory test.
 command -v chattr >/dev/null || apt-get install -y -qq e2fsprogs >/dev/null
+# systemd-analyze: tests/systemd_unit.rs verifies contrib/torrent-stats.service with it.
+if ! command -v systemd-analyze >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
 
 # The core library must build with only the design-card dependencies.
 cargo build --no-default-features --lib

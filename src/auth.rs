@@ -4,7 +4,13 @@
 //! The level is a number or a name (`NONE`, `READONLY`, `NORMAL`, `ADMIN`); a line
 //! without one gets NORMAL; `#` starts a comment. At first start a `localclient` ADMIN
 //! account with a random 40-hex-digit password is created (mode 0600), as Deluge does.
-//! The file is read again whenever its modification time or size changes.
+//! The file is read again whenever its modification time, size or mode changes, and by
+//! [`AuthFile::reload`] (the daemon's SIGHUP).
+//!
+//! The file holds passwords: if group or other users may read or write it (mode bits
+//! `0o077`), it is refused with the fix in the message (`chmod 600 FILE`): at open (the
+//! daemon does not start) and on every later read, where the accounts read last stay in
+//! use and the error is logged once per change of the file.
 
 use std::collections::HashMap;
 use std::fs;
@@ -50,8 +56,31 @@ struct Account {
 
 #[derive(Debug, Default)]
 struct Cache {
-    stamp: Option<(SystemTime, u64)>,
+    /// Modification time, size and mode of the file last looked at.
+    stamp: Option<(SystemTime, u64, u32)>,
     accounts: HashMap<String, Account>,
+}
+
+/// Refuses a secret file (`auth`, the TLS key) that group or other users may access: the
+/// error says how to fix it.
+pub fn check_private(path: &Path) -> Result<(), AuthError> {
+    let meta = fs::metadata(path).map_err(|e| AuthError::io("stat", path, e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(AuthError {
+            op: "refusing",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "it holds secrets and other users may access it (mode {mode:04o}); \
+                     fix it with `chmod 600 {}`",
+                    path.display()
+                ),
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The auth file, re-read when it changes.
@@ -122,7 +151,7 @@ impl AuthFile {
             path,
             cache: Mutex::new(Cache::default()),
         };
-        auth.refresh()?;
+        auth.refresh(true)?;
         Ok(auth)
     }
 
@@ -131,30 +160,45 @@ impl AuthFile {
         &self.path
     }
 
-    fn refresh(&self) -> Result<(), AuthError> {
+    /// Reads the file if it changed (or if `force`). A file others may access is refused
+    /// (the accounts read last stay); the error is returned once per change of the file,
+    /// `Ok` after that, so a caller that logs it does not log it at every login.
+    fn refresh(&self, force: bool) -> Result<(), AuthError> {
         let meta = fs::metadata(&self.path).map_err(|e| AuthError::io("stat", &self.path, e))?;
         let stamp = (
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             meta.len(),
+            meta.permissions().mode(),
         );
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.stamp == Some(stamp) {
+        if cache.stamp == Some(stamp) && !force {
             return Ok(());
         }
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(file = %self.path.display(), "auth file is readable by other users");
-        }
-        let text =
-            fs::read_to_string(&self.path).map_err(|e| AuthError::io("read", &self.path, e))?;
-        cache.accounts = parse(&text, &self.path);
+        // Looked at: whatever the outcome, not again until it changes.
         cache.stamp = Some(stamp);
+        check_private(&self.path)?;
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) => {
+                cache.stamp = None; // retried at the next login
+                return Err(AuthError::io("read", &self.path, e));
+            }
+        };
+        cache.accounts = parse(&text, &self.path);
         Ok(())
+    }
+
+    /// Reads the file again now (the daemon does this on SIGHUP). If it cannot be used (it
+    /// is readable by others, or unreadable), the accounts read last stay and the error
+    /// says why and how to fix it.
+    pub fn reload(&self) -> Result<(), AuthError> {
+        self.refresh(true)
     }
 
     /// Checks a login; the error says why it failed, in Deluge's wording.
     pub fn check(&self, user: &str, password: &str) -> Result<AuthLevel, LoginError> {
-        if let Err(e) = self.refresh() {
-            tracing::warn!(error = %e, "auth file could not be read; using the last good copy");
+        if let Err(e) = self.refresh(false) {
+            tracing::error!(error = %e, "auth file not (re)read; the accounts read last stay in use");
         }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let account = cache.accounts.get(user).ok_or(LoginError::UnknownUser)?;
@@ -167,7 +211,7 @@ impl AuthFile {
 
     /// Every account's name and level, sorted by name (no passwords).
     pub fn accounts(&self) -> Vec<(String, AuthLevel)> {
-        let _ = self.refresh();
+        let _ = self.refresh(false);
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut list: Vec<(String, AuthLevel)> = cache
             .accounts
@@ -180,7 +224,7 @@ impl AuthFile {
 
     /// The password of `user`, for local tools (`localclient`).
     pub fn password_of(&self, user: &str) -> Option<String> {
-        let _ = self.refresh();
+        let _ = self.refresh(false);
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.accounts.get(user).map(|a| a.password.clone())
     }
@@ -272,5 +316,28 @@ mod tests {
         // reopening keeps the file
         let again = AuthFile::open(dir.path()).unwrap();
         assert_eq!(again.check("alice", "pw1"), Ok(AuthLevel::ReadOnly));
+    }
+
+    #[test]
+    fn a_file_others_can_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = AuthFile::open(dir.path()).unwrap();
+        let pw = auth.password_of(LOCALCLIENT).unwrap();
+        let path = auth.path().to_path_buf();
+        fs::write(&path, format!("{LOCALCLIENT}:{pw}:10\nmallory:x:10\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = auth.reload().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("mode 0644"), "{err}");
+        // The accounts read last stay; the new line is not used.
+        assert_eq!(auth.check(LOCALCLIENT, &pw), Ok(AuthLevel::Admin));
+        assert!(auth.check("mallory", "x").is_err());
+        let open = AuthFile::open(dir.path()).unwrap_err().to_string();
+        assert!(open.contains("chmod 600"), "{open}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(auth.check("mallory", "x"), Ok(AuthLevel::Admin));
     }
 }

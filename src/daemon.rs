@@ -1,6 +1,9 @@
 //! The daemon builder: config directory + session source + plugins + transports, then
 //! [`Daemon::run`] until a shutdown future completes (mini-redis style: the binary passes
-//! SIGINT/SIGTERM, tests and embedding applications pass any future).
+//! its stop signals, tests and embedding applications pass any future). A
+//! [`Reloader`] (from [`Daemon::reloader`]) re-reads `auth` and `stats.conf` while it runs
+//! (the binary's SIGHUP). The config directory is refused if others may write to it
+//! ([`prepare_config_dir`]); `run` returns an error when the final save failed.
 //!
 //! The [`Stats`] plugin is always registered and enabled; other plugins are added with
 //! [`DaemonBuilder::plugin`]. With the `rpc` feature, [`DaemonBuilder::rpc`] serves Deluge's
@@ -22,7 +25,7 @@
 //! ```
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{PluginError, StoreError};
@@ -72,6 +75,29 @@ pub enum DaemonError {
     /// The auth file could not be created or read.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The config directory may be written by other users, who could then plant files the
+    /// daemon reads and writes.
+    #[error(
+        "config directory {dir} is writable by other users (mode {mode:04o}): they could \
+         plant files the daemon reads and writes; fix it with `chmod go-w {dir}` (or accept \
+         it explicitly: --allow-insecure-config-dir, DaemonBuilder::allow_insecure_config_dir)",
+        dir = dir.display()
+    )]
+    InsecureConfigDir {
+        /// The config directory.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The config directory could not be created or examined.
+    #[error("config directory {dir}: {source}")]
+    ConfigDir {
+        /// The config directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A non-loopback address was given without allowing remote clients.
     #[error("{addr} is not a loopback address; allow remote clients explicitly to listen on it")]
     RemoteNotAllowed {
@@ -106,9 +132,56 @@ pub struct DaemonBuilder {
     #[cfg(feature = "web")]
     web: Option<SocketAddr>,
     allow_remote: bool,
+    allow_insecure_config_dir: bool,
+}
+
+/// Makes sure the config directory is safe to use: created with mode 0700 if missing; if
+/// group or other users may write to it, refused ([`DaemonError::InsecureConfigDir`],
+/// which says how to fix it) unless `allow_insecure` (then a warning is logged). The
+/// builder calls it; a program that writes into the directory before building the daemon
+/// (the binary's embedded engine) calls it first.
+pub fn prepare_config_dir(dir: &Path, allow_insecure: bool) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io_error = |source| DaemonError::ConfigDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error)?;
+    }
+    let mode = std::fs::metadata(dir)
+        .map_err(io_error)?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o022 != 0 {
+        if !allow_insecure {
+            return Err(DaemonError::InsecureConfigDir {
+                dir: dir.to_path_buf(),
+                mode,
+            });
+        }
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{mode:04o}"),
+            "config directory is writable by other users; accepted as asked (--allow-insecure-config-dir)"
+        );
+    }
+    Ok(())
 }
 
 impl DaemonBuilder {
+    /// Accepts a config directory that group or other users may write to (refused by
+    /// default: see [`prepare_config_dir`]).
+    pub fn allow_insecure_config_dir(mut self, allow: bool) -> Self {
+        self.allow_insecure_config_dir = allow;
+        self
+    }
+
     /// Puts a torrent engine behind Deluge's torrent methods (`core.add_torrent_file`,
     /// `core.get_torrents_status`, …) and torrent events; usually the same engine that is
     /// the session source.
@@ -176,6 +249,7 @@ impl DaemonBuilder {
     /// finds every method.
     pub async fn build(self) -> Result<Daemon, DaemonError> {
         let dir = self.config_dir.clone();
+        prepare_config_dir(&dir, self.allow_insecure_config_dir)?;
         let host = PluginHost::open(self.source, &dir).map_err(|source| DaemonError::Store {
             dir: dir.clone(),
             source,
@@ -215,6 +289,82 @@ impl DaemonBuilder {
     }
 }
 
+/// Re-reads the files a person edits while the daemon runs: the `auth` file (every
+/// transport's copy), the TLS key's permissions and `stats.conf`. What cannot be used is
+/// refused with the reason, logged, and the running settings stay.
+#[derive(Clone)]
+pub struct Reloader {
+    dir: PathBuf,
+    stats: StatsHandle,
+    #[cfg(feature = "rpc")]
+    rpc_auth: Option<Arc<crate::rpc::daemon::Gateway>>,
+    #[cfg(feature = "web")]
+    web_auth: Option<Arc<crate::auth::AuthFile>>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("config_dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Reloader::reload`] could not use (the running settings stay for each).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("; "))]
+#[non_exhaustive]
+pub struct ReloadError {
+    /// One message per file refused.
+    pub problems: Vec<String>,
+}
+
+impl Reloader {
+    /// Re-reads `auth` and `stats.conf` and checks the TLS key's permissions; logs each
+    /// refusal (with how to fix it) and returns them all.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        let mut problems = Vec::new();
+        #[allow(unused_mut)]
+        let mut auths: Vec<&crate::auth::AuthFile> = Vec::new();
+        #[cfg(feature = "rpc")]
+        if let Some(gateway) = &self.rpc_auth {
+            auths.push(gateway.auth());
+        }
+        #[cfg(feature = "web")]
+        if let Some(auth) = &self.web_auth {
+            auths.push(auth);
+        }
+        let mut auth_error = None;
+        for auth in auths {
+            if let Err(e) = auth.reload() {
+                auth_error.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(e) = auth_error {
+            tracing::error!(error = %e, "auth file not reloaded; the accounts read last stay in use");
+            problems.push(e);
+        }
+        #[cfg(feature = "rpc")]
+        if self.rpc_auth.is_some() {
+            if let Err(e) = crate::rpc::tls::check_key_file(&self.dir) {
+                tracing::error!(error = %e, "TLS key file");
+                problems.push(e.to_string());
+            }
+        }
+        match self.stats.reload_config().await {
+            Ok(_) => {}
+            Err(crate::stats::StatsError::NotRunning) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+        if problems.is_empty() {
+            tracing::info!(config_dir = %self.dir.display(), "reloaded auth and stats.conf");
+            Ok(())
+        } else {
+            Err(ReloadError { problems })
+        }
+    }
+}
+
 /// A built daemon: plugins enabled, transports bound; [`run`](Daemon::run) serves.
 pub struct Daemon {
     core: Core,
@@ -250,6 +400,20 @@ impl Daemon {
             #[cfg(feature = "web")]
             web: None,
             allow_remote: false,
+            allow_insecure_config_dir: false,
+        }
+    }
+
+    /// A handle that re-reads what the daemon reads from its config directory (the binary
+    /// calls it on SIGHUP); valid while [`run`](Daemon::run) serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            dir: self.core.host().config_dir().to_path_buf(),
+            stats: self.stats.clone(),
+            #[cfg(feature = "rpc")]
+            rpc_auth: self.rpc.as_ref().map(|b| b.gateway()),
+            #[cfg(feature = "web")]
+            web_auth: self.web.as_ref().map(|b| b.auth()),
         }
     }
 
@@ -279,7 +443,8 @@ impl Daemon {
 
     /// Serves until `shutdown` completes or a client calls `daemon.shutdown`, then stops
     /// the transports and disables every plugin so each saves. Returns the first plugin
-    /// error of the shutdown.
+    /// error of the shutdown: a failed final save of the Stats plugin is one (callers
+    /// should exit non-zero: the files lag what was counted).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         #[cfg(feature = "rpc")]
@@ -373,6 +538,10 @@ mod rpc {
     }
 
     impl Bound {
+        pub(super) fn gateway(&self) -> Arc<Gateway> {
+            self.gateway.clone()
+        }
+
         pub(super) fn serve(self, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
             tracing::info!(addr = %self.addr, "serving Deluge RPC");
             tokio::spawn(server::run(
@@ -441,6 +610,10 @@ mod web {
     }
 
     impl Bound {
+        pub(super) fn auth(&self) -> Arc<AuthFile> {
+            self.auth.clone()
+        }
+
         pub(super) fn serve(
             self,
             core: &Core,

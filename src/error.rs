@@ -55,6 +55,14 @@ pub enum StoreError {
         /// confy's message.
         message: String,
     },
+    /// The value could not be serialized to TOML.
+    #[error("could not serialize {path}: {message}")]
+    Serialize {
+        /// The file being written.
+        path: PathBuf,
+        /// The serializer's message.
+        message: String,
+    },
     /// The file and its `.bak` are both unusable: refusing to start rather than resetting.
     #[error(
         "{path} is unusable ({reason}) and so is its backup ({backup}); refusing to start \

@@ -17,7 +17,7 @@
 //! | [`event`] | the [`EventBus`](event::EventBus) |
 //! | [`service`] | the core service [`Core`](service::Core): Deluge's `core.*`/`daemon.*` methods (torrents through an engine), host, source, events, one `dispatch` |
 //! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
-//! | [`store`] | durable TOML files on confy: temp + fsync + rename, `.bak`, checksum, recovery |
+//! | [`store`] | durable TOML files (confy's toml): fresh temp file + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
 //! | [`auth`] | the auth file: accounts and levels every transport logs users in against |
 //! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
@@ -31,7 +31,7 @@
 //! ## Features
 //! | feature | adds |
 //! |---|---|
-//! | (none) | the library above on tokio, serde, serde_json, confy, tracing, async-trait, thiserror |
+//! | (none) | the library above on tokio, serde, serde_json, confy (and its toml), tracing, async-trait, thiserror |
 //! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, `rpc::client`, the `deluge://` source |
 //! | `rpc` (default) | `rpc-client` plus the server side: auth file, TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
 //! | `rqbit` (default) | the embedded librqbit engine: [`source::RqbitEngine`] (payload counters only) |

@@ -1,9 +1,10 @@
 //! The durable store: typed files on confy (TOML) made crash-safe.
 //!
 //! confy writes a file by truncating it in place (confy #47), so a crash mid-write leaves
-//! an empty or half file. [`Store::save`] instead writes through confy to a temporary file
-//! in the same directory and renames it over the target, so the target is always either
-//! the old or the new version. A [`Durability::Durable`] save also fsyncs the temporary
+//! an empty or half file, and it follows a symlink planted at the path. [`Store::save`]
+//! instead serializes with confy's TOML crate to a fresh temporary file in the same
+//! directory (created new, never through a symlink, removed again if the save fails) and
+//! renames it over the target, so the target is always either the old or the new version. A [`Durability::Durable`] save also fsyncs the temporary
 //! file and the directory, and first keeps the previous file as `<name>.bak`.
 //!
 //! Machine-owned files ([`Persist::SEALED`]) end with a checksum line (a TOML comment), so
@@ -115,12 +116,7 @@ struct WriterLock {
 
 impl WriterLock {
     fn take(lock_path: PathBuf, path: &Path) -> Result<WriterLock, StoreError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open lock", &lock_path))?;
+        let file = open_lock_file(&lock_path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -150,6 +146,41 @@ impl WriterLock {
             path: lock_path,
         })
     }
+}
+
+/// Opens a lock file without following a symlink planted at its path: created new if
+/// missing (`O_EXCL` never follows a symlink); an existing one must be a regular file, and
+/// the file opened must be that same file (no swap between the check and the open). It
+/// is opened without `O_CREAT`, so a dangling symlink creates nothing.
+fn open_lock_file(lock_path: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(lock_path)
+    {
+        Ok(file) => return Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("create lock", lock_path)(e)),
+    }
+    let not_a_file = || {
+        io("open lock", lock_path)(std::io::Error::other(
+            "not a regular file (a symlink or something else was put there); remove it",
+        ))
+    };
+    let before = fs::symlink_metadata(lock_path).map_err(io("stat lock", lock_path))?;
+    if !before.file_type().is_file() {
+        return Err(not_a_file());
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(lock_path)
+        .map_err(io("open lock", lock_path))?;
+    let opened = file.metadata().map_err(io("stat lock", lock_path))?;
+    if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) {
+        return Err(not_a_file());
+    }
+    Ok(file)
 }
 
 impl Drop for WriterLock {
@@ -291,34 +322,48 @@ impl<T: Persist> Store<T> {
         Ok(Some(copy))
     }
 
-    /// Saves `value` atomically (temp file through confy, then rename).
+    /// Saves `value` atomically: serialized to TOML, written to a fresh temp file, then
+    /// renamed over the file. A failed save removes its temp file (a disk that filled up
+    /// keeps no partial file taking the last free space).
     pub fn save(&self, value: &T, durability: Durability) -> Result<(), StoreError> {
-        confy::store_path(&self.tmp, value).map_err(|e| StoreError::Confy {
-            path: self.tmp.clone(),
+        let mut text = toml::to_string_pretty(value).map_err(|e| StoreError::Serialize {
+            path: self.path.clone(),
             message: e.to_string(),
         })?;
         if T::SEALED {
-            let body = fs::read(&self.tmp).map_err(io("read back", &self.tmp))?;
-            let mut file = OpenOptions::new()
-                .append(true)
-                .open(&self.tmp)
-                .map_err(io("open", &self.tmp))?;
-            let trailer = format!("{TRAILER}{:016x}\n", fnv1a64(&body));
-            file.write_all(trailer.as_bytes())
-                .map_err(io("write", &self.tmp))?;
+            let trailer = format!("{TRAILER}{:016x}\n", fnv1a64(text.as_bytes()));
+            text.push_str(&trailer);
         }
+        let tmp = TempFile::create(&self.tmp)?;
+        let result = self.write_and_rename(tmp, text.as_bytes(), durability);
+        if result.is_err() {
+            let _ = fs::remove_file(sibling(&self.tmp, ".bak"));
+        }
+        result
+    }
+
+    fn write_and_rename(
+        &self,
+        mut tmp: TempFile,
+        bytes: &[u8],
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        tmp.file.write_all(bytes).map_err(io("write", &self.tmp))?;
         if durability == Durability::Durable {
-            File::open(&self.tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(io("fsync", &self.tmp))?;
+            tmp.file.sync_all().map_err(io("fsync", &self.tmp))?;
             if self.path.exists() {
                 let bak_tmp = sibling(&self.tmp, ".bak");
+                // link(2) neither follows a symlink at the new name (it fails) nor at the
+                // old one (it links the symlink itself).
                 let _ = fs::remove_file(&bak_tmp);
                 fs::hard_link(&self.path, &bak_tmp).map_err(io("link", &bak_tmp))?;
                 fs::rename(&bak_tmp, &self.bak).map_err(io("rename", &self.bak))?;
             }
         }
+        // rename(2) replaces whatever is at the target, a symlink included, never what a
+        // symlink points to.
         fs::rename(&self.tmp, &self.path).map_err(io("rename", &self.path))?;
+        tmp.renamed();
         if durability == Durability::Durable {
             let dir = parent(&self.path);
             File::open(&dir)
@@ -326,6 +371,56 @@ impl<T: Persist> Store<T> {
                 .map_err(io("fsync directory", &dir))?;
         }
         Ok(())
+    }
+}
+
+/// A store's temp file, created new for each save and removed again unless it was renamed
+/// into place.
+///
+/// How it refuses symlinks: any leftover at the temp path (a crashed save's file, or a
+/// symlink or file someone planted) is first removed with `remove_file`, which unlinks a
+/// symlink itself and never its target; then the file is opened with `create_new`
+/// (`O_CREAT | O_EXCL`), which fails on anything that appeared there in between, a
+/// dangling or valid symlink included: POSIX requires `O_EXCL` to never follow a symlink
+/// at the last component. That is what `O_NOFOLLOW` would add here, without the
+/// architecture-specific flag value that std does not name (the core library has no libc
+/// or nix dependency, and is `forbid(unsafe_code)`).
+struct TempFile {
+    file: File,
+    path: Option<PathBuf>,
+}
+
+impl TempFile {
+    fn create(path: &Path) -> Result<TempFile, StoreError> {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove stale temp file", path)(e)),
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io("create temp file", path))?;
+        Ok(TempFile {
+            file,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The file is in place: nothing to remove.
+    fn renamed(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove a failed save's temp file");
+            }
+        }
     }
 }
 
@@ -343,9 +438,35 @@ pub fn read<T: Persist>(path: &Path) -> Result<T, Rejected> {
     if T::SEALED {
         check_trailer(&bytes)?;
     }
-    let value: T = confy::load_path(path).map_err(|e| Rejected::Bad(format!("{e}")))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| Rejected::Bad(format!("not UTF-8 text: {e}")))?;
+    let value: T = toml::from_str(text).map_err(|e| Rejected::Bad(toml_error(text, &e)))?;
     value.validate().map_err(Rejected::Bad)?;
     Ok(value)
+}
+
+/// A TOML error on one line: `line L, column C: message`.
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let (line, column) = line_col(text, span.start);
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 fn check_trailer(bytes: &[u8]) -> Result<(), Rejected> {
@@ -425,6 +546,56 @@ mod tests {
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(text.lines().last().unwrap().starts_with(TRAILER), "{text}");
         assert_eq!(store.load().unwrap(), (doc, LoadOutcome::Loaded));
+    }
+
+    #[test]
+    fn a_symlink_at_the_temp_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let dangling = outside.path().join("never");
+        let store = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        let doc = Doc {
+            count: 1,
+            name: "a".into(),
+        };
+        for target in [&victim, &dangling] {
+            std::os::unix::fs::symlink(target, dir.path().join(".doc.tmp")).unwrap();
+            store.save(&doc, Durability::Durable).unwrap();
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+            assert!(!dangling.exists());
+            assert_eq!(store.load().unwrap().0, doc);
+        }
+    }
+
+    #[test]
+    fn a_failed_save_removes_its_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        // A directory where the file goes: the rename fails after the write.
+        fs::create_dir(dir.path().join("doc")).unwrap();
+        fs::write(dir.path().join("doc").join("x"), "").unwrap();
+        for durability in [Durability::Fast, Durability::Durable] {
+            assert!(store.save(&Doc::default(), durability).is_err());
+            let left: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn a_symlink_at_the_lock_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("created?");
+        std::os::unix::fs::symlink(&target, dir.path().join(".doc.lock")).unwrap();
+        let err = Store::<Doc>::open(dir.path().join("doc")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(!target.exists(), "the symlink's target was created");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! TLS: the daemon's key pair and the client's certificate policy.
 //!
 //! The daemon keeps its key pair in `<config>/ssl/daemon.cert` and `daemon.pkey` (PEM,
-//! mode 0600), generated at first start (ECDSA P-256, self-signed) and reused after; a
+//! mode 0600; a key other users may read is refused), generated at first start (ECDSA P-256, self-signed) and reused after; a
 //! Deluge RSA pair copied there works too. Deluge clients do not verify the certificate;
 //! our client accepts any certificate or pins one.
 
@@ -37,12 +37,19 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
+/// Writes a new private file (mode 0600). Whatever is at the path is removed first
+/// (`remove_file` unlinks a symlink, not its target) and the file is created new
+/// (`O_EXCL` never follows a symlink), so a planted symlink cannot redirect the write.
 #[cfg(feature = "rpc")]
 fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RpcError::io("remove", path, e)),
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| RpcError::io("create", path, e))?;
@@ -51,12 +58,23 @@ fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
         .map_err(|e| RpcError::io("write", path, e))
 }
 
-/// Loads the daemon's key pair, generating it first if it does not exist.
+/// Refuses the daemon's private key if other users may access it (the message says to
+/// `chmod 600` it). The daemon checks at start and on SIGHUP.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub fn check_key_file(config_dir: &Path) -> Result<(), RpcError> {
+    let (_, key_path) = key_pair_paths(config_dir);
+    Ok(crate::auth::check_private(&key_path)?)
+}
+
+/// Loads the daemon's key pair, generating it first if it does not exist. A key that
+/// other users may read is refused ([`check_key_file`]).
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, RpcError> {
     let (cert_path, key_path) = key_pair_paths(config_dir);
-    if !cert_path.exists() || !key_path.exists() {
+    let present = |p: &Path| fs::symlink_metadata(p).is_ok();
+    if !present(&cert_path) || !present(&key_path) {
         let dir = cert_path.parent().expect("ssl dir");
         fs::create_dir_all(dir).map_err(|e| RpcError::io("create", dir, e))?;
         let key = rcgen::KeyPair::generate().map_err(|e| RpcError::Tls(e.to_string()))?;
@@ -69,6 +87,7 @@ pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, Rpc
         write_private(&cert_path, &cert.pem())?;
         tracing::info!(cert = %cert_path.display(), "generated the daemon's TLS key pair");
     }
+    check_key_file(config_dir)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect())
         .map_err(|e| RpcError::Tls(format!("{}: {e}", cert_path.display())))?;

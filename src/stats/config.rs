@@ -1,4 +1,12 @@
 //! The Stats plugin's preferences (`stats.conf`) and their validation.
+//!
+//! `stats.conf` is a file people edit by hand, so it is read by [`read_file`], never
+//! recovered: a bad value, a wrong type, an unknown key or broken TOML is refused with
+//! the file, line, key and what is allowed ([`ConfigFileError`]), and the file is left
+//! exactly as it was written (never moved aside, never replaced by its `.bak`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -46,6 +54,10 @@ impl StatsConfig {
         }
     }
 
+    fn value_of(&self, key: &str) -> u64 {
+        self.clone().field(key).map_or(0, |v| *v)
+    }
+
     /// The preferences as a JSON object (what `stats.get_config` returns).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -86,6 +98,59 @@ impl StatsConfig {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<StatsConfig, ConfigFileError> {
+        parse_file(text, Path::new("/cfg/stats.conf"))
+    }
+
+    #[test]
+    fn good_files_and_defaults() {
+        assert_eq!(parse("").unwrap(), StatsConfig::default());
+        let c = parse("# mine\nupdate_interval = 5\nlength = 300\n").unwrap();
+        assert_eq!((c.update_interval, c.length, c.save_interval), (5, 300, 30));
+    }
+
+    #[test]
+    fn a_near_miss_key_gets_a_suggestion() {
+        let e = parse("length = 150\nupdate_intervall = 3\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.key.as_deref(), Some("update_intervall"));
+        let text = e.to_string();
+        assert!(text.starts_with("/cfg/stats.conf line 2: unknown key `update_intervall` (did you mean `update_interval`?)"), "{text}");
+        assert!(text.contains("`save_interval` (5..=3600"), "{text}");
+        let far = parse("colour = 1\n").unwrap_err().to_string();
+        assert!(!far.contains("did you mean"), "{far}");
+        assert_eq!(suggest("Save-Interval"), Some("save_interval"));
+    }
+
+    #[test]
+    fn wrong_types_and_values_name_line_and_key() {
+        let e = parse("update_interval = 2\n\nlength = \"long\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("length")));
+        assert!(
+            e.message
+                .contains("must be a whole number from 10 to 10000"),
+            "{e}"
+        );
+        assert!(e.message.contains("not a string"), "{e}");
+        let e = parse("save_interval = 2.5\n").unwrap_err();
+        assert!(e.message.contains("not a decimal number"), "{e}");
+        let e = parse("update_interval = 0\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(
+            e.to_string()
+                .contains("`update_interval` = 0 is out of range: allowed 1..=60"),
+            "{e}"
+        );
+        let e = parse("length = 150\nupdate_interval = = 2\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.starts_with("not valid TOML"), "{e}");
+    }
+}
+
 impl Persist for StatsConfig {
     const SEALED: bool = false;
 
@@ -99,4 +164,155 @@ impl Persist for StatsConfig {
         }
         Ok(())
     }
+}
+
+/// What each key means, for error messages.
+const MEANING: [(&str, &str); 3] = [
+    ("update_interval", "seconds between polls"),
+    ("length", "points kept per history series"),
+    ("save_interval", "most seconds between fsync'd checkpoints"),
+];
+
+/// A hand-edited `stats.conf` that cannot be used, and why: it names the file, the line
+/// and the key, and says what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct ConfigFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The 1-based line at fault, when there is one.
+    pub line: Option<usize>,
+    /// The key at fault, when there is one.
+    pub key: Option<String>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// Every settable key with its range and meaning: `update_interval` (1..=60, seconds
+/// between polls), ...
+fn allowed() -> String {
+    RANGES
+        .iter()
+        .zip(MEANING)
+        .map(|((k, lo, hi), (_, what))| format!("`{k}` ({lo}..={hi}, {what})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Levenshtein distance (keys are short).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known key closest to `key`, if it is a near miss (edit distance ≤ 2, ignoring case).
+pub fn suggest(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    RANGES
+        .iter()
+        .map(|(k, _, _)| (distance(&lower, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn toml_kind(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a decimal number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Parses the text of a hand-edited `stats.conf` (at `path`, for messages): every key
+/// must be known, an integer and in range; a missing key takes its default.
+pub fn parse_file(text: &str, path: &Path) -> Result<StatsConfig, ConfigFileError> {
+    let error = |line, key: Option<&str>, message: String| ConfigFileError {
+        path: path.to_path_buf(),
+        line,
+        key: key.map(String::from),
+        message,
+    };
+    let table: BTreeMap<String, toml::Spanned<toml::Value>> =
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| crate::store::line_col(text, s.start).0);
+            error(
+                line,
+                None,
+                format!("not valid TOML: {}", e.message().trim().replace('\n', "; ")),
+            )
+        })?;
+    let mut config = StatsConfig::default();
+    for (key, value) in &table {
+        let line = Some(crate::store::line_col(text, value.span().start).0);
+        let Some(&(_, lo, hi)) = RANGES.iter().find(|(k, _, _)| k == key) else {
+            let hint = suggest(key)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            return Err(error(
+                line,
+                Some(key),
+                format!("unknown key `{key}`{hint}; the keys are {}", allowed()),
+            ));
+        };
+        let what = MEANING.iter().find(|(k, _)| k == key).map_or("", |m| m.1);
+        let n = match value.get_ref() {
+            toml::Value::Integer(n) => *n,
+            other => {
+                return Err(error(
+                    line,
+                    Some(key),
+                    format!(
+                        "`{key}` must be a whole number from {lo} to {hi} ({what}), not {} \
+                         (write e.g. `{key} = {}`)",
+                        toml_kind(other),
+                        StatsConfig::default().value_of(key)
+                    ),
+                ))
+            }
+        };
+        if n < lo as i64 || n > hi as i64 {
+            return Err(error(
+                line,
+                Some(key),
+                format!("`{key}` = {n} is out of range: allowed {lo}..={hi} ({what})"),
+            ));
+        }
+        if let Some(slot) = config.field(key) {
+            *slot = n as u64;
+        }
+    }
+    Ok(config)
+}
+
+/// Reads a hand-edited `stats.conf` without changing it: `Ok(None)` if it does not exist.
+pub fn read_file(path: &Path) -> Result<Option<StatsConfig>, ConfigFileError> {
+    let error = |message: String| ConfigFileError {
+        path: path.to_path_buf(),
+        line: None,
+        key: None,
+        message,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(error(format!("cannot be read: {e}"))),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| error(format!("is not UTF-8 text: {e}")))?;
+    parse_file(&text, path).map(Some)
 }

@@ -44,7 +44,8 @@ pub const HISTORY_FILE: &str = "stats.history";
 
 struct Running {
     stop: ShutdownTrigger,
-    task: JoinHandle<()>,
+    /// Ends with the final save's error, if it failed.
+    task: JoinHandle<Result<(), String>>,
 }
 
 /// What exports and handles reach while the plugin is enabled.
@@ -107,6 +108,9 @@ pub enum StatsError {
     /// The change was refused (validation or a failed save); nothing changed.
     #[error(transparent)]
     Refused(#[from] DispatchError),
+    /// The hand-edited `stats.conf` cannot be used; the running preferences stay.
+    #[error("{0}; the running preferences stay")]
+    ConfigFile(#[from] config::ConfigFileError),
 }
 
 /// A typed change of preferences: `None` leaves a value as it is.
@@ -269,6 +273,20 @@ impl StatsHandle {
         self.config()
     }
 
+    /// Reads `stats.conf` again (what SIGHUP does) and applies it if it is valid; the file
+    /// is not rewritten. If it is not valid, the running preferences stay and the error
+    /// says where and why. Returns the preferences now in force.
+    pub async fn reload_config(&self) -> Result<StatsConfig, StatsError> {
+        let link = self.link()?;
+        let (reply, answer) = oneshot::channel();
+        link.commands
+            .send(poller::Command::Reload(reply))
+            .await
+            .map_err(|_| StatsError::NotRunning)?;
+        answer.await.map_err(|_| StatsError::NotRunning)??;
+        self.config()
+    }
+
     /// Polls the source now (after any poll in flight), counts what it reports and saves
     /// the totals; returns them. Call it before restarting your engine: bytes moved since
     /// the last poll are then counted, not lost.
@@ -319,8 +337,25 @@ impl CorePlugin for Stats {
             *running = None;
         }
         let conf = ctx.store::<StatsConfig>(CONF_FILE).await?;
-        let config = load(&ctx, &conf)?;
-        let conf = if conf.path().exists() {
+        // A file people edit: refused with where and why, never recovered or rewritten.
+        let path = conf.path().to_path_buf();
+        let read = tokio::task::spawn_blocking(move || config::read_file(&path))
+            .await
+            .map_err(|e| PluginError::Failed {
+                plugin: "Stats".into(),
+                message: format!("reading the preferences: {e}"),
+            })?;
+        let (config, exists) = match read {
+            Ok(Some(config)) => (config, true),
+            Ok(None) => (StatsConfig::default(), false),
+            Err(e) => {
+                return Err(PluginError::Failed {
+                    plugin: "Stats".into(),
+                    message: format!("{e}; the file was left as it is: fix it and start again"),
+                })
+            }
+        };
+        let conf = if exists {
             conf
         } else {
             // Write the defaults once so users can see and edit them (off the workers).
@@ -402,9 +437,15 @@ impl CorePlugin for Stats {
         };
         *self.shared.link.write().unwrap_or_else(|e| e.into_inner()) = None;
         run.stop.trigger();
-        run.task.await.map_err(|e| PluginError::Failed {
+        let saved = run.task.await.map_err(|e| PluginError::Failed {
             plugin: "Stats".into(),
             message: format!("poll task ended abnormally: {e}"),
+        })?;
+        saved.map_err(|e| PluginError::Failed {
+            plugin: "Stats".into(),
+            message: format!(
+                "the final save failed ({e}); the files keep the last totals saved before it"
+            ),
         })?;
         tracing::info!("Stats disabled");
         Ok(())

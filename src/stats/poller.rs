@@ -22,7 +22,7 @@ use crate::error::{DispatchError, SourceError, StoreError};
 use crate::export::Args;
 use crate::plugin::Shutdown;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use crate::stats::config::StatsConfig;
+use crate::stats::config::{self, ConfigFileError, StatsConfig};
 use crate::stats::history::History;
 use crate::stats::totals::{Accumulator, Counters};
 use crate::store::{Durability, Store};
@@ -173,6 +173,8 @@ pub(crate) enum Command {
     ),
     /// Poll now (after any poll in flight), count and save; answers with the totals.
     PollNow(oneshot::Sender<Result<Counters, SourceError>>),
+    /// Read the hand-edited `stats.conf` again and apply it if it is valid.
+    Reload(oneshot::Sender<Result<(), ConfigFileError>>),
 }
 
 /// How long a disable waits for the final poll.
@@ -250,13 +252,14 @@ impl Poller {
         }
     }
 
-    /// Runs until either shutdown signal fires, then saves everything.
+    /// Runs until either shutdown signal fires, then saves everything; ends with the
+    /// final save's error, if it failed.
     pub(crate) async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut host_shutdown: Shutdown,
         mut stop: Shutdown,
-    ) {
+    ) -> Result<(), String> {
         let config = self.view.read().config.clone();
         let mut poll = every(secs(config.update_interval), Instant::now());
         let save_period = secs(config.save_interval);
@@ -301,6 +304,15 @@ impl Poller {
                         }
                         let _ = reply.send(result.map(|_| ()));
                     }
+                    Some(Command::Reload(reply)) => {
+                        let result = self.reload_config().await;
+                        if let Ok(Some(new)) = &result {
+                            poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
+                            let period = secs(new.save_interval);
+                            checkpoint = every(period, Instant::now() + period);
+                        }
+                        let _ = reply.send(result.map(|_| ()));
+                    }
                     Some(Command::Reset(args, reply)) => {
                         let _ = reply.send(self.reset(&args).await);
                         self.publish();
@@ -321,9 +333,10 @@ impl Poller {
             Ok(result) => self.on_poll(result).await,
             Err(_) => tracing::warn!("final poll timed out; saving the last counted totals"),
         }
-        self.save_all("disable").await;
+        let saved = self.save_all("disable").await;
         self.snapshots
             .send_replace(self.view.read().snapshot(false));
+        saved
     }
 
     /// Publishes the current state to the watch channel.
@@ -541,11 +554,23 @@ impl Poller {
         self.publish();
     }
 
-    async fn save_all(&mut self, reason: &str) {
-        let totals = self.save_totals(Durability::Durable).await;
-        let history = self.save_history().await;
+    async fn save_all(&mut self, reason: &str) -> Result<(), String> {
+        let error = |this: &Self, what: &str| {
+            let why = this.view.read().health.save_error.clone();
+            format!(
+                "{what} not saved: {}",
+                why.as_deref().unwrap_or("unknown error")
+            )
+        };
+        let mut failed = Vec::new();
+        if !self.save_totals(Durability::Durable).await {
+            failed.push(error(self, "totals"));
+        }
+        if !self.save_history().await {
+            failed.push(error(self, "history"));
+        }
         let t = self.view.read().acc.totals;
-        if totals && history {
+        if failed.is_empty() {
             tracing::info!(
                 reason,
                 upload = t.total_upload,
@@ -554,13 +579,17 @@ impl Poller {
                 payload_download = t.total_payload_download,
                 "stats saved"
             );
+            Ok(())
         } else {
+            let failed = failed.join("; ");
             tracing::error!(
                 reason,
                 upload = t.total_upload,
                 download = t.total_download,
+                error = %failed,
                 "stats could not be saved on {reason}"
             );
+            Err(failed)
         }
     }
 
@@ -581,6 +610,46 @@ impl Poller {
         blocking(move || files.conf.save(&saved, Durability::Durable))
             .await
             .map_err(|e| plugin_error(args, "preferences not changed", e))?;
+        Ok(self.apply_config(current, next))
+    }
+
+    /// Reads `stats.conf` again and applies it (the file is not rewritten); on an error
+    /// the running preferences stay. Returns the new preferences if the timers changed.
+    async fn reload_config(&mut self) -> Result<Option<StatsConfig>, ConfigFileError> {
+        let path = self.files.conf.path().to_path_buf();
+        let read = tokio::task::spawn_blocking(move || config::read_file(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ConfigFileError {
+                    path: self.files.conf.path().to_path_buf(),
+                    line: None,
+                    key: None,
+                    message: format!("the read task failed: {e}"),
+                })
+            });
+        let current = self.view.read().config.clone();
+        let next = match read {
+            Ok(Some(next)) => next,
+            // A deleted file: the running preferences stay (the next change writes it).
+            Ok(None) => {
+                tracing::warn!(file = %self.files.conf.path().display(), "stats.conf is gone; the running preferences stay");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "stats.conf not reloaded; the running preferences stay");
+                return Err(e);
+            }
+        };
+        if next == current {
+            tracing::info!(config = ?next, "stats.conf reloaded: unchanged");
+            return Ok(None);
+        }
+        tracing::info!(file = %self.files.conf.path().display(), "stats.conf reloaded");
+        Ok(self.apply_config(current, next))
+    }
+
+    /// Makes `next` the preferences in force; returns it if the timers changed.
+    fn apply_config(&mut self, current: StatsConfig, next: StatsConfig) -> Option<StatsConfig> {
         let mut view = self.view.write();
         if next.update_interval != current.update_interval {
             tracing::info!(
@@ -598,7 +667,7 @@ impl Poller {
         tracing::info!(config = ?next, "preferences changed");
         let timers_changed = next.update_interval != current.update_interval
             || next.save_interval != current.save_interval;
-        Ok(timers_changed.then_some(next))
+        timers_changed.then_some(next)
     }
 
     /// Saves `next` durably, then makes it the state; if the save fails nothing changes and

@@ -1,4 +1,11 @@
 //! `torrent-stats daemon`.
+//!
+//! Signals: SIGTERM, SIGINT, SIGQUIT (and SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR,
+//! SIGXCPU, whose default would kill it unsaved) save everything and stop; SIGHUP re-reads
+//! `auth` and `stats.conf` (a file that cannot be used is refused, logged, and the running
+//! settings stay); SIGUSR1, SIGUSR2 and SIGXFSZ are logged and ignored (SIGPIPE is ignored
+//! by Rust programs). The exit status is 0 after a clean stop, 1 when the daemon could
+//! not start or its final save failed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -71,6 +78,104 @@ pub struct Args {
     #[cfg(feature = "web")]
     #[arg(long)]
     no_web: bool,
+    /// Accept a config directory that group or other users may write to (refused by
+    /// default: they could plant files the daemon reads and writes).
+    #[arg(long)]
+    allow_insecure_config_dir: bool,
+}
+
+/// What a signal asks of the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    /// Save everything and exit.
+    Stop,
+    /// Re-read `auth` and `stats.conf`.
+    Reload,
+    /// Log it; nothing else.
+    Ignore,
+}
+
+/// Every signal the daemon handles: the ones whose default action would end it without a
+/// save are either a stop (after the save) or harmless. SIGKILL and SIGSTOP cannot be
+/// caught; fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) are not handled.
+fn signals() -> Vec<(&'static str, SignalKind, Action)> {
+    let mut list = vec![
+        ("SIGTERM", SignalKind::terminate(), Action::Stop),
+        ("SIGINT", SignalKind::interrupt(), Action::Stop),
+        ("SIGQUIT", SignalKind::quit(), Action::Stop),
+        ("SIGHUP", SignalKind::hangup(), Action::Reload),
+        ("SIGUSR1", SignalKind::user_defined1(), Action::Ignore),
+        ("SIGUSR2", SignalKind::user_defined2(), Action::Ignore),
+        ("SIGALRM", SignalKind::alarm(), Action::Stop),
+        ("SIGIO", SignalKind::io(), Action::Stop),
+    ];
+    // Numbers tokio does not name, as Linux numbers them on x86, ARM, RISC-V, PowerPC and
+    // s390 (asm-generic; MIPS, SPARC and Alpha differ).
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86",
+            target_arch = "x86_64",
+            target_arch = "arm",
+            target_arch = "aarch64",
+            target_arch = "riscv64",
+            target_arch = "powerpc64",
+            target_arch = "s390x"
+        )
+    ))]
+    list.extend([
+        // A write beyond the file-size limit: ignored, the write fails with EFBIG and the
+        // save reports it (counting goes on in memory).
+        ("SIGXFSZ", SignalKind::from_raw(25), Action::Ignore),
+        ("SIGXCPU", SignalKind::from_raw(24), Action::Stop),
+        ("SIGVTALRM", SignalKind::from_raw(26), Action::Stop),
+        ("SIGPROF", SignalKind::from_raw(27), Action::Stop),
+        ("SIGPWR", SignalKind::from_raw(30), Action::Stop),
+    ]);
+    list
+}
+
+/// Listens for [`signals`]; answers the next stop, reloading and ignoring meanwhile.
+struct Signals {
+    streams: Vec<(&'static str, Action, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        let mut streams = Vec::new();
+        for (name, kind, action) in signals() {
+            let stream = signal(kind).with_context(|| format!("installing the {name} handler"))?;
+            streams.push((name, action, stream));
+        }
+        Ok(Signals { streams })
+    }
+
+    /// The next signal: its name and action.
+    async fn next(&mut self) -> (&'static str, Action) {
+        let waits = self.streams.iter_mut().map(|(name, action, stream)| {
+            Box::pin(async move {
+                stream.recv().await;
+                (*name, *action)
+            })
+        });
+        futures_select_all(waits).await
+    }
+}
+
+/// The first of `futures` to complete (a small `select_all`).
+async fn futures_select_all<F: std::future::Future + Unpin>(
+    futures: impl Iterator<Item = F>,
+) -> F::Output {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if let std::task::Poll::Ready(out) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `interface`, or the default for `allow_remote`, on `port`.
@@ -85,6 +190,8 @@ fn listen_addr(interface: Option<IpAddr>, allow_remote: bool, port: u16) -> Sock
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = crate::config_dir(args.config_dir.clone())?;
+    // Before anything writes into it (the embedded engine keeps its files there).
+    torrent_stats::daemon::prepare_config_dir(&dir, args.allow_insecure_config_dir)?;
     let addr = listen_addr(args.interface, args.allow_remote, args.port);
     if !addr.ip().is_loopback() && !args.allow_remote {
         anyhow::bail!(
@@ -107,14 +214,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Signals first: from here on no signal of `signals()` ends the daemon unsaved (one
+        // that arrives while it starts is answered once it runs).
+        let mut signals = Signals::install()?;
         let (source, engine) = open_source(&args, &dir).await?;
         if args.source.starts_with("sim") {
             tracing::warn!(source = %source.describe(), "counting SYNTHETIC traffic from the sim source");
         }
-        // Signals first: from here on SIGINT/SIGTERM save instead of killing.
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut builder = Daemon::builder(&dir, source);
+        let mut builder =
+            Daemon::builder(&dir, source).allow_insecure_config_dir(args.allow_insecure_config_dir);
         #[cfg(feature = "rqbit")]
         if let Some(engine) = &engine {
             builder = builder.engine(engine.clone());
@@ -136,20 +244,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(bound) = daemon.web_addr() {
             eprintln!("Web listening on http://{bound}");
         }
-        daemon
+        let reloader = daemon.reloader();
+        // systemd (Type=notify): ready once every transport listens and Stats counts.
+        let notifier = crate::notify::Notifier::from_env();
+        let notify = move |state: &str| {
+            if let Some(n) = &notifier {
+                n.send(state);
+            }
+        };
+        notify(&format!(
+            "READY=1\nMAINPID={}\nSTATUS=counting; Deluge RPC on {}",
+            std::process::id(),
+            daemon
+                .rpc_addr()
+                .map_or_else(|| "-".to_string(), |a| a.to_string())
+        ));
+        let result = daemon
             .run(async move {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
+                loop {
+                    match signals.next().await {
+                        (name, Action::Stop) => {
+                            tracing::info!(signal = name, "{name} received: saving and stopping");
+                            notify("STOPPING=1\nSTATUS=saving and stopping");
+                            break;
+                        }
+                        (name, Action::Reload) => {
+                            tracing::info!(signal = name, "{name} received: reloading auth and stats.conf");
+                            // Each refusal is logged by the reload itself.
+                            match reloader.reload().await {
+                                Ok(()) => notify("STATUS=counting; reloaded"),
+                                Err(e) => notify(&format!(
+                                    "STATUS=counting; reload refused: {}",
+                                    e.to_string().replace('\n', " ")
+                                )),
+                            }
+                        }
+                        (name, Action::Ignore) => {
+                            tracing::info!(signal = name, "{name} received: ignored");
+                        }
+                    }
                 }
             })
-            .await?;
+            .await;
         #[cfg(feature = "rqbit")]
         if let Some(engine) = engine {
             engine.stop().await;
         }
         #[cfg(not(feature = "rqbit"))]
         let _ = engine;
+        // A failed final save is an error exit: the files lag what was counted.
+        result.context("stopping the daemon")?;
         Ok(())
     })
 }
