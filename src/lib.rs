@@ -20,6 +20,7 @@
 //! | [`store`] | durable TOML files (confy's toml): fresh temp file + fsync + rename, `.bak`, checksum, recovery |
 //! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
 //! | [`auth`] | the auth file: accounts and levels every transport logs users in against |
+//! | [`throttle`] | login throttling per connection and source address, flood-proof log counters, every transport's |
 //! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
 //! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics` (Prometheus), `GET /events` (SSE) |
 //! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
@@ -83,6 +84,7 @@ pub mod session;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod throttle;
 pub mod torrent;
 pub mod units;
 #[cfg(feature = "web")]

@@ -65,7 +65,11 @@ async fn typed_stats_api_errors_and_events() {
     assert!(err.to_string().contains("Auth level too low"), "{err}");
     let err = c.login(LOCALCLIENT, "wrong").await.unwrap_err();
     assert_eq!(err.remote_name(), Some("BadLoginError"));
-    assert_eq!(err.to_string(), "BadLoginError: Password does not match");
+    // One message for a wrong password and an unknown user (issue 9).
+    assert_eq!(
+        err.to_string(),
+        format!("BadLoginError: {}", torrent_stats::rpc::daemon::BAD_LOGIN)
+    );
     assert_eq!(
         c.login(LOCALCLIENT, &run.password).await.unwrap(),
         AuthLevel::Admin

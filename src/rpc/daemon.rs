@@ -4,9 +4,18 @@
 //! `daemon.set_event_interest` itself (they change the connection's state), everything
 //! else through the core's [`dispatch`](crate::service::Core::dispatch) as the session's
 //! [`Caller`]. Errors are mapped to `deluge.error` classes with their constructors' arities.
+//!
+//! Before login (level NONE) every method but the public ones (`daemon.login`,
+//! `daemon.info`, the other methods of level NONE) is answered with the same
+//! `NotAuthorizedError`, whether it exists or not, so method names cannot be probed.
+//! Logins are throttled ([`crate::throttle`]): one `daemon.login` per message is checked,
+//! a wrong user and a wrong password get the same [`BAD_LOGIN`] message, and failures
+//! beyond the free ones are answered late (the server waits [`Session::penalty`]).
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -15,6 +24,7 @@ use crate::export::{Args, AuthLevel, Caller};
 use crate::rpc::auth::AuthFile;
 use crate::rpc::message::{RemoteError, Request};
 use crate::service::Core;
+use crate::throttle::{shown_user, LoginThrottle, Penalty, Tally};
 
 pub use crate::event::Event;
 pub use crate::service::version;
@@ -28,6 +38,16 @@ pub struct Session {
     pub user: Option<String>,
     /// Event names this session asked for.
     pub interests: HashSet<String>,
+    /// The client's address, for login throttling (`None`: not throttled per address).
+    pub peer: Option<IpAddr>,
+    /// Failed logins on this connection.
+    pub login_failures: u32,
+    /// Whether the message being answered already had a `daemon.login`; the server
+    /// clears it before each message.
+    pub login_attempted: bool,
+    /// Set by a throttled failed login: the server waits this long before sending the
+    /// answer (and closes the connection after it if it says so).
+    pub penalty: Option<Penalty>,
 }
 
 impl Default for Session {
@@ -37,6 +57,10 @@ impl Default for Session {
             level: AuthLevel::None,
             user: None,
             interests: HashSet::new(),
+            peer: None,
+            login_failures: 0,
+            login_attempted: false,
+            penalty: None,
         }
     }
 }
@@ -55,7 +79,15 @@ impl Session {
 pub struct Gateway {
     core: Core,
     auth: AuthFile,
+    throttle: Arc<LoginThrottle>,
+    failed_logins: Tally,
 }
+
+/// `BadLoginError`'s message for a wrong user and for a wrong password alike.
+pub const BAD_LOGIN: &str = "Username or password does not match";
+
+/// How often failed logins are logged (with their count).
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,7 +125,29 @@ pub fn remote_error(e: DispatchError) -> RemoteError {
 impl Gateway {
     /// A gateway over `core`, with accounts from `auth`.
     pub fn new(core: Core, auth: AuthFile) -> Arc<Self> {
-        Arc::new(Gateway { core, auth })
+        let throttle = LoginThrottle::for_accounts(auth.path());
+        Arc::new(Gateway {
+            core,
+            auth,
+            throttle,
+            failed_logins: Tally::new(LOG_INTERVAL),
+        })
+    }
+
+    /// The login throttle (shared with every transport using the same auth file).
+    pub fn throttle(&self) -> &Arc<LoginThrottle> {
+        &self.throttle
+    }
+
+    /// Logs the failed logins counted and not logged yet (the server calls it
+    /// periodically).
+    pub fn flush_logs(&self) {
+        if let Some(n) = self.failed_logins.due() {
+            tracing::warn!(
+                count = n,
+                "failed logins (counted over up to 10 s; see earlier lines)"
+            );
+        }
     }
 
     /// The core service.
@@ -114,6 +168,16 @@ impl Gateway {
             kwargs,
             ..
         } = req;
+        if session.level == AuthLevel::None
+            && method != "daemon.login"
+            && self.core.exports().level_of(&method) != Some(AuthLevel::None)
+        {
+            // The same answer for a method that exists and one that does not.
+            return Err(not_authorized(
+                AuthLevel::None.as_u8(),
+                AuthLevel::ReadOnly.as_u8(),
+            ));
+        }
         match method.as_str() {
             "daemon.login" => self.login(session, &Args::new(method, args, kwargs)),
             "core.get_known_accounts" => {
@@ -168,6 +232,18 @@ impl Gateway {
     }
 
     fn login(&self, session: &mut Session, a: &Args) -> Result<Value, RemoteError> {
+        let bad_login = |message: &str, user: &str| RemoteError {
+            name: "BadLoginError".into(),
+            args: vec![message.to_string(), user.to_string()],
+            traceback: format!("BadLoginError: {message}"),
+        };
+        if std::mem::replace(&mut session.login_attempted, true) {
+            // One guess per message: the others are not checked.
+            return Err(bad_login(
+                "Only one login attempt per message is checked",
+                "",
+            ));
+        }
         if a.value(usize::MAX, "client_version").is_none() {
             return Err(RemoteError {
                 name: "IncompatibleClient".into(),
@@ -183,16 +259,26 @@ impl Gateway {
             Ok(level) => {
                 session.level = level;
                 session.user = Some(user.to_string());
-                tracing::debug!(user, level = level.as_u8(), "login");
+                tracing::debug!(user = ?shown_user(user), level = level.as_u8(), "login");
                 Ok(json!(level.as_u8()))
             }
-            Err(reason) => {
-                tracing::info!(user, %reason, "failed login");
-                Err(RemoteError {
-                    name: "BadLoginError".into(),
-                    args: vec![reason.to_string(), user.to_string()],
-                    traceback: format!("BadLoginError: {reason}"),
-                })
+            Err(_) => {
+                session.login_failures = session.login_failures.saturating_add(1);
+                if let Some(peer) = session.peer {
+                    let penalty = self.throttle.failure(peer, session.login_failures);
+                    if penalty != Penalty::default() {
+                        session.penalty = Some(penalty);
+                    }
+                }
+                if let Some(n) = self.failed_logins.hit() {
+                    tracing::warn!(
+                        count = n,
+                        last_user = ?shown_user(user),
+                        last_peer = ?session.peer,
+                        "failed logins (counted over up to 10 s)"
+                    );
+                }
+                Err(bad_login(BAD_LOGIN, user))
             }
         }
     }

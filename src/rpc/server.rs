@@ -3,37 +3,71 @@
 //! [`run`] takes its listener and a shutdown future, so tests bind port 0 and the daemon
 //! passes its signals. Each connection is its own task with its own limits and timeouts:
 //! a broken or hostile client only ever loses its own connection.
+//!
+//! **Admission.** Connections that have not logged in (an account of level NONE counts as
+//! not logged in) have their own budget, [`Options::max_unauthenticated`]; when it is
+//! full, a new connection closes the one first in an eviction queue. Every connection
+//! goes to the back of that queue when it connects or sends something, further back the
+//! further it got: a budget (in admissions) for connecting, five for starting or ending
+//! its TLS handshake, ten for a message after it; a connection from which nothing was
+//! seen yet is spared once. A client busy with its handshake and login thus outlives
+//! many that only connect or sit silent, however fast they are reopened. They must finish
+//! the TLS handshake within [`Options::handshake_timeout`] and log in within
+//! [`Options::login_timeout`] of connecting. Logged-in connections have their own limit,
+//! [`Options::max_connections`], which unauthenticated ones never take: a local process
+//! holding and reopening any number of unauthenticated connections cannot lock a
+//! logged-in client out. Both are sized from the file-descriptor limit, whose soft value
+//! is raised to the hard one first; the accept queue is lengthened to 4096 (capped by
+//! `net.core.somaxconn`) so that bursts do not drop SYNs.
+//!
+//! **Logins** are throttled per connection and per source address
+//! ([`crate::throttle`]); only one `daemon.login` per message is checked.
+//!
+//! **Logs** an attacker cannot flood: evicted and refused connections, failed logins and
+//! ignored messages are counted and logged at most once per [`LOG_INTERVAL`] with their
+//! count.
 
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use crate::export::AuthLevel;
 use crate::rpc::codec;
 use crate::rpc::daemon::{Gateway, Session};
 use crate::rpc::frame::{FrameDecoder, FrameEncoder, Item, Limits};
 use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
+use crate::throttle::{Penalty, Tally};
 
 /// Server limits and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Message size and nesting limits.
     pub limits: Limits,
-    /// Most simultaneous connections; more are closed at once.
+    /// Most simultaneous logged-in connections; a login beyond it closes its connection.
+    /// 0 (the default): sized from the file-descriptor limit ([`connection_limit`]).
     pub max_connections: usize,
+    /// Most simultaneous connections that have not logged in (level NONE included), on
+    /// top of `max_connections`; when full, a new one closes the least recently active
+    /// (see the [module docs](self)). 0 (the default): an eighth of the file-descriptor
+    /// limit, between 64 and 4096 ([`unauthenticated_limit`]).
+    pub max_unauthenticated: usize,
     /// Longest TLS handshake.
     pub handshake_timeout: Duration,
     /// Longest silence from a client with no partial message buffered.
     pub idle_timeout: Duration,
     /// Longest time a message may take to arrive, from its first byte.
     pub partial_timeout: Duration,
-    /// Longest time a connection may stay without logging in.
+    /// Longest time a connection may stay without logging in, from its connection (an
+    /// account of level NONE does not count as logged in).
     pub login_timeout: Duration,
 }
 
@@ -41,6 +75,19 @@ pub struct Options {
 /// larger batch is ignored whole: an 8 KiB frame inflating to millions of calls must not
 /// make the daemon allocate, log or answer for each of them.
 pub const MAX_CALLS: usize = 256;
+
+/// Events an attacker can repeat (evictions, refusals, failed logins, ignored messages)
+/// are logged at most once per interval, with their count.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The default budget of unauthenticated connections for `fd_limit` open files: an
+/// eighth of it, between 64 and 4096.
+pub fn unauthenticated_limit(fd_limit: u64) -> usize {
+    (fd_limit / 8).clamp(64, 4096) as usize
+}
+
+/// The accept queue asked for (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
 
 impl Default for Options {
     fn default() -> Self {
@@ -51,11 +98,325 @@ impl Default for Options {
                 max_inflated: 256 << 10,
                 ..Limits::default()
             },
-            max_connections: 128,
-            handshake_timeout: Duration::from_secs(10),
+            max_connections: 0,
+            max_unauthenticated: 0,
+            handshake_timeout: Duration::from_secs(3),
             idle_timeout: Duration::from_secs(3600),
             partial_timeout: Duration::from_secs(30),
-            login_timeout: Duration::from_secs(60),
+            login_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one (best effort); returns the soft
+/// limit in force.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    // An unlimited hard limit is not a value Linux takes for open files.
+    let target = hard.min(1 << 20);
+    if soft < target && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
+        tracing::debug!(from = soft, to = target, "raised the open-file limit");
+        return target;
+    }
+    soft
+}
+
+/// The logged-in connection limit for `fd_limit` open files: what is left after a
+/// quarter and 256 descriptors for everything else (files, the engine's peers, the web
+/// server) and the unauthenticated budget; between 16 and 65,536.
+pub fn connection_limit(fd_limit: u64, max_unauthenticated: usize) -> usize {
+    let usable = fd_limit.saturating_mul(3) / 4;
+    let left = usable.saturating_sub(256 + max_unauthenticated as u64);
+    left.clamp(16, 65_536) as usize
+}
+
+/// Flood-proof log lines of one server.
+#[derive(Debug)]
+struct Logs {
+    evicted: Tally,
+    refused: Tally,
+    accept_failed: Tally,
+    ignored: Tally,
+    unframeable: Tally,
+}
+
+impl Logs {
+    fn new() -> Self {
+        Logs {
+            evicted: Tally::new(LOG_INTERVAL),
+            refused: Tally::new(LOG_INTERVAL),
+            accept_failed: Tally::new(LOG_INTERVAL),
+            ignored: Tally::new(LOG_INTERVAL),
+            unframeable: Tally::new(LOG_INTERVAL),
+        }
+    }
+
+    fn evicted(&self, n: u64, budget: usize) {
+        tracing::warn!(
+            count = n,
+            budget,
+            "closed connections that had not logged in to make room for new ones (counted over up to 10 s)"
+        );
+    }
+
+    fn refused(&self, n: u64, max: usize) {
+        tracing::warn!(
+            count = n,
+            max,
+            "closed logged-in connections over the connection limit (counted over up to 10 s)"
+        );
+    }
+
+    fn ignored(&self, n: u64, reason: &str) {
+        tracing::info!(
+            count = n,
+            last = reason,
+            "ignored messages (undecodable, malformed, too many calls; counted over up to 10 s)"
+        );
+    }
+
+    fn unframeable(&self, n: u64, error: &str) {
+        tracing::info!(
+            count = n,
+            last = error,
+            "closed connections that sent unframeable bytes (counted over up to 10 s)"
+        );
+    }
+
+    /// Logs the counts not logged yet.
+    fn flush(&self, admission: &Admission) {
+        if let Some(n) = self.evicted.due() {
+            self.evicted(n, admission.max_unauthenticated);
+        }
+        if let Some(n) = self.refused.due() {
+            self.refused(n, admission.max_logged_in);
+        }
+        if let Some(n) = self.accept_failed.due() {
+            tracing::warn!(count = n, "accept failed (counted over up to 10 s)");
+        }
+        if let Some(n) = self.ignored.due() {
+            self.ignored(n, "see earlier lines");
+        }
+        if let Some(n) = self.unframeable.due() {
+            self.unframeable(n, "see earlier lines");
+        }
+    }
+}
+
+/// Who may hold a connection: the unauthenticated budget (least recently active first
+/// out) and the logged-in count.
+#[derive(Debug)]
+struct Admission {
+    max_unauthenticated: usize,
+    max_logged_in: usize,
+    state: Mutex<AdmissionState>,
+    logs: Logs,
+}
+
+#[derive(Debug, Default)]
+struct AdmissionState {
+    next_stamp: u64,
+    /// Unauthenticated connections by id.
+    pending: HashMap<u64, Pending>,
+    /// Their eviction queue: (place, id), the smallest place closed first.
+    queue: BTreeSet<(u64, u64)>,
+    logged_in: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    place: u64,
+    /// Sending (or dropping) it closes the connection.
+    tx: oneshot::Sender<()>,
+    /// Nothing seen from it since it connected.
+    fresh: bool,
+    /// Already spared once while fresh.
+    spared: bool,
+}
+
+/// What an unauthenticated connection just did: how far back in the eviction queue it
+/// goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Just connected: a budget back (time for its first bytes to arrive).
+    Connected,
+    /// Its TLS handshake began or ended: five budgets back.
+    Tls,
+    /// Sent something after its handshake: ten budgets back.
+    Talking,
+}
+
+/// A connection's place in the [`Admission`]; gives it back when dropped.
+struct Ticket {
+    admission: Arc<Admission>,
+    id: u64,
+    /// Not logged in yet.
+    pending: bool,
+    /// Completes when the connection is evicted (while pending).
+    evicted: oneshot::Receiver<()>,
+}
+
+/// Most queue entries one eviction looks at (sparing fresh ones) before closing one.
+const EVICTION_SCAN: usize = 8;
+
+impl Admission {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AdmissionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a new connection as unauthenticated, evicting one if the budget is full.
+    /// `started_tls`: the client's first bytes have arrived already.
+    fn admit(self: &Arc<Self>, started_tls: bool) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        if st.pending.len() >= self.max_unauthenticated {
+            self.evict_one(&mut st);
+        }
+        let progress = if started_tls {
+            Progress::Tls
+        } else {
+            Progress::Connected
+        };
+        let id = st.next_stamp;
+        st.next_stamp += 1;
+        let place = id + self.bonus(progress);
+        st.queue.insert((place, id));
+        st.pending.insert(
+            id,
+            Pending {
+                place,
+                tx,
+                fresh: !started_tls,
+                spared: false,
+            },
+        );
+        Ticket {
+            admission: self.clone(),
+            id,
+            pending: true,
+            evicted: rx,
+        }
+    }
+
+    /// How far back in the eviction queue `progress` moves a connection.
+    fn bonus(&self, progress: Progress) -> u64 {
+        (match progress {
+            Progress::Connected => self.max_unauthenticated,
+            Progress::Tls => 5 * self.max_unauthenticated,
+            Progress::Talking => 10 * self.max_unauthenticated,
+        }) as u64
+    }
+
+    /// Moves connection `id` to the back of the queue, `progress` further.
+    fn requeue(&self, st: &mut AdmissionState, id: u64, progress: Progress) {
+        let now = st.next_stamp;
+        st.next_stamp += 1;
+        let bonus = self.bonus(progress);
+        let Some(p) = st.pending.get_mut(&id) else {
+            return;
+        };
+        let old = p.place;
+        p.place = (now + bonus).max(old);
+        let place = p.place;
+        st.queue.remove(&(old, id));
+        st.queue.insert((place, id));
+    }
+
+    /// Closes the unauthenticated connection first in the queue, if any; a fresh one
+    /// (nothing seen from it yet: its task may not have run) is spared once, sent a
+    /// budget back.
+    fn evict_one(&self, st: &mut AdmissionState) -> bool {
+        let mut victim = None;
+        for _ in 0..EVICTION_SCAN {
+            let Some(&(_, id)) = st.queue.first() else {
+                break;
+            };
+            let spare = st.pending.get(&id).is_some_and(|p| p.fresh && !p.spared);
+            if !spare {
+                victim = Some(id);
+                break;
+            }
+            if let Some(p) = st.pending.get_mut(&id) {
+                p.spared = true;
+            }
+            self.requeue(st, id, Progress::Connected);
+        }
+        let Some(id) = victim.or_else(|| st.queue.first().map(|&(_, id)| id)) else {
+            return false;
+        };
+        if let Some(p) = st.pending.remove(&id) {
+            st.queue.remove(&(p.place, id));
+            let _ = p.tx.send(());
+        }
+        if let Some(n) = self.logs.evicted.hit() {
+            self.logs.evicted(n, self.max_unauthenticated);
+        }
+        true
+    }
+}
+
+impl Ticket {
+    fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// The connection did something: it moves to the back of the eviction queue,
+    /// `progress` further.
+    fn touch(&mut self, progress: Progress) {
+        if !self.pending {
+            return;
+        }
+        let mut st = self.admission.lock();
+        if let Some(p) = st.pending.get_mut(&self.id) {
+            p.fresh = false;
+        }
+        // Gone if evicted meanwhile: the receiver says so.
+        self.admission.requeue(&mut st, self.id, progress);
+    }
+
+    /// Moves the connection to the logged-in count; `false` if that is full (or the
+    /// connection was evicted meanwhile).
+    fn promote(&mut self) -> bool {
+        if !self.pending {
+            return true;
+        }
+        let mut st = self.admission.lock();
+        if st.logged_in >= self.admission.max_logged_in || !st.pending.contains_key(&self.id) {
+            drop(st);
+            if let Some(n) = self.admission.logs.refused.hit() {
+                self.admission.logs.refused(n, self.admission.max_logged_in);
+            }
+            return false;
+        }
+        if let Some(p) = st.pending.remove(&self.id) {
+            st.queue.remove(&(p.place, self.id));
+        }
+        st.logged_in += 1;
+        self.pending = false;
+        true
+    }
+
+    /// Completes when the connection is evicted; never once it is logged in.
+    async fn evicted(&mut self) {
+        if !self.pending {
+            return std::future::pending().await;
+        }
+        let _ = (&mut self.evicted).await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut st = self.admission.lock();
+        if self.pending {
+            if let Some(p) = st.pending.remove(&self.id) {
+                st.queue.remove(&(p.place, self.id));
+            }
+        } else {
+            st.logged_in -= 1;
         }
     }
 }
@@ -69,9 +430,36 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+    // A long accept queue (tokio listens with 128, the kernel caps it at somaxconn): a
+    // burst of connections must not drop a client's SYN (a 1 s retransmit).
+    if let Err(e) = socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG) {
+        tracing::debug!(error = %e, "could not lengthen the accept queue");
+    }
+    let fd_limit = raise_fd_limit();
+    let max_unauthenticated = match options.max_unauthenticated {
+        0 => unauthenticated_limit(fd_limit),
+        n => n,
+    };
+    let max_logged_in = match options.max_connections {
+        0 => connection_limit(fd_limit, max_unauthenticated),
+        n => n,
+    };
+    tracing::info!(
+        fd_limit,
+        max_logged_in,
+        max_unauthenticated,
+        "RPC connection limits"
+    );
+    let admission = Arc::new(Admission {
+        max_unauthenticated,
+        max_logged_in,
+        state: Mutex::new(AdmissionState::default()),
+        logs: Logs::new(),
+    });
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut flush = tokio::time::interval(LOG_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -80,26 +468,34 @@ pub async fn run(
                 let (tcp, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if let Some(n) = admission.logs.accept_failed.hit() {
+                            tracing::warn!(error = %e, count = n, "accept failed (counted over up to 10 s)");
+                        }
+                        // Out of descriptors: make room at the expense of a client that
+                        // has not logged in.
+                        let freed = admission.evict_one(&mut admission.lock());
+                        if !freed {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max = options.max_connections, "too many connections; closing");
-                    continue;
-                };
+                let ticket = admission.admit(has_data(&tcp));
                 let acceptor = acceptor.clone();
                 let daemon = daemon.clone();
                 let closed = closed.clone();
+                let logs = admission.clone();
                 connections.spawn(async move {
-                    let _permit = permit;
-                    if let Err(reason) = serve(tcp, acceptor, daemon, options, closed).await {
+                    if let Err(reason) = serve(tcp, peer, ticket, acceptor, daemon, options, closed, &logs.logs).await {
                         tracing::debug!(%peer, %reason, "connection closed");
                     }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = flush.tick() => {
+                admission.logs.flush(&admission);
+                daemon.flush_logs();
+            }
         }
     }
     closing.send_replace(true);
@@ -110,6 +506,14 @@ pub async fn run(
     {
         connections.abort_all();
     }
+    admission.logs.flush(&admission);
+    daemon.flush_logs();
+}
+
+/// Whether the client has sent something already (without reading it).
+fn has_data(tcp: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(socket2::SockRef::from(tcp).peek(&mut byte), Ok(n) if n > 0)
 }
 
 /// Asks the kernel to ACK at once: deluge-client writes header and body separately, and a
@@ -123,25 +527,48 @@ fn quickack(tcp: &TcpStream) {
     let _ = tcp;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     tcp: TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
     acceptor: TlsAcceptor,
     daemon: Arc<Gateway>,
     options: Options,
     mut closed: watch::Receiver<bool>,
+    logs: &Logs,
 ) -> Result<(), String> {
+    let connected = Instant::now();
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     quickack(&tcp);
-    let mut stream = tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp))
-        .await
-        .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|e| format!("TLS handshake: {e}"))?;
-    let mut session = Session::default();
+    let handshake_deadline = connected + options.handshake_timeout;
+    // A client that sends nothing is the first to make room for others.
+    tokio::select! {
+        ready = tokio::time::timeout_at(handshake_deadline, tcp.readable()) => {
+            ready.map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        _ = ticket.evicted() => return Err("evicted before its handshake began".into()),
+        _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
+    }
+    ticket.touch(Progress::Tls);
+    let handshake = tokio::time::timeout_at(handshake_deadline, acceptor.accept(tcp));
+    let mut stream = tokio::select! {
+        done = handshake => done
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake: {e}"))?,
+        _ = ticket.evicted() => return Err("evicted before its handshake ended".into()),
+        _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
+    };
+    ticket.touch(Progress::Tls);
+    let mut session = Session {
+        peer: Some(peer.ip()),
+        ..Session::default()
+    };
     let mut decoder = FrameDecoder::new(options.limits);
     let mut encoder = FrameEncoder::default();
     let mut events = daemon.core().events().subscribe();
     let mut buf = vec![0u8; 16 * 1024];
-    let connected = Instant::now();
     let mut partial_since = None;
     loop {
         // The nearest of: idle, message started but unfinished, not logged in.
@@ -153,7 +580,7 @@ async fn serve(
             let since = *partial_since.get_or_insert(now);
             deadline = deadline.min((since + options.partial_timeout, "message unfinished"));
         }
-        if session.user.is_none() {
+        if ticket.pending() {
             deadline = deadline.min((connected + options.login_timeout, "no login"));
         }
         let n = tokio::select! {
@@ -176,19 +603,27 @@ async fn serve(
                 }
                 continue;
             }
+            _ = ticket.evicted() => return Err("evicted: not logged in".into()),
             _ = async { let _ = closed.wait_for(|c| *c).await; } => {
                 let _ = stream.shutdown().await;
                 return Ok(());
             }
         };
         quickack(stream.get_ref().0);
+        ticket.touch(Progress::Talking);
         decoder.extend(&buf[..n]);
         let mut out = Vec::new();
+        let mut penalty = None;
         loop {
-            let item = decoder.next_item().map_err(|e| {
-                tracing::info!(error = %e, "closing a connection that sent unframeable bytes");
-                e.to_string()
-            })?;
+            let item = match decoder.next_item() {
+                Ok(item) => item,
+                Err(e) => {
+                    if let Some(n) = logs.unframeable.hit() {
+                        logs.unframeable(n, &e.to_string());
+                    }
+                    return Err(e.to_string());
+                }
+            };
             match item {
                 None => break,
                 Some(Item::Probe) => {}
@@ -197,8 +632,41 @@ async fn serve(
                         encoder: &mut encoder,
                         out: &mut out,
                     };
-                    answer(&daemon, &mut session, &body, &options.limits, &mut sink).await
+                    session.login_attempted = false;
+                    answer(
+                        &daemon,
+                        &mut session,
+                        &body,
+                        &options.limits,
+                        &mut sink,
+                        logs,
+                    )
+                    .await;
+                    if let Some(p) = session.penalty.take() {
+                        penalty = Some(p);
+                        break;
+                    }
                 }
+            }
+        }
+        // Logged in (above NONE): out of the unauthenticated budget, or closed if the
+        // logged-in connections are at their limit.
+        if ticket.pending() && session.level > AuthLevel::None && !ticket.promote() {
+            return Err("logged in over the connection limit".into());
+        }
+        if !ticket.pending() && session.level == AuthLevel::None {
+            return Err("logged in again as an account of level NONE".into());
+        }
+        if let Some(Penalty { delay, close }) = penalty {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = ticket.evicted() => return Err("evicted while its failed login waited".into()),
+                _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
+            }
+            if close {
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+                return Err("closing after repeated failed logins".into());
             }
         }
         if !out.is_empty() {
@@ -223,30 +691,36 @@ async fn answer(
     body: &[u8],
     limits: &Limits,
     sink: &mut Sink<'_>,
+    logs: &Logs,
 ) {
+    let ignored = |reason: &dyn Fn() -> String| {
+        if let Some(n) = logs.ignored.hit() {
+            logs.ignored(n, &reason());
+        }
+    };
     let payload = match codec::decode(body, limits.max_depth) {
         Ok(payload) => payload,
         Err(e) => {
-            tracing::info!(error = %e, "undecodable message ignored");
+            ignored(&|| format!("undecodable: {e}"));
             return;
         }
     };
     if let Some(n) = payload.as_array().map(Vec::len).filter(|&n| n > MAX_CALLS) {
-        tracing::info!(
-            calls = n,
-            max = MAX_CALLS,
-            "message with too many calls ignored"
-        );
+        ignored(&|| format!("{n} calls, more than {MAX_CALLS}"));
         return;
     }
     let calls = match parse_payload(payload) {
         Ok(calls) => calls,
         Err(reason) => {
-            tracing::info!(%reason, "malformed message ignored");
+            ignored(&|| format!("malformed: {reason}"));
             return;
         }
     };
     for call in calls {
+        if session.penalty.is_some() {
+            // A throttled failed login: nothing after it is answered.
+            break;
+        }
         let mut int_keys = false;
         let reply = match call {
             Ok(req) => {
@@ -275,7 +749,7 @@ async fn answer(
                 reason,
             }) => message::error(&id, &RemoteError::wrapped("TypeError", reason)),
             Err(Malformed { id: None, reason }) => {
-                tracing::info!(%reason, "call without a usable id ignored");
+                ignored(&|| format!("a call without a usable id: {reason}"));
                 continue;
             }
         };

@@ -7,15 +7,19 @@
 //! [`CODE_CALL`] (the call failed; `class` is the Deluge exception class).
 //!
 //! Sessions: `auth.login(user, password)` against the daemon's auth file → `true` and a
-//! session cookie, or `false`; `auth.logout`; `auth.check_session` → bool;
+//! session cookie, or `false` (throttled as Deluge RPC logins are, per source address and
+//! with the same shared counts: after [`crate::throttle::FREE_FAILURES`] failures the
+//! `false` comes late and with `Connection: close`); `auth.logout`; `auth.check_session` → bool;
 //! `auth.get_session` → `{"user", "level"}` or null. Every other method needs a session
 //! and is dispatched at its level. No cross-site request forgery: every request must be
 //! `Content-Type: application/json` (which a form on another site cannot send without a
 //! CORS preflight, never granted) and, when the browser says where it comes from
 //! (`Origin`, `Sec-Fetch-Site`), come from this server's own origin.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -23,6 +27,7 @@ use serde_json::{json, Map, Value};
 use super::session::set_cookie;
 use super::WebState;
 use crate::error::DispatchError;
+use crate::throttle::shown_user;
 
 /// Not logged in, or the session's level is too low.
 pub const CODE_AUTH: u8 = 1;
@@ -77,8 +82,13 @@ fn same_origin(headers: &HeaderMap) -> Result<(), String> {
 pub(super) async fn handle(
     State(state): State<WebState>,
     headers: HeaderMap,
+    extensions: Extensions,
     body: axum::body::Bytes,
 ) -> Response {
+    // Served with connect info by `run`; a router served without it is not throttled.
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -117,8 +127,14 @@ pub(super) async fn handle(
         Some(Value::Array(params)) => params,
         Some(_) => return refuse(StatusCode::BAD_REQUEST, "\"params\" must be a list"),
     };
-    let (answer, cookie) = call(&state, &headers, &method, params, &id).await;
+    let (answer, cookie, close) = call(&state, &headers, peer, &method, params, &id).await;
     let mut response = Json(answer).into_response();
+    if close {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     if let Some(cookie) = cookie.and_then(|c| c.parse().ok()) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -129,8 +145,67 @@ pub(super) async fn handle(
     response
 }
 
-/// Answers one call; the second value is a `Set-Cookie` to send.
+/// Answers one call; then a `Set-Cookie` to send, and whether to close the connection.
 async fn call(
+    state: &WebState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    method: &str,
+    params: Vec<Value>,
+    id: &Value,
+) -> (Value, Option<String>, bool) {
+    if method == "auth.login" {
+        return login(state, peer, params, id).await;
+    }
+    let (answer, cookie) = other_call(state, headers, method, params, id).await;
+    (answer, cookie, false)
+}
+
+/// `auth.login(user, password)`, throttled per source address.
+async fn login(
+    state: &WebState,
+    peer: Option<SocketAddr>,
+    params: Vec<Value>,
+    id: &Value,
+) -> (Value, Option<String>, bool) {
+    let ok = |result: Value| json!({"result": result, "error": null, "id": id});
+    let (user, password) = match params.as_slice() {
+        [Value::String(u), Value::String(p)] => (u.as_str(), p.as_str()),
+        _ => {
+            let message = "auth.login takes (user, password), two strings";
+            return (error(id, CODE_CALL, "TypeError", message), None, false);
+        }
+    };
+    match state.auth.check(user, password) {
+        Ok(level) => match state.sessions.start(user, level) {
+            Ok(token) => {
+                tracing::debug!(user = ?shown_user(user), "web login");
+                (ok(json!(true)), Some(set_cookie(Some(&token))), false)
+            }
+            Err(e) => (error(id, CODE_CALL, "OSError", e.to_string()), None, false),
+        },
+        Err(_) => {
+            if let Some(n) = state.failed_logins.hit() {
+                tracing::warn!(
+                    count = n,
+                    last_user = ?shown_user(user),
+                    last_peer = ?peer.map(|p| p.ip()),
+                    "failed web logins (counted over up to 10 s)"
+                );
+            }
+            // Each request counts as a connection's first failure: the address decides.
+            let penalty = peer.map(|p| state.throttle.failure(p.ip(), 1));
+            let penalty = penalty.unwrap_or_default();
+            if !penalty.delay.is_zero() {
+                tokio::time::sleep(penalty.delay).await;
+            }
+            (ok(json!(false)), None, penalty.close)
+        }
+    }
+}
+
+/// Every call but `auth.login`; the second value is a `Set-Cookie` to send.
+async fn other_call(
     state: &WebState,
     headers: &HeaderMap,
     method: &str,
@@ -139,29 +214,6 @@ async fn call(
 ) -> (Value, Option<String>) {
     let ok = |result: Value| json!({"result": result, "error": null, "id": id});
     match method {
-        "auth.login" => {
-            let (user, password) = match params.as_slice() {
-                [Value::String(u), Value::String(p)] => (u.as_str(), p.as_str()),
-                _ => {
-                    let message = "auth.login takes (user, password), two strings";
-                    return (error(id, CODE_CALL, "TypeError", message), None);
-                }
-            };
-            match state.auth.check(user, password) {
-                Ok(level) => match state.sessions.start(user, level) {
-                    Ok(token) => {
-                        tracing::debug!(user, "web login");
-                        (ok(json!(true)), Some(set_cookie(Some(&token))))
-                    }
-                    Err(e) => (error(id, CODE_CALL, "OSError", e.to_string()), None),
-                },
-                Err(_) => {
-                    let shown: String = user.chars().take(64).collect();
-                    tracing::info!(user = ?shown, "failed web login");
-                    (ok(json!(false)), None)
-                }
-            }
-        }
         "auth.logout" => {
             state.sessions.end(headers);
             (ok(json!(true)), Some(set_cookie(None)))

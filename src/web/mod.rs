@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use crate::auth::AuthFile;
 use crate::service::Core;
 use crate::stats::StatsHandle;
+use crate::throttle::{LoginThrottle, Tally};
 use crate::torrent::MAX_TORRENT_FILE;
 
 pub use session::SESSION_COOKIE;
@@ -58,6 +59,9 @@ pub struct WebState {
     sessions: Arc<session::Sessions>,
     metrics: Arc<metrics::Metrics>,
     stopped: watch::Receiver<bool>,
+    /// Shared with the RPC server on the same auth file.
+    throttle: Arc<LoginThrottle>,
+    failed_logins: Arc<Tally>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -78,6 +82,8 @@ impl WebState {
         stopped: watch::Receiver<bool>,
     ) -> Self {
         WebState {
+            throttle: LoginThrottle::for_accounts(auth.path()),
+            failed_logins: Arc::new(Tally::new(std::time::Duration::from_secs(10))),
             metrics: Arc::new(metrics::Metrics::new(stats.clone())),
             core,
             stats,
