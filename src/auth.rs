@@ -88,6 +88,9 @@ pub fn check_private(path: &Path) -> Result<(), AuthError> {
 pub struct AuthFile {
     path: PathBuf,
     cache: Mutex<Cache>,
+    /// Checks that found the file unusable: logged at most once per interval, as every
+    /// login attempt (an attacker's too) makes one.
+    unusable: crate::throttle::Tally,
 }
 
 /// Why [`AuthFile::check`] refused a login. The messages are Deluge's wording, sent as
@@ -150,6 +153,7 @@ impl AuthFile {
         let auth = AuthFile {
             path,
             cache: Mutex::new(Cache::default()),
+            unusable: crate::throttle::Tally::new(std::time::Duration::from_secs(10)),
         };
         auth.refresh(true)?;
         Ok(auth)
@@ -198,7 +202,9 @@ impl AuthFile {
     /// Checks a login; the error says why it failed, in Deluge's wording.
     pub fn check(&self, user: &str, password: &str) -> Result<AuthLevel, LoginError> {
         if let Err(e) = self.refresh(false) {
-            tracing::error!(error = %e, "auth file not (re)read; the accounts read last stay in use");
+            if let Some(times) = self.unusable.hit() {
+                tracing::error!(error = %e, times, "auth file not (re)read; the accounts read last stay in use");
+            }
         }
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let account = cache.accounts.get(user).ok_or(LoginError::UnknownUser)?;
