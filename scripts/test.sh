@@ -36,6 +36,13 @@ if ! command -v systemd-analyze >/dev/null; then
   apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 
+# faketime (libfaketime): tests/crash_loop.rs moves the daemon's wall clock with it.
+if ! command -v faketime >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends faketime >/dev/null
+fi
+
 # The core library must build with only the design-card dependencies.
 cargo build --no-default-features --lib
 # Every documented feature combination builds (the crate docs list them).
