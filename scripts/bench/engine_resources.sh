@@ -66,6 +66,12 @@ python3 -c 'import deluge_client' 2>/dev/null ||
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then # show why: the end of each daemon's log
+    for f in "$work"/seeder.log "$work"/*/log; do
+      [ -f "$f" ] && { echo "== ${f#"$work"/}" >&2; tail -n 15 "$f" >&2; }
+    done
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
