@@ -95,7 +95,7 @@ pub struct TorrentInfo {
     pub error: Option<String>,
     /// Bytes wanted (0 while the metadata is missing).
     pub total_size: u64,
-    /// Bytes present and checked.
+    /// Bytes present and checked (0 while the check runs).
     pub total_done: u64,
     /// Payload bytes uploaded this engine session.
     pub total_uploaded: u64,

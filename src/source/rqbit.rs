@@ -282,7 +282,13 @@ impl RqbitEngine {
         let mut info = TorrentInfo::new(&id, t.name().unwrap_or_else(|| id.clone()), state);
         info.error = stats.error.clone();
         info.total_size = stats.total_bytes;
-        info.total_done = stats.progress_bytes;
+        // While librqbit checks, its progress counts the bytes checked so far, not the
+        // bytes found good: nothing is known present until the check ends.
+        info.total_done = if state == TorrentState::Checking {
+            0
+        } else {
+            stats.progress_bytes
+        };
         info.total_uploaded = stats.uploaded_bytes;
         if let Some(live) = &stats.live {
             let bytes = |mib_per_s: f64| (mib_per_s * 1024.0 * 1024.0) as u64;
@@ -310,7 +316,7 @@ impl RqbitEngine {
                             f.len,
                             f.offset_in_torrent,
                         );
-                        file.done = done.copied();
+                        file.done = done.copied().filter(|_| state != TorrentState::Checking);
                         file
                     })
                     .collect();

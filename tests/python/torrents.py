@@ -22,13 +22,20 @@ with open(torrent_path, 'rb') as f:
 name = os.path.basename(torrent_path)
 
 
-def wait_for(c, tid, cond, what, limit=120):
+checking_seen = []
+
+
+def wait_for(c, tid, cond, what, limit=120, pause=0.2):
     deadline = time.time() + limit
     while time.time() < deadline:
         st = c.call('core.get_torrent_status', tid, ['state', 'progress', 'total_done', 'total_size', 'is_finished'])
+        if st.get('state') == 'Checking':
+            # Nothing is known present while the engine checks (it counts bytes checked).
+            checking_seen.append(st)
+            check(st['total_done'] == 0 and st['is_finished'] is False, 'while checking: %r' % st)
         if cond(st):
             return st
-        time.sleep(0.2)
+        time.sleep(pause)
     raise AssertionError('%s: not within %ss; last status %r' % (what, limit, st))
 
 
@@ -44,9 +51,11 @@ step('empty session; engine %s; %d bytes free' % (version, free))
 
 tid = seeder.call('core.add_torrent_file', name, dump, {})
 check(isinstance(tid, str) and len(tid) == 40, 'torrent id %r' % tid)
-st = wait_for(seeder, tid, lambda s: s.get('state') == 'Seeding', 'seeder checks its data')
+st = wait_for(seeder, tid, lambda s: s.get('state') == 'Seeding', 'seeder checks its data', pause=0.01)
 check(st['progress'] == 100.0 and st['total_done'] == size, 'seeder status %r' % st)
-step('seeder: add_torrent_file -> %s, Seeding after its check' % tid)
+check(checking_seen, 'the check of %d bytes was never seen' % size)
+step('seeder: add_torrent_file -> %s, Seeding after its check (%d Checking answers: nothing done, not finished)'
+     % (tid, len(checking_seen)))
 
 expect_remote(lambda: seeder.call('core.add_torrent_file', name, dump, {}), 'AddTorrentError')
 expect_remote(lambda: seeder.call('core.add_torrent_file', 'x.torrent', base64.b64encode(b'not a torrent').decode(), {}),
