@@ -262,6 +262,29 @@ async fn fetch_from(
     Ok(())
 }
 
+/// Our engine daemon on `data` (which holds the torrent's file) seeding the torrent
+/// `dump` (base64) once its check is done: the daemon, the torrent's id, its peer port.
+async fn seeding(
+    data: &Path,
+    name: &str,
+    dump: &str,
+) -> Result<(support::daemon::DaemonProc, String, serde_json::Value)> {
+    let seeder = engine_daemon(data)?;
+    let mut seed = login(seeder.port(), &seeder.password).await?;
+    let id = call(&mut seed, "core.add_torrent_file", json!([name, dump, {}])).await?;
+    let id = id.as_str().context("torrent id")?.to_string();
+    wait_status(
+        &mut seed,
+        &id,
+        Duration::from_secs(60),
+        "seeder check",
+        |s| s["state"] == "Seeding",
+    )
+    .await?;
+    let port = call(&mut seed, "core.get_listen_port", json!([])).await?;
+    Ok((seeder, id, port))
+}
+
 /// A counter of a daemon's `core.get_session_status`.
 async fn session_counter(c: &mut Client, key: &str) -> Result<u64> {
     call(c, "core.get_session_status", json!([[key]])).await?[key]
@@ -303,24 +326,7 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
     let created = torrent_of(&file).await?;
     let dump = base64(&created.1);
 
-    let seeder = engine_daemon(seed_data.path())?;
-    let mut seed = login(seeder.port(), &seeder.password).await?;
-    let id = call(
-        &mut seed,
-        "core.add_torrent_file",
-        json!(["payload.bin.torrent", dump, {}]),
-    )
-    .await?;
-    let id = id.as_str().context("torrent id")?.to_string();
-    wait_status(
-        &mut seed,
-        &id,
-        Duration::from_secs(60),
-        "seeder check",
-        |s| s["state"] == "Seeding",
-    )
-    .await?;
-    let port = call(&mut seed, "core.get_listen_port", json!([])).await?;
+    let (_seeder, id, port) = seeding(seed_data.path(), "payload.bin.torrent", &dump).await?;
 
     let config = tempfile::tempdir()?;
     let leecher = support::daemon::DaemonProc::launch(
@@ -719,23 +725,9 @@ async fn deluge_gtk_lists_adds_and_draws_against_the_engine() -> Result<()> {
     let torrent = work.path().join("gtk-sample.torrent");
     std::fs::write(&torrent, &bytes)?;
 
-    let seeder = engine_daemon(seed_data.path())?;
-    let mut seed = login(seeder.port(), &seeder.password).await?;
-    call(
-        &mut seed,
-        "core.add_torrent_file",
-        json!(["gtk-sample.torrent", base64(&bytes), {}]),
-    )
-    .await?;
-    wait_status(
-        &mut seed,
-        &id,
-        Duration::from_secs(60),
-        "seeder check",
-        |s| s["state"] == "Seeding",
-    )
-    .await?;
-    let peer_port = call(&mut seed, "core.get_listen_port", json!([])).await?;
+    let (_seeder, seeded, peer_port) =
+        seeding(seed_data.path(), "gtk-sample.torrent", &base64(&bytes)).await?;
+    ensure!(seeded == id, "the seeder's id {seeded} vs {id}");
 
     let config = tempfile::tempdir()?;
     let mut command = engine_command(config.path(), leech_data.path());
