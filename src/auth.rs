@@ -135,12 +135,14 @@ impl AuthFile {
         fs::create_dir_all(config_dir).map_err(|e| AuthError::io("create", config_dir, e))?;
         if !path.exists() {
             let password = random_hex(20).map_err(|e| AuthError::io("random", &path, e))?;
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| AuthError::io("create", &path, e))?;
+            let mut file = crate::store::no_follow(
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600),
+            )
+            .open(&path)
+            .map_err(|e| AuthError::io("create", &path, e))?;
             writeln!(
                 file,
                 "{LOCALCLIENT}:{password}:{}",

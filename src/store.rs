@@ -154,11 +154,7 @@ impl WriterLock {
 /// is opened without `O_CREAT`, so a dangling symlink creates nothing.
 fn open_lock_file(lock_path: &Path) -> Result<File, StoreError> {
     use std::os::unix::fs::MetadataExt;
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(lock_path)
-    {
+    match no_follow(OpenOptions::new().write(true).create_new(true)).open(lock_path) {
         Ok(file) => return Ok(file),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io("create lock", lock_path)(e)),
@@ -172,8 +168,7 @@ fn open_lock_file(lock_path: &Path) -> Result<File, StoreError> {
     if !before.file_type().is_file() {
         return Err(not_a_file());
     }
-    let file = OpenOptions::new()
-        .write(true)
+    let file = no_follow(OpenOptions::new().write(true))
         .open(lock_path)
         .map_err(io("open lock", lock_path))?;
     let opened = file.metadata().map_err(io("stat lock", lock_path))?;
@@ -181,6 +176,20 @@ fn open_lock_file(lock_path: &Path) -> Result<File, StoreError> {
         return Err(not_a_file());
     }
     Ok(file)
+}
+
+/// Adds `O_NOFOLLOW` (a symlink at the last component fails the open with `ELOOP`) when
+/// the build has libc: the `rpc` and `rqbit` features bring nix, which names the flag's
+/// architecture-specific value. The core library alone has no libc dependency and relies
+/// on the callers' `O_EXCL` (never follows a symlink) and their file-type checks; std
+/// does not name the flag.
+pub(crate) fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(any(feature = "rpc", feature = "rqbit"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(nix::libc::O_NOFOLLOW);
+    }
+    options
 }
 
 impl Drop for WriterLock {
@@ -382,9 +391,7 @@ impl<T: Persist> Store<T> {
 /// symlink itself and never its target; then the file is opened with `create_new`
 /// (`O_CREAT | O_EXCL`), which fails on anything that appeared there in between, a
 /// dangling or valid symlink included: POSIX requires `O_EXCL` to never follow a symlink
-/// at the last component. That is what `O_NOFOLLOW` would add here, without the
-/// architecture-specific flag value that std does not name (the core library has no libc
-/// or nix dependency, and is `forbid(unsafe_code)`).
+/// at the last component. [`no_follow`] adds `O_NOFOLLOW` where the build has libc.
 struct TempFile {
     file: File,
     path: Option<PathBuf>,
@@ -397,9 +404,7 @@ impl TempFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("remove stale temp file", path)(e)),
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let file = no_follow(OpenOptions::new().write(true).create_new(true))
             .open(path)
             .map_err(io("create temp file", path))?;
         Ok(TempFile {

@@ -39,7 +39,8 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Writes a new private file (mode 0600). Whatever is at the path is removed first
 /// (`remove_file` unlinks a symlink, not its target) and the file is created new
-/// (`O_EXCL` never follows a symlink), so a planted symlink cannot redirect the write.
+/// (`O_EXCL` and `O_NOFOLLOW` never follow a symlink), so a planted symlink cannot
+/// redirect the write.
 #[cfg(feature = "rpc")]
 fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
     match fs::remove_file(path) {
@@ -51,6 +52,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| RpcError::io("create", path, e))?;
     f.write_all(text.as_bytes())
