@@ -7,10 +7,11 @@
 //!   `stats.get_intervals`), while web clients call `/json` and scrape `/metrics` at the
 //!   same time: zero errors. Prints calls/s and latency percentiles.
 //! - **Memory after bursts**: the idle RSS of a fresh daemon, then 1000 clients that
-//!   connect, log in, call and disconnect, twice: the heap a burst leaves is bounded and a
-//!   second burst reuses it. Prints idle, peak, after each burst and a few seconds later.
-//!   (The issue's goal, back within 2× idle within a minute, is not met: glibc keeps the
-//!   freed arenas; see the test.)
+//!   connect, log in, call and disconnect, twice: the heap a burst leaves is bounded, a
+//!   second burst reuses it, and within a minute the RSS is back within 2× idle with most
+//!   of the heap the bursts left given back to the system (the daemon trims glibc's
+//!   arenas, `src/bin/torrent-stats/trim.rs`). Prints idle, peak, after each burst and
+//!   when it was back.
 //!
 //! Clients connect at most [`CONNECTING`] at a time (the daemon's budget of
 //! unauthenticated connections is at least 64; the test is not about eviction), then wait
@@ -43,8 +44,8 @@ const BURST_CALLS: usize = 10;
 const CONNECTING: usize = 48;
 /// Web clients (each alternating `/json` calls and `/metrics` scrapes) during the load.
 const WEB_CLIENTS: usize = 4;
-/// How long the RSS is watched after the second burst (printed, not checked).
-const SETTLE: Duration = Duration::from_secs(10);
+/// How long the RSS may take to come back after the second burst.
+const SETTLE: Duration = Duration::from_secs(60);
 
 /// The anonymous part of the daemon's RSS (`RssAnon`), KiB: its heap, without the pages
 /// of its binary (a debug binary's pages are most of its idle `VmRSS`).
@@ -374,26 +375,31 @@ async fn memory_after_bursts_is_bounded_and_reused() -> Result<()> {
         again.errors.len()
     );
     let after_second = anon_kib(&daemon);
+    let grew = after_anon.saturating_sub(idle_anon);
+    // Back: VmRSS within 2x idle (the issue's goal; a debug binary's own pages make that
+    // easy) and, the sharper check, at least half of what the burst left on the heap
+    // handed back (without the trim it all stays: 13 MiB of a release daemon's 14.3).
+    let back = |rss: u64, anon: u64| rss <= 2 * idle && anon <= idle_anon + grew / 2;
     let settle_from = Instant::now();
     let mut now = daemon.rss_kib()?;
-    while now > 2 * idle && settle_from.elapsed() < SETTLE {
+    let mut now_anon = anon_kib(&daemon);
+    while !back(now, now_anon) && settle_from.elapsed() < SETTLE {
         tokio::time::sleep(Duration::from_millis(500)).await;
         now = daemon.rss_kib()?;
+        now_anon = anon_kib(&daemon);
     }
     eprintln!(
         "memory: VmRSS idle {idle} KiB; burst of {clients} clients ({BURST_CALLS} calls \
          each): peak {peak} KiB ({:.1} KiB per client), right after {after} KiB, {now} KiB \
          {:.1} s after a second burst (2x idle: {} KiB); RssAnon idle {idle_anon} KiB, after \
-         the first burst {after_anon} KiB, after the second {after_second} KiB",
+         the first burst {after_anon} KiB, after the second {after_second} KiB, then \
+         {now_anon} KiB",
         peak.saturating_sub(idle) as f64 / clients as f64,
         settle_from.elapsed().as_secs_f64(),
         2 * idle,
     );
-    // What holds: the heap a burst leaves is bounded (about 14 KiB a client; 340 KiB a
-    // client before the zlib states were shared) and reused. What does not (the issue's
-    // goal): back within 2x idle. glibc keeps the freed arenas (malloc_trim would return
-    // them); a release daemon stays near 24.5 MiB against 11.7 MiB idle (BENCHMARKS.md).
-    let grew = after_anon.saturating_sub(idle_anon);
+    // The heap a burst leaves is bounded (about 14 KiB a client; 340 KiB a client before
+    // the zlib states were shared), reused, and given back.
     ensure!(
         grew < 32 * 1024,
         "the heap grew by {grew} KiB in a burst of {clients} clients"
@@ -402,6 +408,12 @@ async fn memory_after_bursts_is_bounded_and_reused() -> Result<()> {
         after_second <= after_anon + grew / 4 + 1024,
         "a second burst added {} KiB to the heap: freed memory was not reused",
         after_second.saturating_sub(after_anon)
+    );
+    ensure!(
+        back(now, now_anon),
+        "{} s after the second burst: VmRSS {now} KiB (idle {idle}), RssAnon {now_anon} KiB \
+         (idle {idle_anon}, {after_anon} after the first burst): not given back",
+        SETTLE.as_secs()
     );
     ensure!(daemon.running(), "the daemon exited:\n{}", daemon.log());
     daemon.stop()?;

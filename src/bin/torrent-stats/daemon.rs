@@ -245,6 +245,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("Web listening on http://{bound}");
         }
         let reloader = daemon.reloader();
+        // Memory freed after a burst of clients goes back to the system.
+        crate::trim::spawn();
         // systemd (Type=notify): ready once every transport listens and Stats counts.
         let notifier = crate::notify::Notifier::from_env();
         let notify = move |state: &str| {
