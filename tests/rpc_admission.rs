@@ -16,6 +16,9 @@
 //!   within 1 s, a client logged in before the attack never slowed past 1 s, the log
 //!   under 1 MB a minute;
 //! - the web server's `auth.login` is throttled with the same counts as RPC logins.
+//! - (f) a 262,000-character user name carrying a forged log line and a terminal escape:
+//!   answered, cut to 64 characters and escaped in the log, a few hundred bytes of log for
+//!   41 logins.
 #![cfg(all(feature = "rpc", feature = "cli"))]
 
 mod support;
@@ -595,6 +598,126 @@ async fn evictions_spare_clients_logging_in_and_logged_in() -> Result<()> {
         per_minute < 1e6,
         "{per_minute:.0} log bytes a minute:\n{}",
         daemon.log()
+    );
+    ensure!(daemon.running(), "the daemon died; log:\n{}", daemon.log());
+    Ok(())
+}
+
+/// (f) The table's 262,000-character user name, with a forged log line and terminal escapes
+/// in it, through real sockets against a daemon logging at `debug` (so the successful
+/// login's line is written too): every login is answered, the log grows by a few KiB
+/// however many are sent, each name in it is cut to 64 characters and escaped (no raw
+/// newline or ESC reaches the log), and the right password for an account with such a
+/// name still logs in. The daemon logs at `info` as shipped, plus the login handler's
+/// `debug` line that names the user (the other debug lines are one per connection by
+/// design: whoever turns them on asked for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_user_names_are_cut_and_escaped_in_the_log() -> Result<()> {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["--port", "0", "--web-port", "0", "--source", "sim"])
+        .env("RUST_LOG", "info,torrent_stats::rpc::daemon=debug");
+    let mut daemon = DaemonProc::launch(command, dir)?;
+    let addr = daemon.addr;
+    // A name made to fool a log reader: a forged line after a newline, an ANSI colour.
+    let forged = "\nERROR forged: the daemon was compromised\x1b[31m";
+    let huge = format!("{forged}{}", "A".repeat(262_000));
+    // An account with a long name (the auth file's lines are the daemon's to limit; this
+    // one is 4096 characters) logs in with its password.
+    let long_user = format!("L{}", "x".repeat(4095));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(daemon.dir.path().join("auth"))?
+        .write_all(format!("{long_user}:pw:10\n").as_bytes())?;
+    let before = log_bytes(&daemon);
+
+    const TRIES: usize = 40;
+    for i in 0..TRIES {
+        // One connection a try, so the per-connection delay stays out of the way; the
+        // per-address limit (about 10 a second after 5 failures) paces the loop.
+        let mut raw = Raw::connect(addr).await?;
+        let reply = raw
+            .call(
+                "daemon.login",
+                json!([huge, "guess"]),
+                json!({"client_version": "raw-rust"}),
+            )
+            .await?;
+        ensure!(
+            reply[0] == json!(2) && reply[2] == json!("BadLoginError"),
+            "try {i}: {}",
+            &reply.to_string()[..200]
+        );
+    }
+    let mut ok = Raw::connect(addr).await?;
+    let level = ok
+        .call_ok(
+            "daemon.login",
+            json!([long_user, "pw"]),
+            json!({"client_version": "raw-rust"}),
+        )
+        .await?;
+    ensure!(level == json!(10), "the long-named account got {level}");
+    // The failed-login tally writes its line at most every 10 s: wait for the one that
+    // counts the last tries, so the test sees what an attacker's minute leaves.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let mut raw = Raw::connect(addr).await?;
+    raw.call(
+        "daemon.login",
+        json!([huge, "guess"]),
+        json!({"client_version": "raw-rust"}),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let log = daemon.log();
+    let grown = &log[before..];
+    println!(
+        "(f) {} logins with a {}-character name, one with a 4096-character account: the log \
+         grew by {} bytes",
+        TRIES + 1,
+        huge.chars().count(),
+        grown.len()
+    );
+    ensure!(
+        grown.len() < 8 * 1024,
+        "the log grew by {} bytes:\n{}",
+        grown.len(),
+        &grown[..grown.len().min(4000)]
+    );
+    ensure!(!grown.contains('\x1b'), "a raw ESC reached the log");
+    let longest = grown.lines().map(str::len).max().unwrap_or(0);
+    ensure!(longest < 512, "a log line of {longest} bytes");
+    ensure!(
+        !grown.lines().any(|l| l.starts_with("ERROR forged")),
+        "the forged line reached the log as a line of its own:\n{grown}"
+    );
+    let failed: Vec<&str> = grown
+        .lines()
+        .filter(|l| l.contains("failed logins"))
+        .collect();
+    ensure!(!failed.is_empty(), "no failed-login line:\n{grown}");
+    println!("(f) {}", failed[failed.len() - 1]);
+    for line in &failed {
+        ensure!(
+            line.contains(r"\nERROR forged")
+                && line.contains('…')
+                && !line.contains(&"A".repeat(65)),
+            "the name is not cut and escaped: {line}"
+        );
+    }
+    let login = grown
+        .lines()
+        .find(|l| l.contains(" login") && l.contains("Lxxx"))
+        .ok_or_else(|| anyhow::anyhow!("no debug line for the long-named login:\n{grown}"))?;
+    ensure!(
+        login.contains('…') && !login.contains(&"x".repeat(64)),
+        "the account name is not cut: {login}"
     );
     ensure!(daemon.running(), "the daemon died; log:\n{}", daemon.log());
     Ok(())
