@@ -367,6 +367,9 @@ impl<T: Persist> Store<T> {
                 let _ = fs::remove_file(&bak_tmp);
                 fs::hard_link(&self.path, &bak_tmp).map_err(io("link", &bak_tmp))?;
                 fs::rename(&bak_tmp, &self.bak).map_err(io("rename", &self.bak))?;
+                // rename(2) does nothing when both names are already links to one file
+                // (the `.bak` of a save that failed at its rename): drop the temp name.
+                let _ = fs::remove_file(&bak_tmp);
             }
         }
         // rename(2) replaces whatever is at the target, a symlink included, never what a
