@@ -192,6 +192,14 @@ pub(crate) struct Files {
     pub history: Store<History>,
 }
 
+/// The kinds of save [`Poller::save_outcome`] tracks: a poll's fast totals write, a
+/// durable totals checkpoint, a history save.
+const TOTALS: &str = "totals";
+/// See [`TOTALS`].
+const TOTALS_CHECKPOINT: &str = "totals checkpoint";
+/// See [`TOTALS`].
+const HISTORY: &str = "history";
+
 pub(crate) struct Poller {
     source: Arc<dyn SessionSource>,
     view: SharedView,
@@ -201,7 +209,10 @@ pub(crate) struct Poller {
     fast_dirty: bool,
     /// Something changed since the last fsync'd checkpoint.
     durable_dirty: bool,
-    save_failing: bool,
+    /// The kinds of save failing now (`totals`, `totals checkpoint`, `history`) with their
+    /// error: a failure shows until that kind of save has worked again, so a checkpoint
+    /// that keeps failing is not hidden by the cheap totals writes that still work.
+    failing: Vec<(&'static str, String)>,
     poll_failing: bool,
     previous: Option<(Instant, Counters)>,
 }
@@ -246,7 +257,7 @@ impl Poller {
             snapshots,
             fast_dirty: false,
             durable_dirty: false,
-            save_failing: false,
+            failing: Vec::new(),
             poll_failing: false,
             previous: None,
         }
@@ -493,35 +504,46 @@ impl Poller {
         }
     }
 
-    fn save_outcome(&mut self, result: &Result<(), StoreError>, what: &str) {
+    /// Records a save's outcome in the health view: `save_failing` holds while any kind of
+    /// save ([`TOTALS`], [`TOTALS_CHECKPOINT`], [`HISTORY`]) fails, `save_error` is the
+    /// latest failure's error, `save_errors` counts every failure.
+    fn save_outcome(&mut self, result: &Result<(), StoreError>, kind: &'static str) {
+        let was_failing = !self.failing.is_empty();
+        let kind_was_failing = self.failing.iter().any(|(k, _)| *k == kind);
+        // A checkpoint writes the totals file too: it also ends a failing fast save.
+        self.failing.retain(|(k, _)| {
+            *k != kind && !(result.is_ok() && kind == TOTALS_CHECKPOINT && *k == TOTALS)
+        });
+        if let Err(e) = result {
+            self.failing.push((kind, e.to_string()));
+        }
         let mut view = self.view.write();
         let health = &mut view.health;
         match result {
-            Ok(()) => {
-                if self.save_failing {
-                    self.save_failing = false;
-                    tracing::info!(file = what, "saving works again");
-                }
-                health.save_failing = false;
-                health.save_error = None;
+            Ok(()) if was_failing && self.failing.is_empty() => {
+                tracing::info!(file = kind, "saving works again");
             }
+            Ok(()) => {}
             Err(e) => {
-                if !self.save_failing {
-                    tracing::warn!(error = %e, "could not save {what}; still counting in memory and retrying");
-                    self.save_failing = true;
+                if !kind_was_failing {
+                    tracing::warn!(error = %e, "could not save {kind}; still counting in memory and retrying");
                 }
-                health.save_failing = true;
-                health.save_error = Some(e.to_string());
                 health.save_errors += 1;
             }
         }
+        health.save_failing = !self.failing.is_empty();
+        health.save_error = self.failing.last().map(|(_, e)| e.clone());
     }
 
     async fn save_totals(&mut self, durability: Durability) -> bool {
         let snapshot = self.view.read().acc.clone();
         let files = self.files.clone();
         let result = blocking(move || files.totals.save(&snapshot, durability)).await;
-        self.save_outcome(&result, "totals");
+        let kind = match durability {
+            Durability::Durable => TOTALS_CHECKPOINT,
+            Durability::Fast => TOTALS,
+        };
+        self.save_outcome(&result, kind);
         if result.is_ok() {
             self.fast_dirty = false;
             let now = Some(unix_now());
@@ -539,7 +561,7 @@ impl Poller {
         let snapshot = self.view.read().history.clone();
         let files = self.files.clone();
         let result = blocking(move || files.history.save(&snapshot, Durability::Durable)).await;
-        self.save_outcome(&result, "history");
+        self.save_outcome(&result, HISTORY);
         result.is_ok()
     }
 
