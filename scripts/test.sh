@@ -8,17 +8,18 @@ export CARGO_TERM_COLOR=never
 # Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
 # client on an Xvfb display, clicked with xdotool), deluge-client (PyPI); tmux, the
 # terminal tests/watch.rs runs `torrent-stats watch` in; Chromium and chromedriver, the
-# browser tests/web_browser.rs drives the web page in. The tests fail, rather than skip,
+# browser tests/web_browser.rs drives the web page in; strace, which tests/fault_injection.rs
+# attaches to the daemon to fail a save's syscalls. The tests fail, rather than skip,
 # when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
   || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
   || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
   || ! command -v tmux >/dev/null || ! command -v chromium >/dev/null \
-  || ! command -v chromedriver >/dev/null; then
+  || ! command -v chromedriver >/dev/null || ! command -v strace >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb xdotool tmux \
-    chromium chromium-driver >/dev/null
+    chromium chromium-driver strace >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
 # Prometheus: promtool checks /metrics, the server scrapes the daemon (tests/web.rs).
