@@ -2,7 +2,8 @@
 //! daemon child process on the sim source; the tests read the screen with `tmux
 //! capture-pane`, compare it with `stats.get_totals`, kill and restart the daemon under
 //! it, quit with `q` and check the exit status and the terminal modes it leaves behind.
-//! tmux is required (`apt-get install tmux`): without it the tests fail.
+//! tmux is required (`apt-get install tmux`): without it the tests fail. `watch --json`
+//! is read from a pipe.
 
 #![cfg(feature = "cli")]
 
@@ -297,4 +298,109 @@ fn restart(port: u16, dir: tempfile::TempDir) -> Result<DaemonProc> {
     #[cfg(feature = "web")]
     command.args(["--web-port", "0"]);
     DaemonProc::launch(command, dir)
+}
+
+/// `watch --json` needs no terminal: a JSON line a second on a pipe, whose totals lie
+/// between two `stats.get_totals` readings and grow; an error line while the daemon is
+/// dead, then lines again after it is back; it ends (exit 0) when the reader closes the
+/// pipe.
+#[test]
+fn json_lines_without_a_terminal() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let daemon = DaemonProc::start()?;
+    let (port, password) = (daemon.port(), daemon.password.clone());
+    let mut child = Command::new(BIN)
+        .args(["watch", "--json", "--port", &port.to_string()])
+        .args(["--password", &password])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut next = move || -> Result<serde_json::Value> {
+        let line = lines.next().context("watch --json ended")??;
+        serde_json::from_str(&line).with_context(|| format!("not JSON: {line}"))
+    };
+    let result = (|| -> Result<()> {
+        // Lines a second; the daemon polls its source every 2 s: read until they grow.
+        let before = totals(port, &password)?;
+        let first = next()?;
+        let mut seen = vec![first.clone()];
+        let deadline = Instant::now() + WAIT;
+        while seen.last().map(|l| l["totals"]["total_upload"].as_u64())
+            <= Some(first["totals"]["total_upload"].as_u64())
+        {
+            ensure!(
+                Instant::now() < deadline,
+                "the totals did not grow: {seen:?}"
+            );
+            seen.push(next()?);
+        }
+        let after = totals(port, &password)?;
+        for line in &seen {
+            let got: Counters = serde_json::from_value(line["totals"].clone())
+                .with_context(|| format!("no totals in {line}"))?;
+            ensure!(
+                got.total_upload >= before.total_upload && got.total_upload <= after.total_upload,
+                "{got:?} not between {before:?} and {after:?}"
+            );
+            ensure!(line["status"]["source_up"] == true, "{line}");
+            ensure!(line["upload_rate"].is_u64(), "{line}");
+        }
+        ensure!(
+            seen.windows(2)
+                .all(|w| w[1]["time"].as_f64() > w[0]["time"].as_f64()),
+            "{seen:?}"
+        );
+
+        let dir = daemon.kill9()?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let line = next()?;
+            if line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Connection refused"))
+            {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no error line after the daemon died"
+            );
+        }
+        let _daemon = restart(port, dir)?;
+        loop {
+            let line = next()?;
+            if line["totals"].is_object() {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no totals after the daemon came back"
+            );
+        }
+        Ok(())
+    })();
+    drop(next);
+    // The reader goes away: the next line fails to write and watch ends by itself.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result?;
+    let status = status.context("watch --json still ran 5 s after its reader closed the pipe")?;
+    ensure!(status.success(), "watch --json exited with {status}");
+    Ok(())
 }

@@ -7,8 +7,12 @@
 //! view redraws when either arrives and quits on `q`, Esc or Ctrl-C. `ratatui::init` puts
 //! the terminal in raw mode on the alternate screen and installs a panic hook that
 //! restores it; every other exit restores it here.
+//!
+//! With `--json` there is no view and no terminal is needed: each poll becomes one JSON
+//! line on stdout (the totals and session totals in bytes, the newest rates and peers,
+//! the source's status; or the error), until Ctrl-C or until the reader goes away.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
@@ -18,7 +22,7 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, RenderDirection, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use torrent_stats::stats::Counters;
@@ -52,7 +56,7 @@ pub struct Args {
 
 /// `stats.get_status`: how the source and the files are doing (times are Unix seconds;
 /// a field an older daemon lacks reads as empty).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(default)]
 struct Status {
     source: String,
@@ -109,15 +113,64 @@ struct View {
     failure: Option<Failure>,
 }
 
-/// Runs `torrent-stats watch` until a quit key.
+/// Runs `torrent-stats watch` until a quit key (with `--json`, until Ctrl-C or a closed
+/// stdout).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    rpc_args::block_on(watch(args.rpc))
+    if args.rpc.json {
+        rpc_args::block_on(stream_json(args.rpc))
+    } else {
+        rpc_args::block_on(watch(args.rpc))
+    }
+}
+
+/// `watch --json`: one JSON line a poll, through the same poller as the view.
+async fn stream_json(rpc: RpcArgs) -> anyhow::Result<()> {
+    let conn = match rpc.connect().await {
+        Ok(conn) => Some(conn),
+        Err(e) if e.is::<Unreachable>() => None,
+        Err(e) => return Err(e),
+    };
+    let (poll_tx, mut polls) = mpsc::channel(1);
+    tokio::spawn(poll_loop(rpc, conn, poll_tx));
+    loop {
+        tokio::select! {
+            answer = polls.recv() => {
+                let line = json_line(answer.context("the poller stopped")?, unix_now());
+                let mut out = io::stdout().lock();
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return Ok(()); // the reader is gone (a closed pipe)
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// One poll as a JSON line: `time` (Unix seconds) and either the snapshot or `error`.
+fn json_line(poll: Result<Snapshot, Failure>, time: f64) -> Value {
+    match poll {
+        Ok(s) => {
+            let newest = |v: &[u64]| v.first().copied();
+            json!({
+                "time": time,
+                "totals": s.totals,
+                "session": s.session,
+                "upload_rate": newest(&s.history.upload_rate),
+                "download_rate": newest(&s.history.download_rate),
+                "payload_upload_rate": newest(&s.history.payload_upload_rate),
+                "payload_download_rate": newest(&s.history.payload_download_rate),
+                "num_peers": newest(&s.history.num_peers),
+                "status": s.status,
+            })
+        }
+        Err(f) => json!({"time": time, "error": f.error, "reached": f.reached}),
+    }
 }
 
 /// Connects, then shows the view on the alternate screen and restores the terminal.
 async fn watch(rpc: RpcArgs) -> anyhow::Result<()> {
     if !io::stdout().is_terminal() {
-        bail!("watch needs a terminal; use `torrent-stats totals` or `session` in scripts");
+        bail!("watch needs a terminal; in scripts use `watch --json` (a JSON line a second), `totals` or `session`");
     }
     // A daemon that is not running yet is waited for; bad credentials are not.
     let conn = match rpc.connect().await {
@@ -465,10 +518,14 @@ fn ratio(c: &Counters) -> String {
 
 /// How long ago the Unix time `t` (seconds) was.
 fn age(t: f64) -> String {
-    let now = SystemTime::now()
+    span((unix_now() - t).max(0.0) as u64)
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> f64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    span((now - t).max(0.0) as u64)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A duration in seconds, minutes or hours.
