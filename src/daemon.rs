@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DaemonError {
-    /// The config directory's `core.conf` could not be opened.
+    /// The config directory's `core.conf` or `engine.conf` could not be used.
     #[error("config directory {dir}: {source}")]
     Store {
         /// The config directory.
@@ -254,6 +254,12 @@ impl DaemonBuilder {
             dir: dir.clone(),
             source,
         })?;
+        if self.engine.is_some() {
+            crate::service::check_engine_conf(&dir).map_err(|source| DaemonError::Store {
+                dir: dir.clone(),
+                source,
+            })?;
+        }
         let core = Core::with_engine(host, self.engine)?;
         let stats = Arc::new(Stats::new());
         let handle = stats.handle();

@@ -76,6 +76,18 @@ pub enum StoreError {
         /// Why the backup was rejected (or that it is missing).
         backup: String,
     },
+    /// A file a person may edit (not sealed) does not parse or holds an unknown key or a
+    /// bad value; it is left as written.
+    #[error(
+        "{path}: {reason}; the file is left as written: fix it, or remove it to start from \
+         the defaults"
+    )]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line where known.
+        reason: String,
+    },
     /// A blocking save task failed (panicked or was cancelled).
     #[error("a save task failed: {0}")]
     Task(String),

@@ -27,7 +27,7 @@ use crate::store::{Durability, LoadOutcome, Persist, Store};
 
 /// The host's own preferences, kept in `core.conf`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostConfig {
     /// Plugins to enable at start.
     pub enabled_plugins: Vec<String>,

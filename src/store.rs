@@ -9,6 +9,10 @@
 //!
 //! Machine-owned files ([`Persist::SEALED`]) end with a checksum line (a TOML comment), so
 //! a truncated or altered file is detected even when what is left still parses.
+//! A file a person may edit (not sealed) is never rolled back: when it does not parse,
+//! or holds an unknown key or a bad value, [`Store::load`] refuses with
+//! [`StoreError::Invalid`] (the line, the key) and leaves it as written; a missing one
+//! loads the defaults. For a sealed file,
 //! [`Store::load`] falls back to the `.bak` when the file is empty, truncated or garbage,
 //! keeps the bad file as `<name>.corrupt-<unix time>`, and refuses with
 //! [`StoreError::Unrecoverable`] when neither is usable, rather than resetting to defaults.
@@ -269,12 +273,24 @@ impl<T: Persist> Store<T> {
         &self.bak
     }
 
-    /// Loads the file, recovering from the `.bak` if needed (see the module docs).
+    /// Loads the file; a sealed one is recovered from its `.bak` if needed, one a person
+    /// may edit is refused when bad (see the module docs).
     pub fn load(&self) -> Result<(T, LoadOutcome), StoreError> {
         let reason = match read::<T>(&self.path) {
             Ok(value) => return Ok((value, LoadOutcome::Loaded)),
             Err(reason) => reason,
         };
+        if !T::SEALED {
+            // A file a person may edit: never silently rolled back to its `.bak`, never
+            // moved aside; a missing one means defaults (the user removed it).
+            return match reason {
+                Rejected::Missing => Ok((T::default(), LoadOutcome::Missing)),
+                Rejected::Bad(reason) => Err(StoreError::Invalid {
+                    path: self.path.clone(),
+                    reason,
+                }),
+            };
+        }
         let backup = match read::<T>(&self.bak) {
             Ok(value) => value,
             Err(Rejected::Missing) if reason == Rejected::Missing => {
@@ -554,6 +570,48 @@ mod tests {
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(text.lines().last().unwrap().starts_with(TRAILER), "{text}");
         assert_eq!(store.load().unwrap(), (doc, LoadOutcome::Loaded));
+    }
+
+    /// A file a person edits.
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Prefs {
+        limit: u64,
+    }
+    impl Persist for Prefs {
+        const SEALED: bool = false;
+    }
+
+    #[test]
+    fn a_bad_edit_of_an_unsealed_file_is_refused_never_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<Prefs>::open(dir.path().join("prefs.conf")).unwrap();
+        store
+            .save(&Prefs { limit: 1 }, Durability::Durable)
+            .unwrap();
+        store
+            .save(&Prefs { limit: 2 }, Durability::Durable)
+            .unwrap(); // .bak: limit 1
+        for bad in ["limit = \"x\"\n", "limt = 3\n", "limit = [\n", "\n"] {
+            fs::write(store.path(), bad).unwrap();
+            match store.load() {
+                Err(StoreError::Invalid { path, reason }) => {
+                    assert_eq!(path, store.path());
+                    assert!(!reason.is_empty());
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+            assert_eq!(fs::read_to_string(store.path()).unwrap(), bad);
+        }
+        assert!(fs::read_to_string(store.backup_path())
+            .unwrap()
+            .contains("limit = 1"));
+        // Removed by the user: the defaults, not the backup.
+        fs::remove_file(store.path()).unwrap();
+        assert_eq!(
+            store.load().unwrap(),
+            (Prefs::default(), LoadOutcome::Missing)
+        );
     }
 
     #[test]

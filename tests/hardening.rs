@@ -543,6 +543,99 @@ fn a_bad_hand_edit_of_stats_conf_stops_the_start_and_is_left_as_written() -> Res
     Ok(())
 }
 
+/// The other files a person may edit, `core.conf` (the plugins enabled at start) and
+/// `engine.conf` (the engine's rate limits), are never rolled back to their `.bak` either:
+/// a bad edit stops the start with the file, line and key, and both files stay as written.
+#[test]
+fn bad_hand_edits_of_core_conf_and_engine_conf_stop_the_start_and_are_left_as_written() -> Result<()>
+{
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "core.conf",
+            "enabled_plugin = [\"Stats\"]\n",
+            &[
+                "line 1",
+                "unknown field `enabled_plugin`",
+                "enabled_plugins",
+            ],
+        ),
+        (
+            "core.conf",
+            "enabled_plugins = \"Stats\"\n",
+            &["line 1", "invalid type"],
+        ),
+        (
+            "engine.conf",
+            "max_download_bps = 1000\nmax_upload_bsp = 10\n",
+            &["line 2", "unknown field `max_upload_bsp`", "max_upload_bps"],
+        ),
+        (
+            "engine.conf",
+            "max_download_bps = \"fast\"\n",
+            &["line 1", "invalid type"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join(name);
+        fs::write(&file, text)?;
+        let bak = dir.path().join(format!("{name}.bak"));
+        fs::write(&bak, "# a good older version\n")?;
+        let (status, err) = if name == "engine.conf" {
+            // The embedded engine (the daemon's default source) reads engine.conf.
+            let downloads = dir.path().join("downloads");
+            let mut child = Command::new(BIN)
+                .arg("daemon")
+                .arg("--config-dir")
+                .arg(dir.path())
+                .arg("--download-dir")
+                .arg(&downloads)
+                .args(["--port", "0", "--web-port", "0", "--source", "rqbit"])
+                .env("NO_COLOR", "1")
+                .env_remove("TORRENT_STATS_SOURCE")
+                .env_remove("TORRENT_STATS_CONFIG_DIR")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    bail!("{name} {text:?}: the daemon did not stop by itself");
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let out = child.wait_with_output()?;
+            (
+                out.status,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        } else {
+            start_fails(dir.path(), &[])?
+        };
+        assert!(!status.success(), "{name} {text:?} accepted:\n{err}");
+        assert!(
+            err.contains(&file.display().to_string()),
+            "{name}: no path in:\n{err}"
+        );
+        for needle in needles {
+            assert!(
+                err.contains(needle),
+                "{name} {text:?}: no {needle:?} in:\n{err}"
+            );
+        }
+        assert!(err.contains("left as written"), "{err}");
+        assert_eq!(fs::read_to_string(&file)?, text, "{name} was changed");
+        assert_eq!(fs::read_to_string(&bak)?, "# a good older version\n");
+        assert!(
+            files_with(dir.path(), ".corrupt").is_empty(),
+            "{name} was moved aside"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn sighup_reloads_stats_conf_and_keeps_the_running_settings_on_a_bad_edit() -> Result<()> {
     let dir = tempfile::tempdir()?;

@@ -37,6 +37,8 @@ use crate::torrent::TorrentEngine;
 
 mod torrents;
 
+pub(crate) use torrents::check_engine_conf;
+
 /// The owner name of the core's methods in the method table.
 pub const OWNER: &str = "<core>";
 

@@ -24,7 +24,7 @@ use super::on_host;
 /// The engine settings kept across restarts (`engine.conf`, hand-editable TOML): what
 /// `core.set_config` changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Download limit, bytes/s (absent: unlimited).
     pub max_download_bps: Option<u64>,
@@ -38,6 +38,18 @@ impl Persist for EngineConfig {
 
 /// The file of [`EngineConfig`] in the config directory.
 pub const ENGINE_CONF: &str = "engine.conf";
+
+/// Refuses an `engine.conf` in `dir` that does not parse or holds an unknown key (a file a
+/// person may edit: it is left as written); a missing one is fine.
+pub(crate) fn check_engine_conf(dir: &std::path::Path) -> Result<(), crate::error::StoreError> {
+    let path = dir.join(ENGINE_CONF);
+    match crate::store::read::<EngineConfig>(&path) {
+        Ok(_) | Err(crate::store::Rejected::Missing) => Ok(()),
+        Err(crate::store::Rejected::Bad(reason)) => {
+            Err(crate::error::StoreError::Invalid { path, reason })
+        }
+    }
+}
 
 /// Opens `engine.conf` and applies what it holds to `engine`. A file that cannot be used
 /// is reported and the engine runs on its defaults (settings changed later are then not
