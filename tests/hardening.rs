@@ -25,7 +25,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::daemon::{DaemonProc, SOURCE};
 use torrent_stats::session::StatusKey;
@@ -55,31 +55,22 @@ fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Result<DaemonProc> {
 
 /// Runs a daemon that must fail to start: its exit status and stderr (killed after 20 s).
 fn start_fails(dir: &Path, extra: &[&str]) -> Result<(ExitStatus, String)> {
-    let mut child = daemon_command(dir, extra)
+    fails(daemon_command(dir, extra))
+}
+
+/// Runs the daemon `command` that must fail to start (killed after 20 s, an error then).
+fn fails(mut command: Command) -> Result<(ExitStatus, String)> {
+    command
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .env_remove("TORRENT_STATS_CONFIG_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output()?;
-            bail!(
-                "the daemon did not stop by itself:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output()?;
-    Ok((status, String::from_utf8_lossy(&out.stderr).into_owned()))
+        .env_remove("TORRENT_STATS_SOURCE");
+    let out = support::run_limited(command, Duration::from_secs(20))
+        .context("the daemon did not stop by itself")?;
+    Ok((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// Sends `signal` (a name for kill(1), e.g. `HUP`) to the daemon.
@@ -583,34 +574,15 @@ fn bad_hand_edits_of_core_conf_and_engine_conf_stop_the_start_and_are_left_as_wr
         fs::write(&bak, "# a good older version\n")?;
         let (status, err) = if name == "engine.conf" {
             // The embedded engine (the daemon's default source) reads engine.conf.
-            let downloads = dir.path().join("downloads");
-            let mut child = Command::new(BIN)
+            let mut command = Command::new(BIN);
+            command
                 .arg("daemon")
                 .arg("--config-dir")
                 .arg(dir.path())
                 .arg("--download-dir")
-                .arg(&downloads)
-                .args(["--port", "0", "--web-port", "0", "--source", "rqbit"])
-                .env("NO_COLOR", "1")
-                .env_remove("TORRENT_STATS_SOURCE")
-                .env_remove("TORRENT_STATS_CONFIG_DIR")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait()?.is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    bail!("{name} {text:?}: the daemon did not stop by itself");
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let out = child.wait_with_output()?;
-            (
-                out.status,
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
+                .arg(dir.path().join("downloads"))
+                .args(["--port", "0", "--web-port", "0", "--source", "rqbit"]);
+            fails(command)?
         } else {
             start_fails(dir.path(), &[])?
         };

@@ -23,7 +23,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -252,44 +251,6 @@ exec /lib/systemd/systemd --system --unit=torrent-stats-test.target --log-target
 /// Where the daemon serves RPC in the namespace's own network: the unit sets no port.
 const RPC_ADDR: &str = "127.0.0.1:58846";
 
-/// Runs `command` with its output captured; kills it (the process this test started)
-/// after `limit`.
-fn run(mut command: Command, limit: Duration) -> Result<Output> {
-    let what = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawn {what}"))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().context("stdout")?));
-    let err = drain(Box::new(child.stderr.take().context("stderr")?));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
-
 /// Polls `check` every 100 ms until it returns `Some`, failing after `limit`.
 fn wait_for<T>(
     what: &str,
@@ -507,7 +468,7 @@ impl Systemd {
             .args(args)
             .env("SYSTEMD_PAGER", "")
             .env("SYSTEMD_COLORS", "0");
-        run(command, Duration::from_secs(30))
+        support::run_limited(command, Duration::from_secs(30))
     }
 
     /// `systemctl ARGS`, which must succeed; its stdout.

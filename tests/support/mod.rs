@@ -155,3 +155,51 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Runs `command` with its output captured; kills it (the process this test started) and
+/// fails with what it printed if it has not finished within `limit`.
+pub fn run_limited(
+    mut command: std::process::Command,
+    limit: Duration,
+) -> anyhow::Result<std::process::Output> {
+    use anyhow::Context;
+    use std::io::Read;
+    use std::process::Stdio;
+    let what = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {what}"))?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().context("stdout")?));
+    let err = drain(Box::new(child.stderr.take().context("stderr")?));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!(
+                "{what} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.join().unwrap_or_default()),
+                String::from_utf8_lossy(&err.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}

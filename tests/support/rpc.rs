@@ -1,11 +1,9 @@
 //! For the RPC tests: a raw TLS client built on the crate's own framing and codec, and a
 //! runner for the Python scripts.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -55,45 +53,17 @@ pub fn run_python(script: &str, args: &[&str], limit: Duration) -> Result<PyRun>
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg("-u")
         .arg(&path)
         .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawn python3 {}", path.display()))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().context("stdout")?));
-    let err = drain(Box::new(child.stderr.take().context("stderr")?));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{script} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                out.join().unwrap_or_default(),
-                err.join().unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = super::run_limited(command, limit).with_context(|| format!("python3 {script}"))?;
     Ok(PyRun {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
 
