@@ -683,3 +683,50 @@ async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
     }
     Ok(())
 }
+
+/// Totals counted before are in `/metrics` from the start: a daemon restarted in the same
+/// directory on a source that is down from the beginning (no poll ever succeeds) exports
+/// the saved all-time totals, equal to the file's, with `source_up 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() -> Result<()> {
+    let first = DaemonProc::start()?;
+    tokio::time::sleep(Duration::from_secs(3)).await; // the sim counts
+    let dir = first.stop()?;
+    let saved = support::daemon::offline_totals(dir.path())?;
+    ensure!(saved.total_upload > 0, "nothing counted: {saved:?}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["--port", "0", "--web-port", "0", "--source"])
+        .arg("deluge://alice:pw@127.0.0.1:1");
+    let d = DaemonProc::launch(command, dir)?;
+    let mut web = Web::of(&d)?;
+    web.login("localclient", &d.password).await?;
+    let label = "{source=\"deluge://alice@127.0.0.1:1\"}";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = web.get("/metrics").await?.text().await?;
+        if text.contains(&format!("torrent_stats_poll_errors_total{label} 1")) {
+            break text;
+        }
+        ensure!(Instant::now() < deadline, "no failed poll counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(
+        text.contains(&format!("torrent_stats_source_up{label} 0")),
+        "source_up:\n{text}"
+    );
+    for (name, value) in [
+        ("upload", saved.total_upload),
+        ("download", saved.total_download),
+        ("payload_upload", saved.total_payload_upload),
+        ("payload_download", saved.total_payload_download),
+    ] {
+        let line = format!("torrent_stats_{name}_bytes_total{label} {value}");
+        ensure!(text.contains(&line), "no {line:?} in:\n{text}");
+    }
+    promtool_check(&text)?;
+    Ok(())
+}

@@ -7,7 +7,7 @@
 //!
 //! | metric | type | |
 //! |---|---|---|
-//! | `torrent_stats_upload_bytes_total`, `…_download_bytes_total`, `…_payload_upload_bytes_total`, `…_payload_download_bytes_total` | counter | all-time totals, only those the source measures |
+//! | `torrent_stats_upload_bytes_total`, `…_download_bytes_total`, `…_payload_upload_bytes_total`, `…_payload_download_bytes_total` | counter | all-time totals: those the source measures and any that hold bytes (also before the first poll) |
 //! | `torrent_stats_session_upload_bytes`, `…_session_download_bytes`, `…_session_payload_upload_bytes`, `…_session_payload_download_bytes` | gauge | the current session's counters, as measured |
 //! | `torrent_stats_upload_rate_bytes_per_second`, `…_download_rate…`, `…_payload_upload_rate…`, `…_payload_download_rate…` | gauge | rates of the last poll |
 //! | `torrent_stats_peers` | gauge | connected peers |
@@ -155,8 +155,11 @@ impl Collector for StatsCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = self.stats.watch().borrow().clone();
         let src = s.health.source.as_str();
+        // An all-time total is shown when the source measures it, or when it holds bytes
+        // counted before (loaded from the file): so the totals are there from the start,
+        // a source that is down from the beginning included.
         for (name, value, measured) in counters(&s.totals, &s) {
-            if measured {
+            if measured || value > 0 {
                 let help = format!(
                     "All-time {} bytes (kept across restarts)",
                     name.replace('_', " ")
