@@ -296,14 +296,16 @@ impl DaemonBuilder {
 }
 
 /// Re-reads the files a person edits while the daemon runs: the `auth` file (every
-/// transport's copy), the TLS key's permissions and `stats.conf`. What cannot be used is
-/// refused with the reason, logged, and the running settings stay.
+/// transport's copy), the TLS key pair (new connections get it) and `stats.conf`. What
+/// cannot be used is refused with the reason, logged, and the running settings stay.
 #[derive(Clone)]
 pub struct Reloader {
     dir: PathBuf,
     stats: StatsHandle,
     #[cfg(feature = "rpc")]
     rpc_auth: Option<Arc<crate::rpc::daemon::Gateway>>,
+    #[cfg(feature = "rpc")]
+    rpc_tls: Option<Arc<crate::rpc::tls::ServedKeyPair>>,
     #[cfg(feature = "web")]
     web_auth: Option<Arc<crate::auth::AuthFile>>,
 }
@@ -326,7 +328,7 @@ pub struct ReloadError {
 }
 
 impl Reloader {
-    /// Re-reads `auth` and `stats.conf` and checks the TLS key's permissions; logs each
+    /// Re-reads `auth`, the TLS key pair (for new connections) and `stats.conf`; logs each
     /// refusal (with how to fix it) and returns them all.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let mut problems = Vec::new();
@@ -351,9 +353,9 @@ impl Reloader {
             problems.push(e);
         }
         #[cfg(feature = "rpc")]
-        if self.rpc_auth.is_some() {
-            if let Err(e) = crate::rpc::tls::check_key_file(&self.dir) {
-                tracing::error!(error = %e, "TLS key file");
+        if let Some(key_pair) = &self.rpc_tls {
+            if let Err(e) = key_pair.reload() {
+                tracing::error!(error = %e, "TLS key pair not reloaded; the pair read last stays in use");
                 problems.push(e.to_string());
             }
         }
@@ -363,7 +365,7 @@ impl Reloader {
             Err(e) => problems.push(e.to_string()),
         }
         if problems.is_empty() {
-            tracing::info!(config_dir = %self.dir.display(), "reloaded auth and stats.conf");
+            tracing::info!(config_dir = %self.dir.display(), "reloaded auth, the TLS key pair and stats.conf");
             Ok(())
         } else {
             Err(ReloadError { problems })
@@ -418,6 +420,8 @@ impl Daemon {
             stats: self.stats.clone(),
             #[cfg(feature = "rpc")]
             rpc_auth: self.rpc.as_ref().map(|b| b.gateway()),
+            #[cfg(feature = "rpc")]
+            rpc_tls: self.rpc.as_ref().map(|b| b.key_pair()),
             #[cfg(feature = "web")]
             web_auth: self.web.as_ref().map(|b| b.auth()),
         }
@@ -502,6 +506,7 @@ mod rpc {
         pub addr: SocketAddr,
         listener: TcpListener,
         tls: Arc<rustls::ServerConfig>,
+        key_pair: Arc<tls::ServedKeyPair>,
         gateway: Arc<Gateway>,
         options: server::Options,
     }
@@ -519,8 +524,8 @@ mod rpc {
         }
         // Key generation and file I/O off the async workers.
         let d = dir.to_path_buf();
-        let (auth, tls) = tokio::task::spawn_blocking(move || {
-            Ok::<_, RpcError>((AuthFile::open(&d)?, tls::server_config(&d)?))
+        let (auth, (tls, key_pair)) = tokio::task::spawn_blocking(move || {
+            Ok::<_, RpcError>((AuthFile::open(&d)?, tls::server_tls(&d)?))
         })
         .await
         .map_err(|e| RpcError::Tls(format!("setup task failed: {e}")))??;
@@ -538,6 +543,7 @@ mod rpc {
             addr,
             listener,
             tls,
+            key_pair,
             gateway: Gateway::new(core.clone(), auth),
             options: settings.options,
         })
@@ -546,6 +552,10 @@ mod rpc {
     impl Bound {
         pub(super) fn gateway(&self) -> Arc<Gateway> {
             self.gateway.clone()
+        }
+
+        pub(super) fn key_pair(&self) -> Arc<tls::ServedKeyPair> {
+            self.key_pair.clone()
         }
 
         pub(super) fn serve(self, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {

@@ -12,7 +12,8 @@
 //! - a hand-edited `stats.conf` (unknown key with a suggestion, wrong type, bad value)
 //!   stops the start with file, line and key, and on SIGHUP leaves the running settings,
 //!   the file byte for byte, and never rolls back to `stats.conf.bak`;
-//! - SIGUSR1/SIGUSR2 do no harm; SIGHUP reloads a changed `auth` and `stats.conf`; SIGQUIT
+//! - SIGUSR1/SIGUSR2 do no harm; SIGHUP reloads a changed `auth`, TLS key pair and
+//!   `stats.conf` (a key that does not match its certificate is refused); SIGQUIT
 //!   saves before it stops; a final save that fails (an immutable directory) exits non-zero.
 
 mod support;
@@ -716,9 +717,85 @@ fn sighup_reloads_the_auth_file() -> Result<()> {
         .open(&auth)?
         .write_all(b"newbie:pw:NORMAL\n")?;
     signal(&d, "HUP")?;
-    wait_log(&d, "reloaded auth and stats.conf", Duration::from_secs(5))?;
+    wait_log(
+        &d,
+        "reloaded auth, the TLS key pair and stats.conf",
+        Duration::from_secs(5),
+    )?;
     let (ok, _, err) = cli(&d, &["totals", "--user", "newbie", "--password", "pw"])?;
     assert!(ok, "the new account does not log in: {err}\n{}", d.log());
+    let status = d.terminate()?;
+    ensure!(status.success(), "exit {status}; log:\n{}", d.log());
+    Ok(())
+}
+
+/// A new key pair for `ssl/`: (certificate PEM, key PEM).
+fn new_key_pair() -> Result<(String, String)> {
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])?.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Puts `pem` at `path` by rename (mode 0600), as a certificate renewal would.
+fn put(path: &Path, pem: &str) -> Result<()> {
+    let tmp = path.with_extension("new");
+    fs::write(&tmp, pem)?;
+    set_mode(&tmp, 0o600)?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// SIGHUP reloads the TLS key pair: a client pinning the new certificate connects, one
+/// pinning the old one is refused, a connection made before keeps working; a pair whose
+/// key does not match its certificate is refused with the reason and the pair in use stays.
+#[test]
+fn sighup_reloads_the_tls_key_pair() -> Result<()> {
+    let mut d = DaemonProc::start()?;
+    let ssl = d.config_dir().join("ssl");
+    let pinned = |d: &DaemonProc, pem: &str, name: &str| -> Result<(bool, String)> {
+        let file = d.config_dir().join(name);
+        fs::write(&file, pem)?;
+        let (ok, _, err) = cli(d, &["totals", "--cert", &file.to_string_lossy()])?;
+        Ok((ok, err))
+    };
+    let old = fs::read_to_string(ssl.join("daemon.cert"))?;
+    let (ok, err) = pinned(&d, &old, "old.pem")?;
+    assert!(ok, "the daemon's own certificate is refused: {err}");
+    // A connection made before the reload.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut held =
+        runtime.block_on(support::rpc::Raw::login(d.addr, "localclient", &d.password))?;
+
+    let (cert, key) = new_key_pair()?;
+    put(&ssl.join("daemon.pkey"), &key)?;
+    put(&ssl.join("daemon.cert"), &cert)?;
+    signal(&d, "HUP")?;
+    wait_log(
+        &d,
+        "reloaded auth, the TLS key pair and stats.conf",
+        Duration::from_secs(5),
+    )?;
+    let (ok, err) = pinned(&d, &cert, "new.pem")?;
+    assert!(ok, "the new certificate is not served: {err}\n{}", d.log());
+    let (ok, _) = pinned(&d, &old, "old.pem")?;
+    assert!(!ok, "the old certificate is still served");
+    runtime.block_on(held.totals())?;
+
+    // A key that does not belong to the certificate: refused, the new pair stays.
+    let (_, other_key) = new_key_pair()?;
+    put(&ssl.join("daemon.pkey"), &other_key)?;
+    signal(&d, "HUP")?;
+    wait_log(&d, "TLS key pair not reloaded", Duration::from_secs(5))?;
+    let (ok, err) = pinned(&d, &cert, "new.pem")?;
+    assert!(ok, "the pair in use was dropped: {err}\n{}", d.log());
+    assert!(
+        d.log().contains("daemon.pkey"),
+        "the refusal names no file:\n{}",
+        d.log()
+    );
+    runtime.block_on(held.totals())?;
     let status = d.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{}", d.log());
     Ok(())

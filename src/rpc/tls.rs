@@ -2,8 +2,10 @@
 //!
 //! The daemon keeps its key pair in `<config>/ssl/daemon.cert` and `daemon.pkey` (PEM,
 //! mode 0600; a key other users may read is refused), generated at first start (ECDSA P-256, self-signed) and reused after; a
-//! Deluge RSA pair copied there works too. Deluge clients do not verify the certificate;
-//! our client accepts any certificate or pins one.
+//! Deluge RSA pair copied there works too. [`ServedKeyPair::reload`] (the daemon calls it
+//! on SIGHUP) replaces the pair for new connections, so a renewed certificate needs no
+//! restart. Deluge clients do not verify the certificate; our client accepts any
+//! certificate or pins one.
 
 #[cfg(feature = "rpc")]
 use std::fs;
@@ -74,6 +76,15 @@ pub fn check_key_file(config_dir: &Path) -> Result<(), RpcError> {
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, RpcError> {
+    Ok(server_tls(config_dir)?.0)
+}
+
+/// The same, with the [`ServedKeyPair`] behind the configuration, to reload it.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub fn server_tls(
+    config_dir: &Path,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<ServedKeyPair>), RpcError> {
     let (cert_path, key_path) = key_pair_paths(config_dir);
     let present = |p: &Path| fs::symlink_metadata(p).is_ok();
     if !present(&cert_path) || !present(&key_path) {
@@ -89,19 +100,79 @@ pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, Rpc
         write_private(&cert_path, &cert.pem())?;
         tracing::info!(cert = %cert_path.display(), "generated the daemon's TLS key pair");
     }
-    check_key_file(config_dir)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|it| it.collect())
-        .map_err(|e| RpcError::Tls(format!("{}: {e}", cert_path.display())))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| RpcError::Tls(format!("{}: {e}", key_path.display())))?;
+    let served = Arc::new(ServedKeyPair {
+        current: std::sync::RwLock::new(ServedKeyPair::read(config_dir)?),
+        config_dir: config_dir.to_path_buf(),
+    });
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| RpcError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| RpcError::Tls(e.to_string()))?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(served.clone());
+    Ok((Arc::new(config), served))
+}
+
+/// The key pair the daemon's TLS handshakes use, replaceable while it serves: connections
+/// made after a [`reload`](ServedKeyPair::reload) get the new pair, open ones keep theirs.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+#[derive(Debug)]
+pub struct ServedKeyPair {
+    config_dir: PathBuf,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+#[cfg(feature = "rpc")]
+impl ServedKeyPair {
+    /// Reads `ssl/daemon.cert` and `ssl/daemon.pkey`: the key must be private
+    /// ([`check_key_file`]) and match the certificate.
+    fn read(config_dir: &Path) -> Result<Arc<rustls::sign::CertifiedKey>, RpcError> {
+        let (cert_path, key_path) = key_pair_paths(config_dir);
+        check_key_file(config_dir)?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+            .and_then(|it| it.collect())
+            .map_err(|e| RpcError::Tls(format!("{}: {e}", cert_path.display())))?;
+        if certs.is_empty() {
+            return Err(RpcError::Tls(format!(
+                "{}: no certificate in it",
+                cert_path.display()
+            )));
+        }
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .map_err(|e| RpcError::Tls(format!("{}: {e}", key_path.display())))?;
+        let pair = rustls::sign::CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
+            RpcError::Tls(format!(
+                "{} and {}: {e}",
+                cert_path.display(),
+                key_path.display()
+            ))
+        })?;
+        Ok(Arc::new(pair))
+    }
+
+    /// Reads the pair again; new connections use it from now on. A pair that cannot be
+    /// used (unreadable, readable by others, not matching) is refused and the one in use
+    /// stays.
+    pub fn reload(&self) -> Result<(), RpcError> {
+        let pair = Self::read(&self.config_dir)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = pair;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "rpc")]
+impl rustls::server::ResolvesServerCert for ServedKeyPair {
+    fn resolve(
+        &self,
+        _client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
 }
 
 /// Which server certificates a client accepts.

@@ -2,8 +2,8 @@
 //!
 //! Signals: SIGTERM, SIGINT, SIGQUIT (and SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR,
 //! SIGXCPU, whose default would kill it unsaved) save everything and stop; SIGHUP re-reads
-//! `auth` and `stats.conf` (a file that cannot be used is refused, logged, and the running
-//! settings stay); SIGUSR1, SIGUSR2 and SIGXFSZ are logged and ignored (SIGPIPE is ignored
+//! `auth`, the TLS key pair and `stats.conf` (a file that cannot be used is refused,
+//! logged, and the running settings stay); SIGUSR1, SIGUSR2 and SIGXFSZ are logged and ignored (SIGPIPE is ignored
 //! by Rust programs). The exit status is 0 after a clean stop, 1 when the daemon could
 //! not start or its final save failed.
 
@@ -89,7 +89,7 @@ pub struct Args {
 enum Action {
     /// Save everything and exit.
     Stop,
-    /// Re-read `auth` and `stats.conf`.
+    /// Re-read `auth`, the TLS key pair and `stats.conf`.
     Reload,
     /// Log it; nothing else.
     Ignore,
@@ -271,7 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             break;
                         }
                         (name, Action::Reload) => {
-                            tracing::info!(signal = name, "{name} received: reloading auth and stats.conf");
+                            tracing::info!(signal = name, "{name} received: reloading auth, the TLS key pair and stats.conf");
                             // Each refusal is logged by the reload itself.
                             match reloader.reload().await {
                                 Ok(()) => notify("STATUS=counting; reloaded"),
