@@ -55,8 +55,6 @@ use support::rpc::Raw;
 use torrent_stats::stats::{Accumulator, History};
 use torrent_stats::store;
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
-
 /// A poll every second, a checkpoint every 5 s (the shortest allowed).
 const CONF: &str = "update_interval = 1\nsave_interval = 5\n";
 
@@ -234,14 +232,7 @@ struct Rig {
 }
 
 fn daemon_command(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("daemon")
-        .arg("--config-dir")
-        .arg(dir)
-        .args(["--port", "0", "--web-port", "0", "--source", SOURCE])
-        .env_remove("TORRENT_STATS_SOURCE");
-    command
+    support::daemon::command(dir, SOURCE)
 }
 
 impl Rig {

@@ -37,14 +37,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
 
 /// `torrent-stats daemon` on `dir` (ports 0, the sim source) with `extra` arguments.
 fn daemon_command(dir: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("daemon")
-        .arg("--config-dir")
-        .arg(dir)
-        .args(["--port", "0", "--web-port", "0", "--source", SOURCE])
-        .args(extra)
-        .env_remove("TORRENT_STATS_SOURCE");
+    let mut command = support::daemon::command(dir, SOURCE);
+    command.args(extra);
     command
 }
 
@@ -716,16 +710,22 @@ fn sighup_reloads_the_auth_file() -> Result<()> {
         .append(true)
         .open(&auth)?
         .write_all(b"newbie:pw:NORMAL\n")?;
-    signal(&d, "HUP")?;
-    wait_log(
-        &d,
-        "reloaded auth, the TLS key pair and stats.conf",
-        Duration::from_secs(5),
-    )?;
+    reloaded(&d)?;
     let (ok, _, err) = cli(&d, &["totals", "--user", "newbie", "--password", "pw"])?;
     assert!(ok, "the new account does not log in: {err}\n{}", d.log());
     let status = d.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{}", d.log());
+    Ok(())
+}
+
+/// Sends SIGHUP and waits for the line saying everything was reloaded.
+fn reloaded(d: &DaemonProc) -> Result<()> {
+    signal(d, "HUP")?;
+    wait_log(
+        d,
+        "reloaded auth, the TLS key pair and stats.conf",
+        Duration::from_secs(5),
+    )?;
     Ok(())
 }
 
@@ -771,12 +771,7 @@ fn sighup_reloads_the_tls_key_pair() -> Result<()> {
     let (cert, key) = new_key_pair()?;
     put(&ssl.join("daemon.pkey"), &key)?;
     put(&ssl.join("daemon.cert"), &cert)?;
-    signal(&d, "HUP")?;
-    wait_log(
-        &d,
-        "reloaded auth, the TLS key pair and stats.conf",
-        Duration::from_secs(5),
-    )?;
+    reloaded(&d)?;
     let (ok, err) = pinned(&d, &cert, "new.pem")?;
     assert!(ok, "the new certificate is not served: {err}\n{}", d.log());
     let (ok, _) = pinned(&d, &old, "old.pem")?;

@@ -29,6 +29,19 @@ pub struct DaemonProc {
     reader: Option<JoinHandle<()>>,
 }
 
+/// `torrent-stats daemon` on config directory `dir` and `source`, RPC and web on ports 0
+/// (the bound ones are in its log), `TORRENT_STATS_SOURCE` not inherited.
+pub fn command(dir: &std::path::Path, source: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    command
+        .arg("daemon")
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--port", "0", "--web-port", "0", "--source", source])
+        .env_remove("TORRENT_STATS_SOURCE");
+    command
+}
+
 impl DaemonProc {
     /// Starts the daemon on [`SOURCE`] and waits (at most 20 s) for its `RPC listening on`
     /// line.
@@ -39,13 +52,7 @@ impl DaemonProc {
     /// Starts the daemon on `source`.
     pub fn start_with(source: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
-        command
-            .arg("daemon")
-            .arg("--config-dir")
-            .arg(dir.path())
-            .args(["--port", "0", "--web-port", "0", "--source", source]);
-        Self::launch(command, dir)
+        Self::launch(command(dir.path(), source), dir)
     }
 
     /// Starts `command` (a daemon or an example serving RPC, using `dir` as its config
