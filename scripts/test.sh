@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# No incremental cache: every crate is built once per run, and the cache would double the
+# target dir's size on disk (see [profile.dev] in Cargo.toml for the debug-info side).
+export CARGO_INCREMENTAL=0
+target_dir="${CARGO_TARGET_DIR:-target}"
+echo "disk free before the run: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 
 # Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
 # client on an Xvfb display, clicked with xdotool), deluge-client (PyPI); tmux, the
@@ -58,3 +63,4 @@ cargo build --all-features --examples
 cargo test --all-features --all-targets
 # Examples in the docs.
 cargo test --all-features --doc
+echo "target dir after the run: $(du -sh "$target_dir" | cut -f1), disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"
