@@ -356,8 +356,7 @@ impl<T: Persist> Store<T> {
             message: e.to_string(),
         })?;
         if T::SEALED {
-            let trailer = format!("{TRAILER}{:016x}\n", fnv1a64(text.as_bytes()));
-            text.push_str(&trailer);
+            text = sealed(&text);
         }
         let tmp = TempFile::create(&self.tmp)?;
         let result = self.write_and_rename(tmp, text.as_bytes(), durability);
@@ -456,14 +455,24 @@ pub fn read<T: Persist>(path: &Path) -> Result<T, Rejected> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Rejected::Missing),
         Err(e) => return Err(Rejected::Bad(format!("unreadable: {e}"))),
     };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Rejected::Bad("empty file".into()));
-    }
+    parse(&bytes)
+}
+
+/// Checks and parses the content of one file: for a sealed type its checksum line, then
+/// the TOML, then [`Persist::validate`]. What [`read`] does once it has the bytes.
+///
+/// An empty sealed file is a truncated one. An empty file a person may edit is an empty
+/// TOML document, its defaults: it is also what a save of the defaults writes when every
+/// field is optional and unset (`engine.conf` once the rate limits are cleared).
+pub fn parse<T: Persist>(bytes: &[u8]) -> Result<T, Rejected> {
     if T::SEALED {
-        check_trailer(&bytes)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Rejected::Bad("empty file".into()));
+        }
+        check_trailer(bytes)?;
     }
     let text =
-        std::str::from_utf8(&bytes).map_err(|e| Rejected::Bad(format!("not UTF-8 text: {e}")))?;
+        std::str::from_utf8(bytes).map_err(|e| Rejected::Bad(format!("not UTF-8 text: {e}")))?;
     let value: T = toml::from_str(text).map_err(|e| Rejected::Bad(toml_error(text, &e)))?;
     value.validate().map_err(Rejected::Bad)?;
     Ok(value)
@@ -491,6 +500,11 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+/// A sealed file's text for a TOML `body`: the body, then its checksum line.
+pub fn sealed(body: &str) -> String {
+    format!("{body}{TRAILER}{:016x}\n", fnv1a64(body.as_bytes()))
 }
 
 fn check_trailer(bytes: &[u8]) -> Result<(), Rejected> {
@@ -592,7 +606,7 @@ mod tests {
         store
             .save(&Prefs { limit: 2 }, Durability::Durable)
             .unwrap(); // .bak: limit 1
-        for bad in ["limit = \"x\"\n", "limt = 3\n", "limit = [\n", "\n"] {
+        for bad in ["limit = \"x\"\n", "limt = 3\n", "limit = [\n"] {
             fs::write(store.path(), bad).unwrap();
             match store.load() {
                 Err(StoreError::Invalid { path, reason }) => {
@@ -611,6 +625,52 @@ mod tests {
         assert_eq!(
             store.load().unwrap(),
             (Prefs::default(), LoadOutcome::Missing)
+        );
+    }
+
+    /// A person's file with every field optional, as `engine.conf`.
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Limits {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max: Option<u64>,
+    }
+    impl Persist for Limits {
+        const SEALED: bool = false;
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults_when_a_person_edits_it_and_truncated_when_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Saving the defaults writes an empty file, which must load again.
+        let limits = Store::<Limits>::open(dir.path().join("limits.conf")).unwrap();
+        limits
+            .save(&Limits { max: Some(5) }, Durability::Durable)
+            .unwrap();
+        limits
+            .save(&Limits::default(), Durability::Durable)
+            .unwrap();
+        assert_eq!(fs::read_to_string(limits.path()).unwrap(), "");
+        assert_eq!(
+            limits.load().unwrap(),
+            (Limits::default(), LoadOutcome::Loaded)
+        );
+        fs::write(limits.path(), "\n  \n").unwrap();
+        assert_eq!(limits.load().unwrap().0, Limits::default());
+        // A sealed file emptied is a truncated one: recovered from its .bak.
+        let doc = Store::<Doc>::open(dir.path().join("doc")).unwrap();
+        let saved = Doc {
+            count: 3,
+            name: "y".into(),
+        };
+        doc.save(&saved, Durability::Durable).unwrap();
+        doc.save(&saved, Durability::Durable).unwrap();
+        fs::write(doc.path(), "\n").unwrap();
+        let (value, outcome) = doc.load().unwrap();
+        assert_eq!(value, saved);
+        assert!(
+            matches!(&outcome, LoadOutcome::Recovered { reason, .. } if reason == "empty file"),
+            "{outcome:?}"
         );
     }
 

@@ -314,6 +314,56 @@ fn engine_command(config: &Path, download: &Path) -> std::process::Command {
     command
 }
 
+/// Rate limits set and then cleared (Deluge's -1) are kept cleared across a restart: the
+/// `engine.conf` saved without limits is empty and must load as "no limits" (it once
+/// stopped the start, and before that rolled back to the last limit set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_cleared_stay_cleared_after_a_restart() -> Result<()> {
+    const KEYS: [&str; 2] = ["max_download_speed", "max_upload_speed"];
+    let data = tempfile::tempdir()?;
+    let daemon = engine_daemon(data.path())?;
+    let mut c = login(daemon.port(), &daemon.password).await?;
+    call(
+        &mut c,
+        "core.set_config",
+        json!([{"max_download_speed": 300.0, "max_upload_speed": 40.0}]),
+    )
+    .await?;
+    let conf = call(&mut c, "core.get_config_values", json!([KEYS])).await?;
+    ensure!(
+        conf == json!({"max_download_speed": 300.0, "max_upload_speed": 40.0}),
+        "{conf}"
+    );
+    call(
+        &mut c,
+        "core.set_config",
+        json!([{"max_download_speed": -1.0, "max_upload_speed": -1.0}]),
+    )
+    .await?;
+    drop(c);
+    let config = daemon.stop()?;
+    let file = std::fs::read_to_string(config.path().join("engine.conf"))?;
+    ensure!(
+        file.trim().is_empty(),
+        "engine.conf without limits: {file:?}"
+    );
+
+    let daemon =
+        support::daemon::DaemonProc::launch(engine_command(config.path(), data.path()), config)?;
+    let mut c = login(daemon.port(), &daemon.password).await?;
+    let conf = call(&mut c, "core.get_config_values", json!([KEYS])).await?;
+    ensure!(
+        conf == json!({"max_download_speed": -1.0, "max_upload_speed": -1.0}),
+        "the limits came back after a restart: {conf}"
+    );
+    ensure!(
+        !daemon.log().contains("engine.conf"),
+        "engine.conf was reported at start:\n{}",
+        daemon.log()
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once() -> Result<()> {
     const SIZE: usize = 64 << 20;

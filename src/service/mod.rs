@@ -38,6 +38,7 @@ use crate::torrent::TorrentEngine;
 mod torrents;
 
 pub(crate) use torrents::check_engine_conf;
+pub use torrents::{EngineConfig, ENGINE_CONF};
 
 /// The owner name of the core's methods in the method table.
 pub const OWNER: &str = "<core>";
