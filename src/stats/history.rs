@@ -70,7 +70,7 @@ impl History {
     pub fn intervals(&self) -> [u64; 4] {
         let mut acc = self.base_interval;
         std::array::from_fn(|i| {
-            acc *= FACTORS[i];
+            acc = acc.saturating_mul(FACTORS[i]);
             acc
         })
     }
@@ -139,9 +139,41 @@ fn push_front(level: &mut Level, key: &str, value: u64, len: usize) {
 impl Persist for History {
     const SEALED: bool = true;
 
+    /// What a save of ours always holds (the file is sealed, so anything else was written
+    /// by hand or by a defect): every use of a loaded history is then well defined.
     fn validate(&self) -> Result<(), String> {
         if self.levels.len() != FACTORS.len() {
             return Err(format!("expected {} levels", FACTORS.len()));
+        }
+        let coarsest = FACTORS.iter().product::<u64>();
+        if self.base_interval == 0 || self.base_interval.checked_mul(coarsest).is_none() {
+            return Err(format!(
+                "base_interval {} is not a poll interval",
+                self.base_interval
+            ));
+        }
+        for (i, level) in self.levels.iter().enumerate() {
+            if i > 0 && level.pending >= FACTORS[i] {
+                return Err(format!(
+                    "level {i}: pending {} is not below {}",
+                    level.pending, FACTORS[i]
+                ));
+            }
+            if !level.last_update.is_finite() || level.last_update < 0.0 {
+                return Err(format!(
+                    "level {i}: last_update {} is not a time",
+                    level.last_update
+                ));
+            }
+            for (key, series) in &level.series {
+                if series.len() as u64 > self.length {
+                    return Err(format!(
+                        "level {i}: {key} holds {} points, more than length {}",
+                        series.len(),
+                        self.length
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -150,6 +182,43 @@ impl Persist for History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sealed file that parses but could not have been saved by us is refused, so a
+    /// loaded history never overflows its intervals or serves points it should not hold.
+    #[test]
+    fn a_loaded_history_is_one_a_save_could_have_written() {
+        let mut good = History::new(2, 3);
+        for i in 0..7u64 {
+            good.push(&BTreeMap::from([(StatusKey::NumPeers, i)]), 1e9 + i as f64);
+        }
+        let load = |h: &History| {
+            let text = crate::store::sealed(&toml::to_string_pretty(h).unwrap());
+            crate::store::parse::<History>(text.as_bytes())
+        };
+        assert_eq!(load(&good), Ok(good.clone()));
+        type Spoil = fn(&mut History);
+        let bad: [(&str, Spoil); 6] = [
+            ("base_interval 0", |h| h.base_interval = 0),
+            ("is not a poll interval", |h| {
+                h.base_interval = u64::MAX / 100
+            }),
+            ("pending 5 is not below 5", |h| h.levels[1].pending = 5),
+            ("last_update NaN", |h| h.levels[2].last_update = f64::NAN),
+            ("last_update -1", |h| h.levels[0].last_update = -1.0),
+            ("holds 3 points, more than length 2", |h| h.length = 2),
+        ];
+        for (needle, spoil) in bad {
+            let mut h = good.clone();
+            spoil(&mut h);
+            match load(&h) {
+                Err(crate::store::Rejected::Bad(reason)) => {
+                    assert!(reason.contains(needle), "{needle:?} not in {reason:?}")
+                }
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        assert_eq!(History::new(u64::MAX, 1).intervals(), [u64::MAX; 4]);
+    }
 
     #[test]
     fn roll_ups_are_means_of_the_finer_level() {
