@@ -9,10 +9,19 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request};
+use std::collections::BTreeMap;
+
 use torrent_stats::auth::{AuthFile, LOCALCLIENT};
 use torrent_stats::daemon::Daemon;
+use torrent_stats::host::HostConfig;
+use torrent_stats::import;
 use torrent_stats::rpc::{codec, frame};
+use torrent_stats::service::EngineConfig;
+use torrent_stats::session::{SessionId, StatusKey};
 use torrent_stats::source::SimSource;
+use torrent_stats::stats::history::{self, History};
+use torrent_stats::stats::{Accumulator, Counters};
+use torrent_stats::store;
 use torrent_stats::web::{self, WebState};
 use tower::ServiceExt;
 
@@ -48,6 +57,90 @@ pub fn rencode(data: &[u8]) {
 pub fn stats_conf(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = torrent_stats::stats::config::parse_file(text, Path::new("stats.conf"));
+    }
+}
+
+/// The files the daemon loads: `stats.totals` and `stats.history` (machine-owned: when the
+/// first byte's high bit is set the rest is sealed with a valid checksum line first, so the
+/// fuzzer reaches the TOML and the checks behind it), `core.conf` and `engine.conf` (a
+/// person's), and the other programs' totals `import` reads. Whatever loads must be usable:
+/// saved again it loads to the same value, the totals take a sample without going down, the
+/// history takes a point and answers for every level and series.
+pub fn files(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let sealed;
+    let bytes = match std::str::from_utf8(body) {
+        Ok(text) if selector & 0x80 != 0 => {
+            sealed = store::sealed(text);
+            sealed.as_bytes()
+        }
+        _ => body,
+    };
+    match (selector & 0x7f) % 6 {
+        0 => {
+            if let Ok(totals) = store::parse::<Accumulator>(bytes) {
+                reloads(&totals);
+                let sample = Counters {
+                    total_upload: 1 << 20,
+                    ..Counters::default()
+                };
+                for session in [
+                    SessionId::new("fuzz"),
+                    totals.session.clone().unwrap_or_default(),
+                ] {
+                    let (next, _) = totals.apply(&session, sample);
+                    assert!(!next.totals.any_below(&totals.totals), "totals went down");
+                    reloads(&next);
+                }
+            }
+        }
+        1 => {
+            if let Ok(mut history) = store::parse::<History>(bytes) {
+                reloads(&history);
+                let intervals = history.intervals();
+                let values = BTreeMap::from([(StatusKey::UploadRate, u64::MAX)]);
+                history.push(&values, 1.0e9);
+                for (level, interval) in intervals.into_iter().enumerate() {
+                    assert_eq!(history.level_for(interval), Some(level));
+                    for key in history::SERIES {
+                        let series = history.series(level, key.as_str());
+                        assert!(series.is_none_or(|s| s.len() as u64 <= history.length));
+                    }
+                }
+                history.set_length(10);
+                reloads(&history);
+            }
+        }
+        2 => {
+            if let Ok(core) = store::parse::<HostConfig>(bytes) {
+                reloads(&core);
+            }
+        }
+        3 => {
+            if let Ok(engine) = store::parse::<EngineConfig>(bytes) {
+                reloads(&engine);
+            }
+        }
+        4 => {
+            let _ = import::parse_deluge(body);
+        }
+        _ => {
+            let _ = import::parse_transmission(body);
+        }
+    }
+}
+
+/// Saved as [`store::Store::save`] would, `value` loads back equal.
+fn reloads<T: store::Persist + PartialEq + std::fmt::Debug>(value: &T) {
+    let mut text = toml::to_string_pretty(value).expect("a loaded value serializes");
+    if T::SEALED {
+        text = store::sealed(&text);
+    }
+    match store::parse::<T>(text.as_bytes()) {
+        Ok(again) => assert_eq!(&again, value, "reloaded differs:\n{text}"),
+        Err(e) => panic!("a saved value does not load: {e}\n{text}"),
     }
 }
 

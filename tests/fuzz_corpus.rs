@@ -1,7 +1,7 @@
 //! Replays the fuzz corpus (`fuzz/corpus/<target>/`: the seeds and whatever fuzzing
 //! found worth keeping) through the fuzz targets' bodies (`fuzz/common.rs`) on stable, so
-//! every CI run checks the frame and rencode decoders, the `stats.conf` loader and the
-//! web JSON handler against them. Fuzzing itself: `cargo +nightly fuzz run TARGET`
+//! every CI run checks the frame and rencode decoders, the `stats.conf` loader, the other
+//! file loaders and the web JSON handler against them. Fuzzing itself: `cargo +nightly fuzz run TARGET`
 //! (README, BENCHMARKS.md).
 
 #[path = "../fuzz/common.rs"]
@@ -47,6 +47,11 @@ fn rencode_corpus() {
 #[test]
 fn stats_conf_corpus() {
     replay("stats_conf", common::stats_conf);
+}
+
+#[test]
+fn files_corpus() {
+    replay("files", common::files);
 }
 
 #[test]
