@@ -4,13 +4,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request};
-use std::collections::BTreeMap;
-
 use torrent_stats::auth::{AuthFile, LOCALCLIENT};
 use torrent_stats::daemon::Daemon;
 use torrent_stats::host::HostConfig;
@@ -134,10 +133,7 @@ pub fn files(data: &[u8]) {
 
 /// Saved as [`store::Store::save`] would, `value` loads back equal.
 fn reloads<T: store::Persist + PartialEq + std::fmt::Debug>(value: &T) {
-    let mut text = toml::to_string_pretty(value).expect("a loaded value serializes");
-    if T::SEALED {
-        text = store::sealed(&text);
-    }
+    let text = store::to_text(value).expect("a loaded value serializes");
     match store::parse::<T>(text.as_bytes()) {
         Ok(again) => assert_eq!(&again, value, "reloaded differs:\n{text}"),
         Err(e) => panic!("a saved value does not load: {e}\n{text}"),

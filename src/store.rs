@@ -351,13 +351,10 @@ impl<T: Persist> Store<T> {
     /// renamed over the file. A failed save removes its temp file (a disk that filled up
     /// keeps no partial file taking the last free space).
     pub fn save(&self, value: &T, durability: Durability) -> Result<(), StoreError> {
-        let mut text = toml::to_string_pretty(value).map_err(|e| StoreError::Serialize {
+        let text = to_text(value).map_err(|message| StoreError::Serialize {
             path: self.path.clone(),
-            message: e.to_string(),
+            message,
         })?;
-        if T::SEALED {
-            text = sealed(&text);
-        }
         let tmp = TempFile::create(&self.tmp)?;
         let result = self.write_and_rename(tmp, text.as_bytes(), durability);
         if result.is_err() {
@@ -500,6 +497,13 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+/// The text [`Store::save`] writes for `value`: pretty TOML, then for a sealed type its
+/// checksum line. [`parse`] reads it back.
+pub fn to_text<T: Persist>(value: &T) -> Result<String, String> {
+    let text = toml::to_string_pretty(value).map_err(|e| e.to_string())?;
+    Ok(if T::SEALED { sealed(&text) } else { text })
 }
 
 /// A sealed file's text for a TOML `body`: the body, then its checksum line.

@@ -192,7 +192,7 @@ mod tests {
             good.push(&BTreeMap::from([(StatusKey::NumPeers, i)]), 1e9 + i as f64);
         }
         let load = |h: &History| {
-            let text = crate::store::sealed(&toml::to_string_pretty(h).unwrap());
+            let text = crate::store::to_text(h).unwrap();
             crate::store::parse::<History>(text.as_bytes())
         };
         assert_eq!(load(&good), Ok(good.clone()));
