@@ -12,7 +12,8 @@
 //! A file a person may edit (not sealed) is never rolled back: when it does not parse,
 //! or holds an unknown key or a bad value, [`Store::load`] refuses with
 //! [`StoreError::Invalid`] (the line, the key) and leaves it as written; a missing one
-//! loads the defaults. For a sealed file,
+//! loads the defaults, an empty one is an empty TOML document (the defaults, for a type
+//! with `#[serde(default)]`). For a sealed file,
 //! [`Store::load`] falls back to the `.bak` when the file is empty, truncated or garbage,
 //! keeps the bad file as `<name>.corrupt-<unix time>`, and refuses with
 //! [`StoreError::Unrecoverable`] when neither is usable, rather than resetting to defaults.
