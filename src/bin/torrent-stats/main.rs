@@ -1,6 +1,7 @@
 //! `torrent-stats`: the daemon and its command-line tools.
 
-// The one exception, two calls into glibc's malloc, is `trim.rs`.
+// The exceptions: two calls into glibc's malloc (`trim.rs`) and the C `pow` the binary defines
+// (`pow.rs`).
 #![deny(unsafe_code)]
 
 mod config;
@@ -8,6 +9,8 @@ mod daemon;
 mod import;
 mod notify;
 mod plugin;
+#[cfg(all(feature = "rqbit", target_os = "linux", target_env = "gnu"))]
+mod pow;
 mod reset;
 mod rpc_args;
 mod session;
