@@ -2,7 +2,7 @@
 //!
 //! It registers plugins by name, enables and disables them (idempotently), remembers the
 //! enabled list in `core.conf` and re-enables it at start, calls `update()` on enabled
-//! plugins once per second, and disables everything on shutdown.
+//! plugins that want it once per second, and disables everything on shutdown.
 //!
 //! No lock is held while a plugin's `enable`, `disable` or `update` runs: the host's state
 //! is behind a short-lived mutex, and each plugin has its own operation lock so its
@@ -254,7 +254,9 @@ impl PluginHost {
                 self.inner
                     .events
                     .emit("PluginEnabledEvent", vec![json!(name)]);
-                self.start_updates();
+                if plugin.wants_updates() {
+                    self.start_updates();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -352,8 +354,10 @@ impl PluginHost {
         }
     }
 
-    /// Starts the task calling `update()` every second, once per host. It holds no strong
-    /// handle: it ends when the last [`PluginHost`] is dropped.
+    /// Starts the task calling `update()` every second, once per host, when the first
+    /// plugin that wants updates is enabled (a host whose plugins all say no never wakes
+    /// for them). It holds no strong handle: it ends when the last [`PluginHost`] is
+    /// dropped.
     fn start_updates(&self) {
         if self.inner.updates_started.swap(true, Ordering::SeqCst) {
             return;
@@ -371,7 +375,7 @@ impl PluginHost {
                     state
                         .slots
                         .values()
-                        .filter(|s| s.running.is_some())
+                        .filter(|s| s.running.is_some() && s.plugin.wants_updates())
                         .map(|s| (s.plugin.clone(), s.op.clone()))
                         .collect()
                 };

@@ -27,8 +27,9 @@ use crate::store::{Persist, Store, RELEASE_WAIT};
 ///    holds no lock while `enable` runs: it may call the host or other methods (through
 ///    [`PluginContext::call`]), but not enable or disable itself.
 /// 3. While enabled, [`update`](CorePlugin::update) is called once per second by the host
-///    itself (a task it starts with the first enabled plugin and that ends when the last
-///    handle on the host is dropped); never at the same time as `enable` or `disable`.
+///    itself (a task it starts with the first enabled plugin that
+///    [`wants_updates`](CorePlugin::wants_updates), and that ends when the last handle on
+///    the host is dropped); never at the same time as `enable` or `disable`.
 /// 4. [`disable`](CorePlugin::disable) is called (explicitly, or by
 ///    [`PluginHost::shutdown`](crate::host::PluginHost::shutdown) on SIGINT/SIGTERM): stop
 ///    tasks and save state. The host has already removed the exported methods and
@@ -53,6 +54,13 @@ pub trait CorePlugin: Send + Sync + 'static {
 
     /// Called once per second by the host while enabled.
     async fn update(&self) {}
+
+    /// Whether the host should call [`update`](Self::update) (default: yes). A plugin
+    /// whose `update` does nothing says no, so that an idle daemon does not wake up every
+    /// second for it.
+    fn wants_updates(&self) -> bool {
+        true
+    }
 }
 
 /// A signal that the plugin is being disabled or the host is shutting down.

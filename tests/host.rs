@@ -59,6 +59,29 @@ impl CorePlugin for Ticker {
     }
 }
 
+/// Counts `update()` calls but says it does not want them.
+#[derive(Default)]
+struct Quiet(Arc<AtomicU64>);
+
+#[async_trait]
+impl CorePlugin for Quiet {
+    fn name(&self) -> &str {
+        "Quiet"
+    }
+    async fn enable(&self, _ctx: PluginContext) -> Result<(), PluginError> {
+        Ok(())
+    }
+    async fn disable(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+    async fn update(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wants_updates(&self) -> bool {
+        false
+    }
+}
+
 /// A plugin that claims Stats' namespace.
 struct Squatter;
 
@@ -153,6 +176,30 @@ async fn a_failed_enable_leaves_that_plugin_disabled_and_others_untouched() {
     );
     let conf = std::fs::read_to_string(dir.path().join("core.conf")).unwrap();
     assert!(conf.contains("Stats") && !conf.contains("Broken"), "{conf}");
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plugin_that_does_not_want_updates_gets_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (quiet, ticks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let host = PluginHost::open(Arc::new(Scripted::new("s")), dir.path()).unwrap();
+    host.register(Arc::new(Quiet(quiet.clone()))).await.unwrap();
+    host.register(Arc::new(Ticker(ticks.clone())))
+        .await
+        .unwrap();
+    host.enable("Quiet").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(quiet.load(Ordering::SeqCst), 0, "alone: no updates");
+    // Another plugin wants them: it gets them, the quiet one still does not.
+    host.enable("Ticker").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(ticks.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        quiet.load(Ordering::SeqCst),
+        0,
+        "beside a ticker: no updates"
+    );
     host.shutdown().await;
 }
 

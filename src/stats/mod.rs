@@ -327,6 +327,12 @@ impl CorePlugin for Stats {
         "Stats"
     }
 
+    /// No: Stats polls on its own `update_interval` (like Deluge's, whose `update` is
+    /// empty too), so the host need not wake every second for it.
+    fn wants_updates(&self) -> bool {
+        false
+    }
+
     async fn enable(&self, ctx: PluginContext) -> Result<(), PluginError> {
         let mut running = self.shared.running.lock().await;
         if let Some(run) = running.as_ref() {
