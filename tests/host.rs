@@ -39,14 +39,32 @@ impl CorePlugin for Broken {
     }
 }
 
-/// Counts `update()` calls.
-#[derive(Default)]
-struct Ticker(Arc<AtomicU64>);
+/// Counts `update()` calls; "Ticker" wants them, "Quiet" says it does not.
+struct Ticker {
+    name: &'static str,
+    count: Arc<AtomicU64>,
+}
+
+impl Ticker {
+    fn new(count: &Arc<AtomicU64>) -> Self {
+        Ticker {
+            name: "Ticker",
+            count: count.clone(),
+        }
+    }
+
+    fn quiet(count: &Arc<AtomicU64>) -> Self {
+        Ticker {
+            name: "Quiet",
+            count: count.clone(),
+        }
+    }
+}
 
 #[async_trait]
 impl CorePlugin for Ticker {
     fn name(&self) -> &str {
-        "Ticker"
+        self.name
     }
     async fn enable(&self, _ctx: PluginContext) -> Result<(), PluginError> {
         Ok(())
@@ -55,30 +73,10 @@ impl CorePlugin for Ticker {
         Ok(())
     }
     async fn update(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Counts `update()` calls but says it does not want them.
-#[derive(Default)]
-struct Quiet(Arc<AtomicU64>);
-
-#[async_trait]
-impl CorePlugin for Quiet {
-    fn name(&self) -> &str {
-        "Quiet"
-    }
-    async fn enable(&self, _ctx: PluginContext) -> Result<(), PluginError> {
-        Ok(())
-    }
-    async fn disable(&self) -> Result<(), PluginError> {
-        Ok(())
-    }
-    async fn update(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
     }
     fn wants_updates(&self) -> bool {
-        false
+        self.name != "Quiet"
     }
 }
 
@@ -184,10 +182,10 @@ async fn a_plugin_that_does_not_want_updates_gets_none() {
     let dir = tempfile::tempdir().unwrap();
     let (quiet, ticks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let host = PluginHost::open(Arc::new(Scripted::new("s")), dir.path()).unwrap();
-    host.register(Arc::new(Quiet(quiet.clone()))).await.unwrap();
-    host.register(Arc::new(Ticker(ticks.clone())))
+    host.register(Arc::new(Ticker::quiet(&quiet)))
         .await
         .unwrap();
+    host.register(Arc::new(Ticker::new(&ticks))).await.unwrap();
     host.enable("Quiet").await.unwrap();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(quiet.load(Ordering::SeqCst), 0, "alone: no updates");
@@ -209,9 +207,7 @@ async fn the_host_drives_update_every_second_and_the_list_is_remembered() {
     let count = Arc::new(AtomicU64::new(0));
     let host = PluginHost::open(Arc::new(Scripted::new("s")), dir.path()).unwrap();
     assert!(host.is_first_start());
-    host.register(Arc::new(Ticker(count.clone())))
-        .await
-        .unwrap();
+    host.register(Arc::new(Ticker::new(&count))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(count.load(Ordering::SeqCst), 0, "not enabled: no updates");
     // Nothing but enable: the host calls update() by itself.
@@ -236,7 +232,10 @@ async fn the_host_drives_update_every_second_and_the_list_is_remembered() {
     drop(host);
     let again = PluginHost::open(Arc::new(Scripted::new("s")), dir.path()).unwrap();
     assert!(!again.is_first_start());
-    again.register(Arc::new(Ticker::default())).await.unwrap();
+    again
+        .register(Arc::new(Ticker::new(&Arc::default())))
+        .await
+        .unwrap();
     assert!(again.start().await.is_empty());
     assert_eq!(again.enabled().await, vec!["Ticker".to_string()]);
 }
