@@ -8,15 +8,15 @@
 //! Defined here, the symbol is resolved at link time, the linker drops `libm.so.6` from the
 //! binary's `DT_NEEDED` (rustc links with `--as-needed`), and the process never maps it.
 //!
-//! The body is the `libm` crate's `pow` (rust-lang's port of musl's, error under 1 ulp),
-//! already in the dependency graph. `tests/cli.rs` checks that a running daemon has no
-//! `libm.so` mapped.
+//! The body is the `libm` crate's `pow` (rust-lang's port of musl's, error under 1 ulp;
+//! already in `Cargo.lock` through a test dependency). `tests/cli.rs` checks that a running
+//! daemon has no `libm.so` mapped.
 #![allow(unsafe_code)]
 
 /// `double pow(double x, double y)`, for the code linked into this binary that calls it.
 // SAFETY: the symbol is the C standard's `pow` with its C signature and semantics; no
-// other object in the binary defines it (the link would fail with a duplicate otherwise),
-// and callers that expected glibc's get the same function within an ulp.
+// other object linked into the binary defines it (a second strong definition would fail
+// the link), and callers that expected glibc's get the same function within an ulp.
 #[unsafe(no_mangle)]
 pub extern "C" fn pow(x: f64, y: f64) -> f64 {
     libm::pow(x, y)
