@@ -28,12 +28,14 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{PluginError, StoreError};
 use crate::host::PluginHost;
 use crate::plugin::CorePlugin;
+use crate::plugin::PluginError;
 use crate::service::Core;
 use crate::session::SessionSource;
+use crate::source::BuiltSource;
 use crate::stats::{Stats, StatsHandle};
+use crate::store::StoreError;
 use crate::torrent::TorrentEngine;
 
 #[cfg(any(feature = "rpc", feature = "web"))]
@@ -57,7 +59,7 @@ pub enum DaemonError {
     Plugin(#[from] PluginError),
     /// The core's methods could not be exported.
     #[error(transparent)]
-    Export(#[from] crate::error::ExportError),
+    Export(#[from] crate::export::ExportError),
     /// An RPC transport could not be set up (auth file, TLS key pair).
     #[cfg(feature = "rpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
@@ -409,6 +411,17 @@ impl Daemon {
             web: None,
             allow_remote: false,
             allow_insecure_config_dir: false,
+        }
+    }
+
+    /// A builder for a daemon on `config_dir` counting a built source (from
+    /// [`SourceSpec::build`](crate::source::SourceSpec::build)), with its torrent engine
+    /// when it has one.
+    pub fn builder_for(config_dir: impl Into<PathBuf>, built: &BuiltSource) -> DaemonBuilder {
+        let builder = Daemon::builder(config_dir, built.source.clone());
+        match &built.engine {
+            Some(engine) => builder.engine(engine.clone()),
+            None => builder,
         }
     }
 

@@ -13,7 +13,125 @@ use std::sync::{Arc, RwLock};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::{ArgErrorKind, DispatchError, ExportError};
+/// How an argument of an exported method was wrong: decides the wire exception name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArgErrorKind {
+    /// Wrong number of arguments, an unexpected keyword or a value of the wrong type.
+    Type,
+    /// Right type, unacceptable value (out of range, unknown key, ...).
+    Value,
+}
+
+/// An exported method could not be called or failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// No method of that name is exported (Deluge: `AttributeError`).
+    #[error("RPC call on invalid function: {0}")]
+    UnknownMethod(String),
+    /// An argument is missing, extra or wrong (Deluge: `TypeError` / `ValueError`).
+    #[error("{method}(): argument '{arg}': {reason}")]
+    BadArgument {
+        /// The full method name.
+        method: String,
+        /// The argument at fault.
+        arg: String,
+        /// Why it was rejected.
+        reason: String,
+        /// Type or value error.
+        kind: ArgErrorKind,
+    },
+    /// The caller's auth level is below the method's (Deluge: `NotAuthorizedError`).
+    #[error("{method} needs auth level {required}, caller has {have}")]
+    NotAuthorized {
+        /// The full method name.
+        method: String,
+        /// Level the method needs.
+        required: u8,
+        /// Level the caller has.
+        have: u8,
+    },
+    /// The method ran and failed.
+    #[error("{method}: {message}")]
+    Plugin {
+        /// The full method name.
+        method: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The method failed with one of Deluge's own exception classes
+    /// (`InvalidTorrentError`, `AddTorrentError`, `DelugeError`, …), which Deluge's clients
+    /// show by name.
+    #[error("{method}: {class}: {message}")]
+    Deluge {
+        /// The full method name.
+        method: String,
+        /// The `deluge.error` class.
+        class: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The method exists but this transport cannot answer it (e.g. `daemon.login` called
+    /// in-process).
+    #[error("{method} is answered by a connection's transport, not through dispatch")]
+    TransportOnly {
+        /// The full method name.
+        method: String,
+    },
+}
+
+impl DispatchError {
+    /// The Python exception class name a Deluge transport reports for this error.
+    pub fn exception_name(&self) -> &'static str {
+        match self {
+            DispatchError::UnknownMethod(_) => "AttributeError",
+            DispatchError::BadArgument {
+                kind: ArgErrorKind::Type,
+                ..
+            } => "TypeError",
+            DispatchError::BadArgument {
+                kind: ArgErrorKind::Value,
+                ..
+            } => "ValueError",
+            DispatchError::NotAuthorized { .. } => "NotAuthorizedError",
+            DispatchError::Plugin { .. } => "PluginError",
+            DispatchError::TransportOnly { .. } => "AttributeError",
+            DispatchError::Deluge { class, .. } => class,
+        }
+    }
+}
+
+/// A method could not be exported.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The namespace belongs to another owner.
+    #[error(
+        "namespace {namespace:?} belongs to {owner}; {refused} may not export into it \
+         (give the plugin another namespace)"
+    )]
+    NamespaceTaken {
+        /// The namespace.
+        namespace: String,
+        /// Its owner.
+        owner: String,
+        /// Who tried to export into it.
+        refused: String,
+    },
+    /// The method is already exported.
+    #[error("{method} is already exported")]
+    Duplicate {
+        /// The full method name.
+        method: String,
+    },
+    /// The name is not `namespace.method`.
+    #[error("{name:?} is not a method name of the form namespace.method")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+}
 
 /// How much a caller is trusted; a method can only be called at or above its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

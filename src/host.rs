@@ -18,11 +18,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::{PluginError, StoreError};
 use crate::event::EventBus;
 use crate::export::Exports;
+use crate::plugin::PluginError;
 use crate::plugin::{ContextParts, CorePlugin, PluginContext, Shutdown, ShutdownTrigger};
 use crate::session::SessionSource;
+use crate::store::StoreError;
 use crate::store::{Durability, LoadOutcome, Persist, Store};
 
 /// The host's own preferences, kept in `core.conf`.

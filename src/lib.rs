@@ -27,7 +27,6 @@
 //! | [`units`] | byte units for rates and human output |
 //! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
 //! | [`base64`] | decoding the torrent files Deluge's clients send |
-//! | [`error`] | the error enums |
 //!
 //! ## Features
 //! | feature | adds |
@@ -69,8 +68,8 @@
 pub mod auth;
 pub mod base64;
 pub mod checksum;
+pub mod clock;
 pub mod daemon;
-pub mod error;
 pub mod event;
 pub mod export;
 pub mod host;

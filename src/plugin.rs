@@ -8,11 +8,50 @@ use tokio::sync::watch;
 
 use serde_json::{Map, Value};
 
-use crate::error::{DispatchError, PluginError, StoreError};
 use crate::event::EventBus;
-use crate::export::{AuthLevel, Caller, ExportScope, Exports};
+use crate::export::DispatchError;
+use crate::export::{AuthLevel, Caller, ExportError, ExportScope, Exports};
 use crate::session::SessionSource;
+use crate::store::StoreError;
 use crate::store::{Persist, Store, RELEASE_WAIT};
+
+/// A plugin could not be registered, enabled or disabled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// No plugin of that name is registered.
+    #[error("no plugin named {0:?} is registered")]
+    NotFound(String),
+    /// A plugin of that name is already registered.
+    #[error("a plugin named {0:?} is already registered")]
+    Duplicate(String),
+    /// The plugin's store could not be opened or loaded.
+    #[error("plugin {plugin}: {source}")]
+    Store {
+        /// The plugin's name.
+        plugin: String,
+        /// The store error.
+        #[source]
+        source: StoreError,
+    },
+    /// The plugin's methods could not be exported.
+    #[error("plugin {plugin}: {source}")]
+    Export {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        #[source]
+        source: ExportError,
+    },
+    /// The plugin failed to enable for another reason.
+    #[error("plugin {plugin}: {message}")]
+    Failed {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
+}
 
 /// A plugin running inside the core: the Rust form of Deluge's `CorePluginBase`.
 ///

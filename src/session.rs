@@ -11,7 +11,23 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::SourceError;
+/// A session source could not produce a status sample.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source is reachable but answered with an error.
+    #[error("session source failed: {0}")]
+    Failed(String),
+    /// The source could not be reached (connection refused, daemon down, ...).
+    #[error("session source unavailable: {0}")]
+    Unavailable(String),
+    /// The source did not answer within the poll interval.
+    #[error("session source timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The source answered without a counter that is required.
+    #[error("session source did not report {0}")]
+    Missing(StatusKey),
+}
 
 /// One session-status key, named as Deluge's `core.get_session_status` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,6 +139,16 @@ impl SessionId {
     pub fn new(id: impl Into<String>) -> Self {
         SessionId(id.into())
     }
+
+    /// A new identity for a session of this process starting now:
+    /// `<kind>-<pid>-<unix nanoseconds>`, so a restarted process is a new session.
+    pub fn fresh(kind: &str) -> Self {
+        SessionId(format!(
+            "{kind}-{}-{}",
+            std::process::id(),
+            crate::clock::unix_nanos()
+        ))
+    }
 }
 
 impl fmt::Display for SessionId {
@@ -168,7 +194,7 @@ impl SessionStatus {
 ///
 /// ```
 /// use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-/// use torrent_stats::error::SourceError;
+///
 ///
 /// struct Fixed;
 ///

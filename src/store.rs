@@ -27,7 +27,9 @@ use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::unix_now;
 
 use tokio::sync::Notify;
 
@@ -35,7 +37,100 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::checksum::fnv1a64;
-use crate::error::{LockHolder, StoreError};
+
+/// The durable store could not load or save a file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O operation on a store file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`"write"`, `"rename"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// confy could not serialize or write the file.
+    #[error("confy could not store {path}: {message}")]
+    Confy {
+        /// The file being written.
+        path: PathBuf,
+        /// confy's message.
+        message: String,
+    },
+    /// The value could not be serialized to TOML.
+    #[error("could not serialize {path}: {message}")]
+    Serialize {
+        /// The file being written.
+        path: PathBuf,
+        /// The serializer's message.
+        message: String,
+    },
+    /// The file and its `.bak` are both unusable: refusing to start rather than resetting.
+    #[error(
+        "{path} is unusable ({reason}) and so is its backup ({backup}); refusing to start \
+         rather than silently resetting to defaults: repair or remove the file"
+    )]
+    Unrecoverable {
+        /// The primary file.
+        path: PathBuf,
+        /// Why the primary file was rejected.
+        reason: String,
+        /// Why the backup was rejected (or that it is missing).
+        backup: String,
+    },
+    /// A file a person may edit (not sealed) does not parse or holds an unknown key or a
+    /// bad value; it is left as written.
+    #[error(
+        "{path}: {reason}; the file is left as written: fix it, or remove it to start from \
+         the defaults"
+    )]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line where known.
+        reason: String,
+    },
+    /// A blocking save task failed (panicked or was cancelled).
+    #[error("a save task failed: {0}")]
+    Task(String),
+    /// Another writer holds the file's lock.
+    #[error("{path} is locked by {holder}")]
+    Locked {
+        /// The file that is locked.
+        path: PathBuf,
+        /// Who holds it.
+        holder: LockHolder,
+    },
+}
+
+/// Who holds a store file's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockHolder {
+    /// Another store in this process that did not let go in time (a plugin host that is
+    /// still shutting down, or a second host on the same directory).
+    ThisProcess,
+    /// Another process (is another daemon using this config directory?).
+    OtherProcess,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockHolder::ThisProcess => {
+                "another store in this process (a second plugin host on the same directory, \
+                 or one that is still shutting down)"
+            }
+            LockHolder::OtherProcess => {
+                "another process (is another daemon using this config directory?)"
+            }
+        })
+    }
+}
 
 /// A type that can live in a [`Store`].
 pub trait Persist: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
@@ -327,7 +422,7 @@ impl<T: Persist> Store<T> {
         if !self.path.exists() {
             return Ok(None);
         }
-        let kept = sibling(&self.path, &format!(".corrupt-{}", unix_now()));
+        let kept = sibling(&self.path, &format!(".corrupt-{}", unix_now() as u64));
         fs::rename(&self.path, &kept).map_err(io("rename", &self.path))?;
         Ok(Some(kept))
     }
@@ -549,12 +644,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {

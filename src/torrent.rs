@@ -281,6 +281,10 @@ pub trait TorrentEngine: Send + Sync + 'static {
     /// The engine's name and version (what `core.get_libtorrent_version` reports).
     fn version(&self) -> String;
 
+    /// Stops the engine and every torrent task, once its owner is done with it (after
+    /// the daemon's final poll). The default does nothing.
+    async fn stop(&self) {}
+
     /// Bytes free for unprivileged users on the file system of `path` (default: the
     /// download location).
     fn free_space(&self, path: Option<&std::path::Path>) -> Result<u64, TorrentError> {

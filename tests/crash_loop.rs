@@ -58,6 +58,7 @@ use tokio::runtime::Runtime;
 use torrent_stats::host::HostConfig;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
+use torrent_stats::stats::remote::RemoteStats;
 use torrent_stats::stats::{config, Accumulator, Counters, History};
 use torrent_stats::store;
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use torrent_stats::error::SourceError;
 use torrent_stats::export::AuthLevel;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
+use torrent_stats::session::SourceError;
 use torrent_stats::session::{SessionSource, SessionStatus, StatusKey};
-use torrent_stats::source::{from_spec, DelugeSource};
+use torrent_stats::source::{DelugeSource, SourceContext, SourceSpec};
 
 /// One poll, bounded: a dead daemon must give an error, not a hang.
 async fn poll(src: &dyn SessionSource) -> Result<SessionStatus, SourceError> {
@@ -119,7 +119,8 @@ async fn our_client_against_real_deluged() {
 async fn all_keys_and_an_identity_stable_across_our_restarts() {
     let d = Deluged::start().await;
     let spec = d.spec();
-    let first = from_spec(&spec).unwrap();
+    let context = SourceContext::new(&std::env::temp_dir());
+    let first = build(&spec, &context).await;
     assert_eq!(
         first.describe(),
         format!("deluge://localclient@127.0.0.1:{}", d.port)
@@ -153,7 +154,7 @@ async fn all_keys_and_an_identity_stable_across_our_restarts() {
 
     // Our restart: a fresh source on the same daemon computes the same identity.
     drop(first);
-    let second = from_spec(&spec).unwrap();
+    let second = build(&spec, &context).await;
     assert_eq!(poll(second.as_ref()).await.unwrap().session, s.session);
     // Percent-escapes in the user do not change the identity either.
     let third = DelugeSource::from_spec(&spec.replace("localclient", "local%63lient")).unwrap();
@@ -308,4 +309,11 @@ async fn stats_plugin_counts_from_deluged() {
         "{saved} lacks {}",
         d.expected_session()
     );
+}
+
+/// A source built on the one path every kind takes (specification, then context).
+async fn build(spec: &str, context: &SourceContext) -> Arc<dyn SessionSource> {
+    let spec = SourceSpec::parse(spec).unwrap();
+    assert_eq!(spec.kind(), "deluge");
+    spec.build(context).await.unwrap().source
 }

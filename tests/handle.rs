@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{call, write_conf, Scripted};
-use torrent_stats::error::SourceError;
 use torrent_stats::export::AuthLevel;
 use torrent_stats::host::PluginHost;
+use torrent_stats::session::SourceError;
 use torrent_stats::session::StatusKey;
 use torrent_stats::stats::{ConfigChange, Stats, StatsError, StatsHandle};
 

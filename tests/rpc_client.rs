@@ -13,6 +13,7 @@ use torrent_stats::plugin::Shutdown;
 use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::{self, CertPolicy};
+use torrent_stats::stats::remote::RemoteStats;
 
 struct Running {
     port: u16,

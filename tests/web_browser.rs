@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use support::daemon::DaemonProc;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
+use torrent_stats::stats::remote::RemoteStats;
 
 const INSTALL: &str = "apt-get install chromium chromium-driver";
 const COUNTERS: [&str; 4] = [

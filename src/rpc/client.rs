@@ -6,8 +6,8 @@
 //! use torrent_stats::rpc::tls::CertPolicy;
 //! let mut client = Client::connect("127.0.0.1", 58846, CertPolicy::AnyCertificate).await?;
 //! client.login("localclient", "secret").await?;
-//! let totals = client.stats().get_totals().await?;
-//! println!("{} bytes uploaded, all time", totals.total_upload);
+//! let totals = client.call("stats.get_totals", vec![], Default::default()).await?;
+//! println!("all-time totals: {totals}");
 //! # Ok(()) }
 //! ```
 
@@ -28,7 +28,6 @@ use crate::rpc::frame::{FrameDecoder, FrameEncoder, FrameError, Item, Limits};
 use crate::rpc::message::{RemoteError, RPC_ERROR, RPC_EVENT, RPC_RESPONSE};
 use crate::rpc::tls::{self, CertPolicy};
 use crate::rpc::RpcError;
-use crate::stats::{Counters, StatsConfig};
 
 /// What a client call can fail with.
 #[non_exhaustive]
@@ -282,11 +281,6 @@ impl Client {
             Err(_) => Ok(None),
         }
     }
-
-    /// The typed Stats API.
-    pub fn stats(&mut self) -> StatsApi<'_> {
-        StatsApi { client: self }
-    }
 }
 
 fn event_from(parts: &[Value]) -> Event {
@@ -315,64 +309,5 @@ fn remote_error(parts: &[Value]) -> RemoteError {
             _ => Vec::new(),
         },
         traceback: parts.get(5).map(text).unwrap_or_default(),
-    }
-}
-
-/// The `stats.*` methods with typed results.
-#[derive(Debug)]
-pub struct StatsApi<'a> {
-    client: &'a mut Client,
-}
-
-fn parse<T: serde::de::DeserializeOwned>(method: &str, v: Value) -> Result<T, ClientError> {
-    serde_json::from_value(v).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
-}
-
-impl StatsApi<'_> {
-    async fn call(&mut self, method: &str, args: Vec<Value>) -> Result<Value, ClientError> {
-        self.client.call(method, args, Map::new()).await
-    }
-
-    /// All-time totals.
-    pub async fn get_totals(&mut self) -> Result<Counters, ClientError> {
-        let v = self.call("stats.get_totals", vec![]).await?;
-        parse("stats.get_totals", v)
-    }
-
-    /// The current session's totals.
-    pub async fn get_session_totals(&mut self) -> Result<Counters, ClientError> {
-        let v = self.call("stats.get_session_totals", vec![]).await?;
-        parse("stats.get_session_totals", v)
-    }
-
-    /// The preferences.
-    pub async fn get_config(&mut self) -> Result<StatsConfig, ClientError> {
-        let v = self.call("stats.get_config", vec![]).await?;
-        parse("stats.get_config", v)
-    }
-
-    /// Changes preferences (all or nothing).
-    pub async fn set_config(&mut self, changes: Map<String, Value>) -> Result<(), ClientError> {
-        self.call("stats.set_config", vec![Value::Object(changes)])
-            .await
-            .map(|_| ())
-    }
-
-    /// History series for `keys` at resolution `interval` seconds.
-    pub async fn get_stats(&mut self, keys: &[&str], interval: u64) -> Result<Value, ClientError> {
-        self.call("stats.get_stats", vec![json!(keys), json!(interval)])
-            .await
-    }
-
-    /// The history resolutions, seconds.
-    pub async fn get_intervals(&mut self) -> Result<Vec<u64>, ClientError> {
-        let v = self.call("stats.get_intervals", vec![]).await?;
-        parse("stats.get_intervals", v)
-    }
-
-    /// Zeroes the all-time totals (ADMIN); returns the totals before.
-    pub async fn reset_totals(&mut self) -> Result<Counters, ClientError> {
-        let v = self.call("stats.reset_totals", vec![]).await?;
-        parse("stats.reset_totals", v)
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::error::DispatchError;
+use crate::export::DispatchError;
 use crate::export::{Args, AuthLevel, Caller};
 use crate::rpc::auth::AuthFile;
 use crate::rpc::message::{RemoteError, Request};

@@ -28,11 +28,13 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::error::{DispatchError, ExportError, PluginError, StoreError};
 use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, Caller, ExportScope, Exports};
+use crate::export::{DispatchError, ExportError};
 use crate::host::{PluginHost, WeakHost};
+use crate::plugin::PluginError;
 use crate::session::{SessionSource, StatusKey};
+use crate::store::StoreError;
 use crate::torrent::TorrentEngine;
 
 mod torrents;

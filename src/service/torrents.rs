@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{DispatchError, ExportError};
 use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, ExportScope};
+use crate::export::{DispatchError, ExportError};
 use crate::host::WeakHost;
 use crate::store::{Durability, Persist, Store};
 use crate::torrent::{
@@ -41,12 +41,12 @@ pub const ENGINE_CONF: &str = "engine.conf";
 
 /// Refuses an `engine.conf` in `dir` that does not parse or holds an unknown key (a file a
 /// person may edit: it is left as written); a missing one is fine.
-pub(crate) fn check_engine_conf(dir: &std::path::Path) -> Result<(), crate::error::StoreError> {
+pub(crate) fn check_engine_conf(dir: &std::path::Path) -> Result<(), crate::store::StoreError> {
     let path = dir.join(ENGINE_CONF);
     match crate::store::read::<EngineConfig>(&path) {
         Ok(_) | Err(crate::store::Rejected::Missing) => Ok(()),
         Err(crate::store::Rejected::Bad(reason)) => {
-            Err(crate::error::StoreError::Invalid { path, reason })
+            Err(crate::store::StoreError::Invalid { path, reason })
         }
     }
 }

@@ -6,7 +6,14 @@
 //! - `RqbitEngine`: the embedded librqbit BitTorrent engine (feature `rqbit`; payload
 //!   counters only).
 //!
-//! Embedders implement [`SessionSource`] for their own engine.
+//! Every kind is named by a specification and built on one path:
+//! [`SourceSpec::parse`] (a `--source` string) then [`SourceSpec::build`] with a
+//! [`SourceContext`] (the config directory, the engine's options), which gives a
+//! [`BuiltSource`]: the session source and, for an engine that holds torrents, its
+//! [`TorrentEngine`](crate::torrent::TorrentEngine).
+//!
+//! Embedders implement [`SessionSource`](crate::session::SessionSource) for their own
+//! engine.
 
 #[cfg(feature = "rpc-client")]
 mod deluge;
@@ -16,60 +23,13 @@ mod http;
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 pub mod rqbit;
 mod sim;
-
-use std::sync::Arc;
+mod spec;
 
 #[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
 pub use sim::{SimParamError, SimSource};
-
-use crate::error::{SourceSpecError, SourceSpecReason};
-use crate::session::SessionSource;
-
-/// Builds a source from a `--source` specification.
-///
-/// ```
-/// let src = torrent_stats::source::from_spec("sim:up=2MiB/s,down=8MiB/s").unwrap();
-/// assert_eq!(src.describe(), "sim:up=2097152B/s,down=8388608B/s,peers=0");
-/// use torrent_stats::error::SourceSpecReason;
-/// let Err(err) = torrent_stats::source::from_spec("ftp://x") else { panic!() };
-/// assert_eq!(err.reason, SourceSpecReason::UnknownKind);
-/// // Errors never repeat a password.
-/// let Err(err) = torrent_stats::source::from_spec("deluge://me:s3cret@host:0") else {
-///     panic!("port 0 accepted")
-/// };
-/// assert!(!err.to_string().contains("s3cret"), "{err}");
-/// ```
-pub fn from_spec(spec: &str) -> Result<Arc<dyn SessionSource>, SourceSpecError> {
-    let (scheme, rest) = spec.split_once(':').unwrap_or((spec, ""));
-    let bad = |spec: String, reason: SourceSpecReason| SourceSpecError { spec, reason };
-    match scheme {
-        "sim" => Ok(Arc::new(
-            SimSource::from_params(rest).map_err(|e| bad(spec.to_string(), e.into()))?,
-        )),
-        #[cfg(feature = "rpc-client")]
-        "deluge" => Ok(Arc::new(
-            DelugeSource::from_spec(spec).map_err(|e| bad(redact_password(spec), e.into()))?,
-        )),
-        #[cfg(not(feature = "rpc-client"))]
-        "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
-        "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::Engine)),
-        _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
-    }
-}
-
-/// `deluge://USER:PASS@...` with the password replaced by `***`, for messages.
-fn redact_password(spec: &str) -> String {
-    let Some(rest) = spec.strip_prefix("deluge://") else {
-        return spec.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, hostport)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("deluge://{user}:***@{hostport}"),
-            None => spec.to_string(),
-        },
-        None => spec.to_string(),
-    }
-}
+pub use spec::{
+    BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError, SourceSpecReason,
+};

@@ -7,12 +7,12 @@
 //! counter deltas (librqbit's own speeds are smoothed averages). Every start of the engine
 //! is a new session identity: its counters begin at 0.
 
+use crate::clock::unix_now;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use librqbit::api::TorrentIdOrHash;
@@ -23,7 +23,7 @@ use librqbit::{
 };
 
 use super::http::Fetcher;
-use crate::error::SourceError;
+use crate::session::SourceError;
 use crate::torrent::{
     AddOptions, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo, TorrentSource,
     TorrentState, MAX_TORRENT_FILE,
@@ -174,10 +174,7 @@ impl RqbitEngine {
         let session = Session::new_with_opts(opts.download_dir.clone(), session_opts)
             .await
             .map_err(|e| EngineError::Start(format!("{e:#}")))?;
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let id = SessionId::new(format!("rqbit-{}-{started}", std::process::id()));
+        let id = SessionId::fresh("rqbit");
         let listen = session.listen_addr().map_or_else(
             || "not listening".to_string(),
             |a| format!("port {}", a.port()),
@@ -249,12 +246,6 @@ impl SessionSource for RqbitEngine {
 /// Bytes per second from librqbit's MiB/s.
 fn mib_per_s(mib: f64) -> u64 {
     (mib * 1_048_576.0).round().max(0.0) as u64
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn engine_error(e: impl std::fmt::Display) -> TorrentError {
@@ -600,6 +591,10 @@ impl TorrentEngine for RqbitEngine {
 
     fn listen_port(&self) -> Option<u16> {
         self.listen_addr().map(|a| a.port())
+    }
+
+    async fn stop(&self) {
+        RqbitEngine::stop(self).await
     }
 
     fn version(&self) -> String {

@@ -1,11 +1,9 @@
 //! A synthetic session with constant rates.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::error::SourceError;
+use crate::session::SourceError;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::units::{parse_bytes, ParseBytesError};
 
@@ -59,15 +57,12 @@ pub struct SimSource {
 impl SimSource {
     /// A session starting now with `up` and `down` bytes/s and `peers` connected peers.
     pub fn new(up: u64, down: u64, peers: u64) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         SimSource {
             up,
             down,
             peers,
             started: Instant::now(),
-            session: SessionId(format!("sim-{}-{nanos}", std::process::id())),
+            session: SessionId::fresh("sim"),
         }
     }
 

@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::error::DispatchError;
-use crate::export::{kind, Args};
 use crate::store::Persist;
 
 /// Preferences of the Stats plugin.
@@ -37,61 +34,176 @@ impl Default for StatsConfig {
     }
 }
 
-/// The settable keys and their inclusive ranges.
-pub const RANGES: [(&str, u64, u64); 3] = [
-    ("update_interval", 1, 60),
-    ("length", 10, 10_000),
-    ("save_interval", 5, 3600),
-];
+/// One settable preference of the Stats plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfigKey {
+    /// `update_interval`: seconds between polls.
+    UpdateInterval,
+    /// `length`: points kept per history series.
+    Length,
+    /// `save_interval`: most seconds between fsync'd checkpoints.
+    SaveInterval,
+}
 
-impl StatsConfig {
-    fn field(&mut self, key: &str) -> Option<&mut u64> {
-        match key {
-            "update_interval" => Some(&mut self.update_interval),
-            "length" => Some(&mut self.length),
-            "save_interval" => Some(&mut self.save_interval),
-            _ => None,
+impl ConfigKey {
+    /// Every key, in the order Deluge's preferences page shows them.
+    pub const ALL: [ConfigKey; 3] = [
+        ConfigKey::UpdateInterval,
+        ConfigKey::Length,
+        ConfigKey::SaveInterval,
+    ];
+
+    /// The key's name in `stats.conf` and `stats.set_config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKey::UpdateInterval => "update_interval",
+            ConfigKey::Length => "length",
+            ConfigKey::SaveInterval => "save_interval",
         }
     }
 
-    fn value_of(&self, key: &str) -> u64 {
-        self.clone().field(key).map_or(0, |v| *v)
+    /// The key named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<ConfigKey> {
+        ConfigKey::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// The preferences as a JSON object (what `stats.get_config` returns).
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    /// The values allowed, inclusive.
+    pub fn range(self) -> (u64, u64) {
+        match self {
+            ConfigKey::UpdateInterval => (1, 60),
+            ConfigKey::Length => (10, 10_000),
+            ConfigKey::SaveInterval => (5, 3600),
+        }
     }
 
-    /// A copy with `changes` applied, or an error naming the first bad key; all or nothing.
-    pub fn with_changes(
-        &self,
-        changes: &Map<String, Value>,
-        args: &Args,
-    ) -> Result<StatsConfig, DispatchError> {
+    /// What the key means, for messages.
+    fn meaning(self) -> &'static str {
+        match self {
+            ConfigKey::UpdateInterval => "seconds between polls",
+            ConfigKey::Length => "points kept per history series",
+            ConfigKey::SaveInterval => "most seconds between fsync'd checkpoints",
+        }
+    }
+
+    /// `value` if it is in the key's range (a value too large for `i64` counts as
+    /// `i64::MAX`).
+    pub fn check(self, value: i64) -> Result<u64, ConfigError> {
+        let (min, max) = self.range();
+        if value < min as i64 || value > max as i64 {
+            return Err(ConfigError {
+                key: self,
+                value,
+                min,
+                max,
+            });
+        }
+        Ok(value as u64)
+    }
+}
+
+impl std::fmt::Display for ConfigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A preference value out of its range: names the key and what is allowed. Nothing of the
+/// change it came in was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value} is out of range {min}..={max}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The key at fault.
+    pub key: ConfigKey,
+    /// The value refused.
+    pub value: i64,
+    /// The smallest value allowed.
+    pub min: u64,
+    /// The largest value allowed.
+    pub max: u64,
+}
+
+/// A typed change of preferences: `None` leaves a value as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConfigChange {
+    /// New `update_interval` (1..=60 s).
+    pub update_interval: Option<u64>,
+    /// New `length` (10..=10000 points).
+    pub length: Option<u64>,
+    /// New `save_interval` (5..=3600 s).
+    pub save_interval: Option<u64>,
+}
+
+impl ConfigChange {
+    /// No change (set fields with the builder methods).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `update_interval`.
+    pub fn update_interval(self, seconds: u64) -> Self {
+        self.with(ConfigKey::UpdateInterval, seconds)
+    }
+
+    /// Sets `length`.
+    pub fn length(self, points: u64) -> Self {
+        self.with(ConfigKey::Length, points)
+    }
+
+    /// Sets `save_interval`.
+    pub fn save_interval(self, seconds: u64) -> Self {
+        self.with(ConfigKey::SaveInterval, seconds)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn with(mut self, key: ConfigKey, value: u64) -> Self {
+        *self.slot(key) = Some(value);
+        self
+    }
+
+    /// The new value of `key`, if this change sets it.
+    pub fn get(&self, key: ConfigKey) -> Option<u64> {
+        match key {
+            ConfigKey::UpdateInterval => self.update_interval,
+            ConfigKey::Length => self.length,
+            ConfigKey::SaveInterval => self.save_interval,
+        }
+    }
+
+    fn slot(&mut self, key: ConfigKey) -> &mut Option<u64> {
+        match key {
+            ConfigKey::UpdateInterval => &mut self.update_interval,
+            ConfigKey::Length => &mut self.length,
+            ConfigKey::SaveInterval => &mut self.save_interval,
+        }
+    }
+}
+
+impl StatsConfig {
+    fn field(&mut self, key: ConfigKey) -> &mut u64 {
+        match key {
+            ConfigKey::UpdateInterval => &mut self.update_interval,
+            ConfigKey::Length => &mut self.length,
+            ConfigKey::SaveInterval => &mut self.save_interval,
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: ConfigKey) -> u64 {
+        match key {
+            ConfigKey::UpdateInterval => self.update_interval,
+            ConfigKey::Length => self.length,
+            ConfigKey::SaveInterval => self.save_interval,
+        }
+    }
+
+    /// A copy with `change` applied, or the first value out of range; all or nothing.
+    pub fn with_change(&self, change: ConfigChange) -> Result<StatsConfig, ConfigError> {
         let mut next = self.clone();
-        for (key, value) in changes {
-            let arg = format!("config[{key:?}]");
-            let Some(&(_, lo, hi)) = RANGES.iter().find(|(k, _, _)| k == key) else {
-                let known: Vec<&str> = RANGES.iter().map(|r| r.0).collect();
-                return Err(args.value_error(
-                    &arg,
-                    format!("unknown key; settable keys are {}", known.join(", ")),
-                ));
-            };
-            let n = match value {
-                Value::Number(n) if n.is_u64() || n.is_i64() => n.as_i64().unwrap_or(i64::MAX),
-                other => {
-                    return Err(
-                        args.type_error(&arg, format!("expected an integer, got {}", kind(other)))
-                    )
-                }
-            };
-            if n < lo as i64 || n > hi as i64 {
-                return Err(args.value_error(&arg, format!("{n} is out of range {lo}..={hi}")));
-            }
-            if let Some(slot) = next.field(key) {
-                *slot = n as u64;
+        for key in ConfigKey::ALL {
+            if let Some(value) = change.get(key) {
+                *next.field(key) = key.check(i64::try_from(value).unwrap_or(i64::MAX))?;
             }
         }
         Ok(next)
@@ -155,23 +267,13 @@ impl Persist for StatsConfig {
     const SEALED: bool = false;
 
     fn validate(&self) -> Result<(), String> {
-        let mut copy = self.clone();
-        for (key, lo, hi) in RANGES {
-            let v = *copy.field(key).expect("known key");
-            if !(lo..=hi).contains(&v) {
-                return Err(format!("{key} = {v} is out of range {lo}..={hi}"));
-            }
+        for key in ConfigKey::ALL {
+            let value = i64::try_from(self.get(key)).unwrap_or(i64::MAX);
+            key.check(value).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 }
-
-/// What each key means, for error messages.
-const MEANING: [(&str, &str); 3] = [
-    ("update_interval", "seconds between polls"),
-    ("length", "points kept per history series"),
-    ("save_interval", "most seconds between fsync'd checkpoints"),
-];
 
 /// A hand-edited `stats.conf` that cannot be used, and why: it names the file, the line
 /// and the key, and says what is allowed.
@@ -192,10 +294,12 @@ pub struct ConfigFileError {
 /// Every settable key with its range and meaning: `update_interval` (1..=60, seconds
 /// between polls), ...
 fn allowed() -> String {
-    RANGES
+    ConfigKey::ALL
         .iter()
-        .zip(MEANING)
-        .map(|((k, lo, hi), (_, what))| format!("`{k}` ({lo}..={hi}, {what})"))
+        .map(|k| {
+            let (lo, hi) = k.range();
+            format!("`{k}` ({lo}..={hi}, {})", k.meaning())
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -219,9 +323,9 @@ fn distance(a: &str, b: &str) -> usize {
 /// The known key closest to `key`, if it is a near miss (edit distance ≤ 2, ignoring case).
 pub fn suggest(key: &str) -> Option<&'static str> {
     let lower = key.to_ascii_lowercase();
-    RANGES
+    ConfigKey::ALL
         .iter()
-        .map(|(k, _, _)| (distance(&lower, k), *k))
+        .map(|k| (distance(&lower, k.as_str()), k.as_str()))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, k)| k)
@@ -260,7 +364,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<StatsConfig, ConfigFileErro
     let mut config = StatsConfig::default();
     for (key, value) in &table {
         let line = Some(crate::store::line_col(text, value.span().start).0);
-        let Some(&(_, lo, hi)) = RANGES.iter().find(|(k, _, _)| k == key) else {
+        let Some(config_key) = ConfigKey::from_name(key) else {
             let hint = suggest(key)
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
@@ -270,7 +374,8 @@ pub fn parse_file(text: &str, path: &Path) -> Result<StatsConfig, ConfigFileErro
                 format!("unknown key `{key}`{hint}; the keys are {}", allowed()),
             ));
         };
-        let what = MEANING.iter().find(|(k, _)| k == key).map_or("", |m| m.1);
+        let (lo, hi) = config_key.range();
+        let what = config_key.meaning();
         let n = match value.get_ref() {
             toml::Value::Integer(n) => *n,
             other => {
@@ -281,7 +386,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<StatsConfig, ConfigFileErro
                         "`{key}` must be a whole number from {lo} to {hi} ({what}), not {} \
                          (write e.g. `{key} = {}`)",
                         toml_kind(other),
-                        StatsConfig::default().value_of(key)
+                        StatsConfig::default().get(config_key)
                     ),
                 ))
             }
@@ -293,9 +398,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<StatsConfig, ConfigFileErro
                 format!("`{key}` = {n} is out of range: allowed {lo}..={hi} ({what})"),
             ));
         }
-        if let Some(slot) = config.field(key) {
-            *slot = n as u64;
-        }
+        *config.field(config_key) = n as u64;
     }
     Ok(config)
 }

@@ -11,20 +11,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::unix_now;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::error::{DispatchError, SourceError, StoreError};
-use crate::export::Args;
 use crate::plugin::Shutdown;
+use crate::session::SourceError;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use crate::stats::config::{self, ConfigFileError, StatsConfig};
+use crate::stats::config::{self, ConfigChange, ConfigError, ConfigFileError, StatsConfig};
 use crate::stats::history::History;
-use crate::stats::totals::{Accumulator, Counters};
+use crate::stats::totals::{Accumulator, Counters, ImportRefused};
+use crate::store::StoreError;
 use crate::store::{Durability, Store};
 
 /// How the source and the files are doing: what `stats.get_status` returns. Times are
@@ -152,25 +153,45 @@ impl SharedView {
     }
 }
 
-/// A request from an export to the poll task.
+/// A change the poll task refused: nothing of it was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// A preference out of its range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Totals from that program were imported already.
+    #[error(transparent)]
+    Import(#[from] ImportRefused),
+    /// The change could not be saved, so it was not made.
+    #[error("{what}: {message}")]
+    Save {
+        /// What did not happen (`"preferences not changed"`, `"totals not reset"`, ...).
+        what: &'static str,
+        /// The store's error.
+        message: String,
+    },
+}
+
+/// Another program's all-time totals to add once (`stats.import_totals`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The program they come from (`deluge`, `transmission`, ...).
+    pub source: String,
+    /// What identifies the imported file, so the same totals are never added twice.
+    pub fingerprint: String,
+    /// The totals to add.
+    pub totals: Counters,
+}
+
+/// A request from a handle or an export to the poll task.
 pub(crate) enum Command {
-    /// Apply these preference changes (validated against the current preferences).
-    SetConfig(
-        Map<String, Value>,
-        Args,
-        oneshot::Sender<Result<(), DispatchError>>,
-    ),
+    /// Apply this preference change (validated against the current preferences).
+    SetConfig(ConfigChange, oneshot::Sender<Result<(), ChangeError>>),
     /// Zero the all-time totals; answers with the totals before the reset.
-    Reset(Args, oneshot::Sender<Result<Counters, DispatchError>>),
-    /// Add another program's totals once: (source, fingerprint, totals); answers with the
-    /// new totals.
-    Import(
-        Args,
-        String,
-        String,
-        Counters,
-        oneshot::Sender<Result<Counters, DispatchError>>,
-    ),
+    Reset(oneshot::Sender<Result<Counters, ChangeError>>),
+    /// Add another program's totals once; answers with the new totals.
+    Import(Import, oneshot::Sender<Result<Counters, ChangeError>>),
     /// Poll now (after any poll in flight), count and save; answers with the totals.
     PollNow(oneshot::Sender<Result<Counters, SourceError>>),
     /// Read the hand-edited `stats.conf` again and apply it if it is valid.
@@ -237,12 +258,6 @@ const WIRE_RATES: [(StatusKey, StatusKey, StatusKey); 2] = [
     ),
 ];
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Poller {
     pub(crate) fn new(
         source: Arc<dyn SessionSource>,
@@ -306,8 +321,8 @@ impl Poller {
                         let answer = answer.map(|()| self.view.read().acc.totals);
                         let _ = reply.send(answer);
                     }
-                    Some(Command::SetConfig(changes, args, reply)) => {
-                        let result = self.set_config(&changes, &args).await;
+                    Some(Command::SetConfig(change, reply)) => {
+                        let result = self.set_config(change).await;
                         if let Ok(Some(new)) = &result {
                             poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
                             let period = secs(new.save_interval);
@@ -324,12 +339,12 @@ impl Poller {
                         }
                         let _ = reply.send(result.map(|_| ()));
                     }
-                    Some(Command::Reset(args, reply)) => {
-                        let _ = reply.send(self.reset(&args).await);
+                    Some(Command::Reset(reply)) => {
+                        let _ = reply.send(self.reset().await);
                         self.publish();
                     }
-                    Some(Command::Import(args, source, fingerprint, added, reply)) => {
-                        let _ = reply.send(self.import(&args, &source, &fingerprint, added).await);
+                    Some(Command::Import(import, reply)) => {
+                        let _ = reply.send(self.import(import).await);
                         self.publish();
                     }
                     None => break,
@@ -615,15 +630,14 @@ impl Poller {
         }
     }
 
-    /// Validates and applies preference changes; returns the new preferences if anything
+    /// Validates and applies a preference change; returns the new preferences if anything
     /// that affects the timers changed.
     async fn set_config(
         &mut self,
-        changes: &Map<String, Value>,
-        args: &Args,
-    ) -> Result<Option<StatsConfig>, DispatchError> {
+        change: ConfigChange,
+    ) -> Result<Option<StatsConfig>, ChangeError> {
         let current = self.view.read().config.clone();
-        let next = current.with_changes(changes, args)?;
+        let next = current.with_change(change)?;
         if next == current {
             return Ok(None);
         }
@@ -631,7 +645,7 @@ impl Poller {
         let saved = next.clone();
         blocking(move || files.conf.save(&saved, Durability::Durable))
             .await
-            .map_err(|e| plugin_error(args, "preferences not changed", e))?;
+            .map_err(|e| save_error("preferences not changed", e))?;
         Ok(self.apply_config(current, next))
     }
 
@@ -694,41 +708,34 @@ impl Poller {
 
     /// Saves `next` durably, then makes it the state; if the save fails nothing changes and
     /// the error starts with `what`.
-    async fn commit(
-        &mut self,
-        next: Accumulator,
-        args: &Args,
-        what: &str,
-    ) -> Result<(), DispatchError> {
+    async fn commit(&mut self, next: Accumulator, what: &'static str) -> Result<(), ChangeError> {
         let files = self.files.clone();
         let saved = next.clone();
         blocking(move || files.totals.save(&saved, Durability::Durable))
             .await
-            .map_err(|e| plugin_error(args, what, e))?;
+            .map_err(|e| save_error(what, e))?;
         self.view.write().acc = next;
         Ok(())
     }
 
-    async fn import(
-        &mut self,
-        args: &Args,
-        source: &str,
-        fingerprint: &str,
-        added: Counters,
-    ) -> Result<Counters, DispatchError> {
+    async fn import(&mut self, import: Import) -> Result<Counters, ChangeError> {
+        let Import {
+            source,
+            fingerprint,
+            totals: added,
+        } = import;
         let next = self
             .view
             .read()
             .acc
-            .import(source, fingerprint, added, unix_now() as u64)
-            .map_err(|e| args.value_error("fingerprint", e.to_string()))?;
+            .import(&source, &fingerprint, added, unix_now() as u64)?;
         let totals = next.totals;
-        self.commit(next, args, "nothing imported").await?;
+        self.commit(next, "nothing imported").await?;
         tracing::info!(source, fingerprint, ?added, "imported all-time totals");
         Ok(totals)
     }
 
-    async fn reset(&mut self, args: &Args) -> Result<Counters, DispatchError> {
+    async fn reset(&mut self) -> Result<Counters, ChangeError> {
         if self.fast_dirty {
             self.save_totals(Durability::Fast).await;
         }
@@ -740,8 +747,8 @@ impl Poller {
         let suffix = format!("reset-{}", next.updated);
         let kept = blocking(move || files.totals.keep_copy(&suffix))
             .await
-            .map_err(|e| plugin_error(args, "totals not reset: could not keep a copy", e))?;
-        self.commit(next, args, "totals not reset").await?;
+            .map_err(|e| save_error("totals not reset: could not keep a copy", e))?;
+        self.commit(next, "totals not reset").await?;
         tracing::warn!(
             upload = before.totals.total_upload,
             download = before.totals.total_download,
@@ -752,10 +759,10 @@ impl Poller {
     }
 }
 
-fn plugin_error(args: &Args, what: &str, e: impl std::fmt::Display) -> DispatchError {
-    DispatchError::Plugin {
-        method: args.method().to_string(),
-        message: format!("{what}: {e}"),
+fn save_error(what: &'static str, e: StoreError) -> ChangeError {
+    ChangeError::Save {
+        what,
+        message: e.to_string(),
     }
 }
 

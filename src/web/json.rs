@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use super::session::set_cookie;
 use super::WebState;
-use crate::error::DispatchError;
+use crate::export::DispatchError;
 use crate::throttle::shown_user;
 
 /// Not logged in, or the session's level is too low.

@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use torrent_stats::error::{DispatchError, SourceError};
 use torrent_stats::export::AuthLevel;
+use torrent_stats::export::DispatchError;
 use torrent_stats::host::PluginHost;
+use torrent_stats::session::SourceError;
 use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use torrent_stats::stats::Stats;
 

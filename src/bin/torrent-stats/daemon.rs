@@ -10,12 +10,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use torrent_stats::daemon::Daemon;
-use torrent_stats::session::SessionSource;
+use torrent_stats::source::{BuiltSource, SourceContext, SourceSpec};
 
 /// The source when none is given: the embedded engine if this build has it.
 #[cfg(feature = "rqbit")]
@@ -217,16 +215,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Signals first: from here on no signal of `signals()` ends the daemon unsaved (one
         // that arrives while it starts is answered once it runs).
         let mut signals = Signals::install()?;
-        let (source, engine) = open_source(&args, &dir).await?;
-        if args.source.starts_with("sim") {
-            tracing::warn!(source = %source.describe(), "counting SYNTHETIC traffic from the sim source");
-        }
-        let mut builder =
-            Daemon::builder(&dir, source).allow_insecure_config_dir(args.allow_insecure_config_dir);
-        #[cfg(feature = "rqbit")]
-        if let Some(engine) = &engine {
-            builder = builder.engine(engine.clone());
-        }
+        let built = open_source(&args, &dir).await?;
+        let mut builder = Daemon::builder_for(&dir, &built)
+            .allow_insecure_config_dir(args.allow_insecure_config_dir);
         builder = builder.rpc(addr).allow_remote(args.allow_remote);
         #[cfg(feature = "web")]
         if let Some(web) = web {
@@ -271,7 +262,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             break;
                         }
                         (name, Action::Reload) => {
-                            tracing::info!(signal = name, "{name} received: reloading auth, the TLS key pair and stats.conf");
+                            tracing::info!(
+                                signal = name,
+                                "{name} received: reloading auth, the TLS key pair and stats.conf"
+                            );
                             // Each refusal is logged by the reload itself.
                             match reloader.reload().await {
                                 Ok(()) => notify("STATUS=counting; reloaded"),
@@ -288,55 +282,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             })
             .await;
-        #[cfg(feature = "rqbit")]
-        if let Some(engine) = engine {
-            engine.stop().await;
-        }
-        #[cfg(not(feature = "rqbit"))]
-        let _ = engine;
+        built.stop().await;
         // A failed final save is an error exit: the files lag what was counted.
         result.context("stopping the daemon")?;
         Ok(())
     })
 }
 
-#[cfg(feature = "rqbit")]
-type Engine = Arc<torrent_stats::source::RqbitEngine>;
-#[cfg(not(feature = "rqbit"))]
-type Engine = ();
-
-/// The session source, and the embedded engine when it is the source.
-async fn open_source(
-    args: &Args,
-    config_dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn SessionSource>, Option<Engine>)> {
+/// The source the flags name, built on the library's one path (specification, then
+/// context): the embedded engine's flags are part of the context whatever the kind.
+async fn open_source(args: &Args, config_dir: &std::path::Path) -> anyhow::Result<BuiltSource> {
+    let spec = SourceSpec::parse(&args.source)?;
+    #[allow(unused_mut)]
+    let mut context = SourceContext::new(config_dir);
     #[cfg(feature = "rqbit")]
-    if args.source == "rqbit" {
-        use torrent_stats::source::{EngineOptions, RqbitEngine};
-        let download_dir = match &args.download_dir {
-            Some(dir) => dir.clone(),
-            None => match std::env::var_os("HOME") {
-                Some(home) => PathBuf::from(home).join("Downloads").join("torrent-stats"),
-                None => config_dir.join("downloads"),
-            },
-        };
-        let mut opts = EngineOptions::new(&download_dir, Some(config_dir.join("rqbit")));
-        opts.listen = Some(SocketAddr::new(
+    {
+        let engine = &mut context.engine;
+        if let Some(dir) = &args.download_dir {
+            engine.download_dir = dir.clone();
+        }
+        engine.listen = Some(SocketAddr::new(
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             args.listen_port,
         ));
-        opts.dht = !args.no_dht;
-        opts.trackers = !args.no_trackers;
-        opts.lsd = !args.no_trackers;
-        opts.upnp = args.upnp;
-        let engine = Arc::new(
-            RqbitEngine::start(opts)
-                .await
-                .context("starting the embedded BitTorrent engine")?,
-        );
-        eprintln!("downloads go to {}", download_dir.display());
-        return Ok((engine.clone(), Some(engine)));
+        engine.dht = !args.no_dht;
+        engine.trackers = !args.no_trackers;
+        engine.lsd = !args.no_trackers;
+        engine.upnp = args.upnp;
     }
-    let _ = config_dir;
-    Ok((torrent_stats::source::from_spec(&args.source)?, None))
+    let built = spec.build(&context).await?;
+    #[cfg(feature = "rqbit")]
+    if built.engine.is_some() {
+        eprintln!("downloads go to {}", context.engine.download_dir.display());
+    }
+    Ok(built)
 }

@@ -1,0 +1,294 @@
+//! One path from a source specification to a running source: [`SourceSpec::parse`], then
+//! [`SourceSpec::build`] with a [`SourceContext`] (vector's `SourceConfig::build(context)`
+//! shape). Every kind goes through it, the embedded engine too.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::session::SessionSource;
+use crate::torrent::TorrentEngine;
+
+#[cfg(feature = "rpc-client")]
+use super::{DelugeSource, DelugeSpecError};
+#[cfg(feature = "rqbit")]
+use super::{EngineError, EngineOptions, RqbitEngine};
+use super::{SimParamError, SimSource};
+
+/// A source specification could not be understood.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("bad source {spec:?}: {reason}")]
+pub struct SourceSpecError {
+    /// The specification as given, any password replaced by `***`.
+    pub spec: String,
+    /// What is wrong with it (in this error's message, so not its source).
+    pub reason: SourceSpecReason,
+}
+
+/// What is wrong with a source specification.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SourceSpecReason {
+    /// A bad `sim:` parameter list.
+    #[error(transparent)]
+    Sim(#[from] SimParamError),
+    /// A bad `deluge://` address.
+    #[cfg(feature = "rpc-client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
+    #[error(transparent)]
+    Deluge(#[from] DelugeSpecError),
+    /// A `deluge://` source in a build without feature `rpc-client`.
+    #[error("this build has no Deluge client (feature `rpc-client`)")]
+    NoDelugeClient,
+    /// `rqbit` in a build without feature `rqbit`.
+    #[error("this build has no embedded BitTorrent engine (feature `rqbit`)")]
+    NoEngine,
+    /// `rqbit` with parameters (it takes none: its options come from the context).
+    #[error("rqbit takes no parameters; the engine's options are the daemon's flags")]
+    EngineParams,
+    /// Neither `sim:`, `deluge://` nor `rqbit`.
+    #[error(
+        "unknown source kind; expected rqbit, sim:up=RATE,down=RATE[,peers=N] or \
+         deluge://USER:PASS@HOST[:PORT]"
+    )]
+    UnknownKind,
+}
+
+/// A source could not be built from a valid specification.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The embedded engine did not start.
+    #[cfg(feature = "rqbit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
+    #[error("starting the embedded BitTorrent engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// A parsed source specification: which kind of source, with its parameters.
+///
+/// ```
+/// use torrent_stats::source::{SourceSpec, SourceSpecReason};
+/// let spec: SourceSpec = "sim:up=2MiB/s,down=8MiB/s".parse().unwrap();
+/// assert_eq!(spec.kind(), "sim");
+/// let Err(err) = SourceSpec::parse("ftp://x") else { panic!() };
+/// assert_eq!(err.reason, SourceSpecReason::UnknownKind);
+/// // Errors never repeat a password.
+/// let Err(err) = SourceSpec::parse("deluge://me:s3cret@host:0") else {
+///     panic!("port 0 accepted")
+/// };
+/// assert!(!err.to_string().contains("s3cret"), "{err}");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SourceSpec {
+    /// `sim:up=RATE,down=RATE[,peers=N]`: deterministic synthetic traffic.
+    Sim(SimSource),
+    /// `deluge://USER:PASS@HOST[:PORT]`: a running Deluge 2 daemon.
+    #[cfg(feature = "rpc-client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
+    Deluge(Box<DelugeSource>),
+    /// `rqbit`: the embedded librqbit engine, started with the context's options.
+    #[cfg(feature = "rqbit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
+    Rqbit,
+}
+
+impl FromStr for SourceSpec {
+    type Err = SourceSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        SourceSpec::parse(spec)
+    }
+}
+
+impl SourceSpec {
+    /// Parses a specification: `rqbit`, `sim:up=RATE,down=RATE[,peers=N]` or
+    /// `deluge://USER:PASS@HOST[:PORT]`.
+    pub fn parse(spec: &str) -> Result<SourceSpec, SourceSpecError> {
+        let (scheme, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let bad = |spec: String, reason: SourceSpecReason| SourceSpecError { spec, reason };
+        match scheme {
+            "sim" => SimSource::from_params(rest)
+                .map(SourceSpec::Sim)
+                .map_err(|e| bad(spec.to_string(), e.into())),
+            #[cfg(feature = "rpc-client")]
+            "deluge" => DelugeSource::from_spec(spec)
+                .map(|d| SourceSpec::Deluge(Box::new(d)))
+                .map_err(|e| bad(redact_password(spec), e.into())),
+            #[cfg(not(feature = "rpc-client"))]
+            "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
+            #[cfg(feature = "rqbit")]
+            "rqbit" if spec == "rqbit" => Ok(SourceSpec::Rqbit),
+            #[cfg(feature = "rqbit")]
+            "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::EngineParams)),
+            #[cfg(not(feature = "rqbit"))]
+            "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::NoEngine)),
+            _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
+        }
+    }
+
+    /// The kind's name: `sim`, `deluge` or `rqbit`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::Sim(_) => "sim",
+            #[cfg(feature = "rpc-client")]
+            SourceSpec::Deluge(_) => "deluge",
+            #[cfg(feature = "rqbit")]
+            SourceSpec::Rqbit => "rqbit",
+        }
+    }
+
+    /// Builds the source: starts the embedded engine (in the context's directories), or
+    /// makes the client of a remote daemon (it connects on its first poll).
+    pub async fn build(self, context: &SourceContext) -> Result<BuiltSource, BuildError> {
+        let _ = context;
+        match self {
+            SourceSpec::Sim(sim) => {
+                tracing::warn!(source = %sim.describe(), "counting SYNTHETIC traffic from the sim source");
+                Ok(BuiltSource::new(Arc::new(sim)))
+            }
+            #[cfg(feature = "rpc-client")]
+            SourceSpec::Deluge(deluge) => Ok(BuiltSource::new(Arc::new(*deluge))),
+            #[cfg(feature = "rqbit")]
+            SourceSpec::Rqbit => {
+                let engine = Arc::new(RqbitEngine::start(context.engine.clone()).await?);
+                tracing::info!(download_dir = %context.engine.download_dir.display(), "the embedded engine is running");
+                Ok(BuiltSource {
+                    source: engine.clone(),
+                    engine: Some(engine),
+                })
+            }
+        }
+    }
+}
+
+/// What building a source needs beyond its specification.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SourceContext {
+    /// The daemon's config directory.
+    pub config_dir: PathBuf,
+    /// How to start the embedded engine: by default, data in `~/Downloads/torrent-stats`
+    /// (`<config dir>/downloads` without `HOME`), its torrent list and fast-resume data in
+    /// `<config dir>/rqbit`, and [`EngineOptions::new`]'s network defaults.
+    #[cfg(feature = "rqbit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
+    pub engine: EngineOptions,
+}
+
+impl SourceContext {
+    /// The context of a daemon whose config directory is `config_dir`, with the defaults.
+    pub fn new(config_dir: &Path) -> SourceContext {
+        SourceContext {
+            config_dir: config_dir.to_path_buf(),
+            #[cfg(feature = "rqbit")]
+            engine: EngineOptions::new(
+                default_download_dir(config_dir),
+                Some(config_dir.join("rqbit")),
+            ),
+        }
+    }
+}
+
+/// `~/Downloads/torrent-stats`, or `<config dir>/downloads` without `HOME`.
+#[cfg(feature = "rqbit")]
+fn default_download_dir(config_dir: &Path) -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join("Downloads").join("torrent-stats"),
+        None => config_dir.join("downloads"),
+    }
+}
+
+/// A built source: what the Stats plugin polls and, for an engine that holds torrents,
+/// the engine behind Deluge's torrent methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BuiltSource {
+    /// The session source.
+    pub source: Arc<dyn SessionSource>,
+    /// The torrent engine, when the source is one.
+    pub engine: Option<Arc<dyn TorrentEngine>>,
+}
+
+impl std::fmt::Debug for BuiltSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltSource")
+            .field("source", &self.source.describe())
+            .field("engine", &self.engine.is_some())
+            .finish()
+    }
+}
+
+impl BuiltSource {
+    /// A source that holds no torrents.
+    pub fn new(source: Arc<dyn SessionSource>) -> BuiltSource {
+        BuiltSource {
+            source,
+            engine: None,
+        }
+    }
+
+    /// Stops the engine, if there is one (call it after the daemon stopped: the final
+    /// poll still reads it).
+    pub async fn stop(&self) {
+        if let Some(engine) = &self.engine {
+            engine.stop().await;
+        }
+    }
+}
+
+/// `deluge://USER:PASS@...` with the password replaced by `***`, for messages.
+fn redact_password(spec: &str) -> String {
+    let Some(rest) = spec.strip_prefix("deluge://") else {
+        return spec.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, hostport)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("deluge://{user}:***@{hostport}"),
+            None => spec.to_string(),
+        },
+        None => spec.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_specification_never_repeats_the_password() {
+        for spec in [
+            "deluge://u:s3cr3t%zz@h",
+            "deluge://u:s3cr3t%ff@h",
+            "deluge://u:s3cr3t@h:99999",
+            "deluge://u:s3cr3t@h/x",
+        ] {
+            let redacted = redact_password(spec);
+            assert!(!redacted.contains("s3cr3t"), "{redacted}");
+            let e = SourceSpec::parse(spec).unwrap_err().to_string();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+        assert_eq!(redact_password("deluge://u:pw@h:1"), "deluge://u:***@h:1");
+        assert_eq!(redact_password("sim:up=1"), "sim:up=1");
+    }
+
+    #[test]
+    fn every_kind_parses_on_the_one_path() {
+        assert_eq!(SourceSpec::parse("sim:up=1,down=2").unwrap().kind(), "sim");
+        let rqbit = SourceSpec::parse("rqbit");
+        #[cfg(feature = "rqbit")]
+        assert_eq!(rqbit.unwrap().kind(), "rqbit");
+        #[cfg(not(feature = "rqbit"))]
+        assert_eq!(rqbit.unwrap_err().reason, SourceSpecReason::NoEngine);
+        let params = SourceSpec::parse("rqbit:port=1").unwrap_err().reason;
+        #[cfg(feature = "rqbit")]
+        assert_eq!(params, SourceSpecReason::EngineParams);
+        #[cfg(not(feature = "rqbit"))]
+        assert_eq!(params, SourceSpecReason::NoEngine);
+        assert_eq!(
+            SourceSpec::parse("ftp://x").unwrap_err().reason,
+            SourceSpecReason::UnknownKind
+        );
+    }
+}
