@@ -33,6 +33,7 @@ use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, Caller, ExportScope, Exports};
 use crate::host::{PluginHost, WeakHost};
 use crate::session::{SessionSource, StatusKey};
+use crate::store::Store;
 use crate::torrent::TorrentEngine;
 
 mod torrents;
@@ -340,14 +341,58 @@ impl Core {
             .engine
             .as_ref()
             .and_then(|e| torrents::restore(e.as_ref(), self.host.config_dir()));
-        torrents::export(
-            &core,
-            &host,
-            self.engine.clone(),
-            self.events().clone(),
+        let cx = Ctx {
+            host,
+            engine: self.engine.clone(),
+            events: self.events().clone(),
             saved,
-        )?;
-        Ok(())
+        };
+        torrents::export(&Methods::new(core, cx))
+    }
+}
+
+/// What the core's methods work with. [`Methods::add`] gives each call its own clone; the
+/// host is held weakly, so the method table never keeps it alive.
+#[derive(Clone)]
+struct Ctx {
+    host: WeakHost,
+    engine: Option<Arc<dyn TorrentEngine>>,
+    events: EventBus,
+    /// `engine.conf`, where `core.set_config` keeps the rate limits (none without an
+    /// engine, or when the file could not be used).
+    saved: Option<Arc<Store<EngineConfig>>>,
+}
+
+impl Ctx {
+    /// The host, or the error of a call made while the daemon shuts down.
+    fn host(&self, a: &Args) -> Result<PluginHost, DispatchError> {
+        self.host
+            .upgrade()
+            .ok_or_else(|| failed(a, "the daemon is shutting down"))
+    }
+}
+
+/// One namespace of the method table as the core fills it: each method is an
+/// `async fn(Ctx, Args)`.
+struct Methods {
+    scope: ExportScope,
+    cx: Ctx,
+}
+
+impl Methods {
+    fn new(scope: ExportScope, cx: Ctx) -> Self {
+        Methods { scope, cx }
+    }
+
+    /// Exports `name` at `level`, answered by `method` with its own clone of the context.
+    fn add<F, Fut>(&self, name: &str, level: AuthLevel, method: F) -> Result<(), ExportError>
+    where
+        F: Fn(Ctx, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
+    {
+        let cx = self.cx.clone();
+        self.scope
+            .export_at(name, level, move |a: Args| method(cx.clone(), a))
     }
 }
 
