@@ -30,6 +30,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,8 +39,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::event::Event;
 use crate::export::AuthLevel;
 use crate::rpc::codec;
 use crate::rpc::daemon::{Gateway, Session};
@@ -550,6 +553,7 @@ fn quickack(tcp: &TcpStream) {
     let _ = tcp;
 }
 
+/// Serves one connection until it ends: the error is why it was closed.
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     tcp: TcpStream,
@@ -564,141 +568,243 @@ async fn serve(
     let connected = Instant::now();
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     quickack(&tcp);
-    let handshake_deadline = connected + options.handshake_timeout;
-    // A client that sends nothing is the first to make room for others.
+    let deadline = connected + options.handshake_timeout;
+    let Some(stream) = handshake(tcp, &acceptor, deadline, &mut ticket, &mut closed).await? else {
+        return Ok(());
+    };
+    let events = daemon.core().events().subscribe();
+    let connection = Connection {
+        stream,
+        ticket,
+        closed,
+        events,
+        session: Session {
+            peer: Some(peer.ip()),
+            ..Session::default()
+        },
+        decoder: FrameDecoder::new(options.limits),
+        encoder: FrameEncoder::default(),
+        buf: vec![0u8; READ_MIN],
+        partial_since: None,
+        connected,
+        daemon,
+        options,
+        logs,
+    };
+    connection.run().await
+}
+
+/// Completes when the server closes.
+async fn closing(closed: &mut watch::Receiver<bool>) {
+    let _ = closed.wait_for(|c| *c).await;
+}
+
+/// The TLS handshake, begun and ended by `deadline`; `None` when the server closes
+/// meanwhile. A client that sends nothing is the first to make room for others.
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: &TlsAcceptor,
+    deadline: Instant,
+    ticket: &mut Ticket,
+    closed: &mut watch::Receiver<bool>,
+) -> Result<Option<TlsStream<TcpStream>>, String> {
     tokio::select! {
-        ready = tokio::time::timeout_at(handshake_deadline, tcp.readable()) => {
+        ready = tokio::time::timeout_at(deadline, tcp.readable()) => {
             ready.map_err(|_| "TLS handshake timed out".to_string())?
                 .map_err(|e| format!("TLS handshake: {e}"))?;
         }
         _ = ticket.evicted() => return Err("evicted before its handshake began".into()),
-        _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
+        _ = closing(closed) => return Ok(None),
     }
     ticket.touch(Progress::Tls);
-    let handshake = tokio::time::timeout_at(handshake_deadline, acceptor.accept(tcp));
-    let mut stream = tokio::select! {
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
+    let stream = tokio::select! {
         done = handshake => done
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake: {e}"))?,
         _ = ticket.evicted() => return Err("evicted before its handshake ended".into()),
-        _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
+        _ = closing(closed) => return Ok(None),
     };
     ticket.touch(Progress::Tls);
-    let mut session = Session {
-        peer: Some(peer.ip()),
-        ..Session::default()
-    };
-    let mut decoder = FrameDecoder::new(options.limits);
-    let mut encoder = FrameEncoder::default();
-    let mut events = daemon.core().events().subscribe();
-    let mut buf = vec![0u8; READ_MIN];
-    let mut partial_since = None;
-    loop {
-        // The nearest of: idle, message started but unfinished, not logged in.
-        let now = Instant::now();
-        let mut deadline = (now + options.idle_timeout, "no message");
-        if decoder.pending() == 0 {
-            partial_since = None;
-        } else {
-            let since = *partial_since.get_or_insert(now);
-            deadline = deadline.min((since + options.partial_timeout, "message unfinished"));
-        }
-        if ticket.pending() {
-            deadline = deadline.min((connected + options.login_timeout, "no login"));
-        }
-        let n = tokio::select! {
-            read = tokio::time::timeout_at(deadline.0, stream.read(&mut buf)) => match read {
-                Err(_) => return Err(format!("closing: {} in time", deadline.1)),
-                Ok(Err(e)) => return Err(format!("read: {e}")),
-                Ok(Ok(0)) => return Ok(()),
-                Ok(Ok(n)) => n,
-            },
-            event = events.recv() => {
-                match event {
-                    Ok(ev) if session.interests.contains(&ev.name) => {
-                        let msg = message::event(&ev.name, ev.args);
-                        let mut bytes = Vec::new();
-                        encoder.encode_into(&codec::encode(&msg), &mut bytes);
-                        stream.write_all(&bytes).await.map_err(|e| format!("write: {e}"))?;
-                    }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                }
-                continue;
-            }
-            _ = ticket.evicted() => return Err("evicted: not logged in".into()),
-            _ = async { let _ = closed.wait_for(|c| *c).await; } => {
-                let _ = stream.shutdown().await;
-                return Ok(());
-            }
-        };
-        quickack(stream.get_ref().0);
-        ticket.touch(Progress::Talking);
-        decoder.extend(&buf[..n]);
-        resize_read_buf(&mut buf, n);
-        let mut out = Vec::new();
-        let mut penalty = None;
+    Ok(Some(stream))
+}
+
+/// A connection after its TLS handshake: reads messages, answers them in order, and sends
+/// the events its session asked for.
+struct Connection<'a> {
+    stream: TlsStream<TcpStream>,
+    ticket: Ticket,
+    closed: watch::Receiver<bool>,
+    events: broadcast::Receiver<Event>,
+    session: Session,
+    decoder: FrameDecoder,
+    encoder: FrameEncoder,
+    buf: Vec<u8>,
+    /// Since when the decoder holds part of a message.
+    partial_since: Option<Instant>,
+    connected: Instant,
+    daemon: Arc<Gateway>,
+    options: Options,
+    logs: &'a Logs,
+}
+
+impl Connection<'_> {
+    /// Reads, answers and writes until the client or the server closes, or a limit or
+    /// timeout closes the connection (the error says which).
+    async fn run(mut self) -> Result<(), String> {
         loop {
-            let item = match decoder.next_item() {
+            let Some(n) = self.receive().await? else {
+                return Ok(());
+            };
+            let (out, penalty) = self.answer_received(n).await?;
+            self.check_level()?;
+            if let Some(penalty) = penalty {
+                if self.wait_penalty(penalty, &out).await?.is_break() {
+                    return Ok(());
+                }
+            }
+            if !out.is_empty() {
+                self.stream
+                    .write_all(&out)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+            }
+        }
+    }
+
+    /// The nearest of: idle, message started but unfinished, not logged in; with what
+    /// it closes the connection for.
+    fn deadline(&mut self) -> (Instant, &'static str) {
+        let now = Instant::now();
+        let mut deadline = (now + self.options.idle_timeout, "no message");
+        if self.decoder.pending() == 0 {
+            self.partial_since = None;
+        } else {
+            let since = *self.partial_since.get_or_insert(now);
+            deadline = deadline.min((since + self.options.partial_timeout, "message unfinished"));
+        }
+        if self.ticket.pending() {
+            deadline = deadline.min((self.connected + self.options.login_timeout, "no login"));
+        }
+        deadline
+    }
+
+    /// Waits for the client's next bytes (into `buf`), sending the asked-for events
+    /// meanwhile: how many arrived, `None` when the client or the server closed.
+    async fn receive(&mut self) -> Result<Option<usize>, String> {
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                read = tokio::time::timeout_at(deadline.0, self.stream.read(&mut self.buf)) => {
+                    return match read {
+                        Err(_) => Err(format!("closing: {} in time", deadline.1)),
+                        Ok(Err(e)) => Err(format!("read: {e}")),
+                        Ok(Ok(0)) => Ok(None),
+                        Ok(Ok(n)) => Ok(Some(n)),
+                    };
+                }
+                event = self.events.recv() => match event {
+                    Ok(ev) if self.session.interests.contains(&ev.name) => self.send_event(ev).await?,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Ok(None),
+                },
+                _ = self.ticket.evicted() => return Err("evicted: not logged in".into()),
+                _ = closing(&mut self.closed) => {
+                    let _ = self.stream.shutdown().await;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Sends one event the session asked for.
+    async fn send_event(&mut self, ev: Event) -> Result<(), String> {
+        let msg = message::event(&ev.name, ev.args);
+        let mut bytes = Vec::new();
+        self.encoder.encode_into(&codec::encode(&msg), &mut bytes);
+        self.stream
+            .write_all(&bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))
+    }
+
+    /// Answers the complete messages among the `n` bytes just read (and those before
+    /// them): the framed answers, and the penalty of a throttled failed login, after which
+    /// nothing more is answered. An unframeable stream closes the connection.
+    async fn answer_received(&mut self, n: usize) -> Result<(Vec<u8>, Option<Penalty>), String> {
+        quickack(self.stream.get_ref().0);
+        self.ticket.touch(Progress::Talking);
+        self.decoder.extend(&self.buf[..n]);
+        resize_read_buf(&mut self.buf, n);
+        let mut out = Vec::new();
+        loop {
+            let item = match self.decoder.next_item() {
                 Ok(item) => item,
                 Err(e) => {
-                    if let Some(n) = logs.unframeable.hit() {
-                        logs.unframeable(n, &e.to_string());
+                    if let Some(n) = self.logs.unframeable.hit() {
+                        self.logs.unframeable(n, &e.to_string());
                     }
                     return Err(e.to_string());
                 }
             };
             match item {
-                None => break,
+                None => return Ok((out, None)),
                 Some(Item::Probe) => {}
                 Some(Item::Message(body)) => {
                     let mut sink = Sink {
-                        encoder: &mut encoder,
+                        encoder: &mut self.encoder,
                         out: &mut out,
                     };
-                    session.login_attempted = false;
+                    self.session.login_attempted = false;
+                    let (daemon, limits) = (&self.daemon, &self.options.limits);
                     answer(
-                        &daemon,
-                        &mut session,
+                        daemon,
+                        &mut self.session,
                         &body,
-                        &options.limits,
+                        limits,
                         &mut sink,
-                        logs,
+                        self.logs,
                     )
                     .await;
-                    if let Some(p) = session.penalty.take() {
-                        penalty = Some(p);
-                        break;
+                    if let Some(p) = self.session.penalty.take() {
+                        return Ok((out, Some(p)));
                     }
                 }
             }
         }
-        // Logged in (above NONE): out of the unauthenticated budget, or closed if the
-        // logged-in connections are at their limit.
-        if ticket.pending() && session.level > AuthLevel::None && !ticket.promote() {
+    }
+
+    /// After a login: logged in (above NONE), the connection leaves the unauthenticated
+    /// budget, or is closed if the logged-in connections are at their limit.
+    fn check_level(&mut self) -> Result<(), String> {
+        if self.ticket.pending() && self.session.level > AuthLevel::None && !self.ticket.promote() {
             return Err("logged in over the connection limit".into());
         }
-        if !ticket.pending() && session.level == AuthLevel::None {
+        if !self.ticket.pending() && self.session.level == AuthLevel::None {
             return Err("logged in again as an account of level NONE".into());
         }
-        if let Some(Penalty { delay, close }) = penalty {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = ticket.evicted() => return Err("evicted while its failed login waited".into()),
-                _ = async { let _ = closed.wait_for(|c| *c).await; } => return Ok(()),
-            }
-            if close {
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
-                return Err("closing after repeated failed logins".into());
-            }
+        Ok(())
+    }
+
+    /// Holds the answers of a throttled failed login back for its delay; then closes the
+    /// connection, if the penalty says so, after sending them. `Break`: the server
+    /// closed meanwhile.
+    async fn wait_penalty(
+        &mut self,
+        Penalty { delay, close }: Penalty,
+        out: &[u8],
+    ) -> Result<ControlFlow<()>, String> {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = self.ticket.evicted() => return Err("evicted while its failed login waited".into()),
+            _ = closing(&mut self.closed) => return Ok(ControlFlow::Break(())),
         }
-        if !out.is_empty() {
-            stream
-                .write_all(&out)
-                .await
-                .map_err(|e| format!("write: {e}"))?;
+        if close {
+            let _ = self.stream.write_all(out).await;
+            let _ = self.stream.shutdown().await;
+            return Err("closing after repeated failed logins".into());
         }
+        Ok(ControlFlow::Continue(()))
     }
 }
 

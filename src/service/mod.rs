@@ -2,6 +2,11 @@
 //! the plugins', the session source, the plugin host and the event bus, behind one
 //! [`dispatch`](Core::dispatch) that every transport calls.
 //!
+//! Each method is one small `async fn` taking the state the methods share and the call's
+//! arguments, in the file of its group (`daemon`, `session`, `plugins`, and `torrents/`
+//! for the torrent methods and configuration); one table per namespace registers them by
+//! name and auth level.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use torrent_stats::export::AuthLevel;
@@ -22,7 +27,6 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -32,11 +36,13 @@ use crate::event::EventBus;
 use crate::export::{Args, AuthLevel, Caller, ExportScope, Exports};
 use crate::export::{DispatchError, ExportError};
 use crate::host::{PluginHost, WeakHost};
-use crate::plugin::PluginError;
-use crate::session::{SessionSource, StatusKey};
-use crate::store::StoreError;
+use crate::session::SessionSource;
+use crate::store::{Store, StoreError};
 use crate::torrent::TorrentEngine;
 
+mod daemon;
+mod plugins;
+mod session;
 mod torrents;
 
 pub(crate) use torrents::check_engine_conf;
@@ -155,201 +161,113 @@ impl Core {
         }
     }
 
+    /// Exports the core's methods: `daemon.*`, then `core.*` (the torrent methods last).
+    /// One line per method: its name, auth level and the function answering it.
     fn export(&self) -> Result<(), ExportError> {
-        let exports = self.exports().clone();
-        let daemon = ExportScope::new(exports.clone(), OWNER, "daemon");
-        let core = ExportScope::new(exports.clone(), OWNER, "core");
-        let host = self.host.downgrade();
-        let source = self.source();
-
-        daemon.export_at("info", AuthLevel::None, |a: Args| async move {
-            a.params(&[], 0)?;
-            Ok(json!(version()))
-        })?;
-        daemon.export_at("get_version", AuthLevel::ReadOnly, |a: Args| async move {
-            a.params(&[], 0)?;
-            Ok(json!(version()))
-        })?;
-        // Answered by a connection's transport, which keeps per-connection state; listed
-        // here so the method list and `authorized_call` know them.
-        for (name, level) in [
-            ("login", AuthLevel::None),
-            ("set_event_interest", AuthLevel::ReadOnly),
-        ] {
-            daemon.export_at(name, level, |a: Args| async move {
-                Err(DispatchError::TransportOnly {
-                    method: a.method().to_string(),
-                })
-            })?;
-        }
-        let table = exports.clone();
-        daemon.export_at("get_method_list", AuthLevel::ReadOnly, move |a: Args| {
-            let result = a.params(&[], 0).map(|()| json!(table.method_list()));
-            async move { result }
-        })?;
-        let table = exports.clone();
-        daemon.export_at("authorized_call", AuthLevel::ReadOnly, move |a: Args| {
-            let result = (|| {
-                a.params(&["rpc"], 1)?;
-                let target: String = a.get(0, "rpc")?;
-                Ok(json!(table
-                    .level_of(&target)
-                    .is_some_and(|l| a.caller().level >= l)))
-            })();
-            async move { result }
-        })?;
-        let stop = self.stop.clone();
-        daemon.export_at("shutdown", AuthLevel::Admin, move |a: Args| {
-            let stop = stop.clone();
-            async move {
-                a.params(&[], 0)?;
-                tracing::info!(user = ?a.caller().user, "shutdown requested");
-                stop.send_replace(true);
-                Ok(Value::Null)
-            }
-        })?;
-
-        // The accounts are the connection transport's (its auth file).
-        core.export_at(
-            "get_known_accounts",
-            AuthLevel::Admin,
-            |a: Args| async move {
-                Err(DispatchError::TransportOnly {
-                    method: a.method().to_string(),
-                })
-            },
-        )?;
-        core.export_at(
-            "get_external_ip",
-            AuthLevel::ReadOnly,
-            |a: Args| async move {
-                // Not discovered by this daemon: Deluge's "unknown".
-                a.params(&[], 0)?;
-                Ok(Value::Null)
-            },
-        )?;
-        core.export_at(
-            "get_auth_levels_mappings",
-            AuthLevel::None,
-            |a: Args| async move {
-                a.params(&[], 0)?;
-                Ok(json!([
-                    {"NONE": 0, "READONLY": 1, "DEFAULT": 5, "NORMAL": 5, "ADMIN": 10},
-                    {"0": "NONE", "1": "READONLY", "5": "NORMAL", "10": "ADMIN"}
-                ]))
-            },
-        )?;
-        let src = source.clone();
-        core.export_at("get_session_status", AuthLevel::ReadOnly, move |a: Args| {
-            let src = src.clone();
-            async move {
-                a.params(&["keys"], 1)?;
-                let names: Vec<String> = a.get(0, "keys")?;
-                // Deluge answers only the keys it knows.
-                let keys: Vec<StatusKey> = names
-                    .iter()
-                    .filter_map(|n| StatusKey::from_str(n).ok())
-                    .collect();
-                // The payload rates too, for the wire rates' fallback below.
-                let mut asked = keys.clone();
-                for (wire, payload) in [
-                    (StatusKey::DownloadRate, StatusKey::PayloadDownloadRate),
-                    (StatusKey::UploadRate, StatusKey::PayloadUploadRate),
-                ] {
-                    if asked.contains(&wire) && !asked.contains(&payload) {
-                        asked.push(payload);
-                    }
-                }
-                let status = src
-                    .session_status(&asked)
-                    .await
-                    .map_err(|e| failed(&a, e))?;
-                // A known key the source does not measure answers Deluge's neutral 0:
-                // clients index the dict by every key they asked for (deluge-console's
-                // `status` hangs otherwise). Except a wire rate next to a measured payload
-                // rate (the embedded engine): it answers the payload rate, its lower bound,
-                // as clients show `wire - payload` as protocol overhead (negative with 0).
-                let value = |k: StatusKey| {
-                    status.get(k).or_else(|| match k {
-                        StatusKey::DownloadRate => status.get(StatusKey::PayloadDownloadRate),
-                        StatusKey::UploadRate => status.get(StatusKey::PayloadUploadRate),
-                        _ => None,
-                    })
-                };
-                let mut out: Map<String, Value> = keys
-                    .iter()
-                    .map(|&k| (k.as_str().to_string(), json!(value(k).unwrap_or(0))))
-                    .collect();
-                // Deluge's one boolean key (the web UI and the GTK status bar ask for it):
-                // not measured here, so its neutral value.
-                if names.iter().any(|n| n == "has_incoming_connections") {
-                    out.insert("has_incoming_connections".into(), json!(false));
-                }
-                Ok(Value::Object(out))
-            }
-        })?;
-        let src = source.clone();
-        core.export_at(
-            "get_num_connections",
-            AuthLevel::ReadOnly,
-            move |a: Args| {
-                let src = src.clone();
-                async move {
-                    a.params(&[], 0)?;
-                    let status = src
-                        .session_status(&[StatusKey::NumConnections])
-                        .await
-                        .map_err(|e| failed(&a, e))?;
-                    Ok(json!(status.get(StatusKey::NumConnections).unwrap_or(0)))
-                }
-            },
-        )?;
-        on_host(
-            &core,
-            &host,
-            "get_available_plugins",
-            AuthLevel::ReadOnly,
-            |h, a| async move {
-                a.params(&[], 0)?;
-                Ok(json!(h.available().await))
-            },
-        )?;
-        on_host(
-            &core,
-            &host,
-            "get_enabled_plugins",
-            AuthLevel::ReadOnly,
-            |h, a| async move {
-                a.params(&[], 0)?;
-                Ok(json!(h.enabled().await))
-            },
-        )?;
-        on_host(
-            &core,
-            &host,
-            "enable_plugin",
-            AuthLevel::Admin,
-            |h, a| async move { switch_plugin(&h, &a, true).await },
-        )?;
-        on_host(
-            &core,
-            &host,
-            "disable_plugin",
-            AuthLevel::Admin,
-            |h, a| async move { switch_plugin(&h, &a, false).await },
-        )?;
+        use AuthLevel as L;
         let saved = self
             .engine
             .as_ref()
             .and_then(|e| torrents::restore(e.as_ref(), self.host.config_dir()));
-        torrents::export(
-            &core,
-            &host,
-            self.engine.clone(),
-            self.events().clone(),
+        let cx = Ctx {
+            host: self.host.downgrade(),
+            engine: self.engine.clone(),
+            events: self.events().clone(),
             saved,
+            source: self.source(),
+            table: self.exports().clone(),
+            stop: self.stop.clone(),
+        };
+        let daemon = Methods::new(ExportScope::new(cx.table.clone(), OWNER, "daemon"), &cx);
+        daemon.add("info", L::None, daemon::info)?;
+        daemon.add("get_version", L::ReadOnly, daemon::get_version)?;
+        daemon.add("login", L::None, transport_only)?;
+        daemon.add("set_event_interest", L::ReadOnly, transport_only)?;
+        daemon.add("get_method_list", L::ReadOnly, daemon::get_method_list)?;
+        daemon.add("authorized_call", L::ReadOnly, daemon::authorized_call)?;
+        daemon.add("shutdown", L::Admin, daemon::shutdown)?;
+        let core = Methods::new(ExportScope::new(cx.table.clone(), OWNER, "core"), &cx);
+        core.add("get_known_accounts", L::Admin, transport_only)?;
+        core.add("get_external_ip", L::ReadOnly, session::get_external_ip)?;
+        core.add(
+            "get_auth_levels_mappings",
+            L::None,
+            get_auth_levels_mappings,
         )?;
-        Ok(())
+        core.add(
+            "get_session_status",
+            L::ReadOnly,
+            session::get_session_status,
+        )?;
+        core.add(
+            "get_num_connections",
+            L::ReadOnly,
+            session::get_num_connections,
+        )?;
+        core.add(
+            "get_available_plugins",
+            L::ReadOnly,
+            plugins::get_available_plugins,
+        )?;
+        core.add(
+            "get_enabled_plugins",
+            L::ReadOnly,
+            plugins::get_enabled_plugins,
+        )?;
+        core.add("enable_plugin", L::Admin, plugins::enable_plugin)?;
+        core.add("disable_plugin", L::Admin, plugins::disable_plugin)?;
+        torrents::export(&core)
+    }
+}
+
+/// What the core's methods work with. [`Methods::add`] gives each call its own clone; the
+/// host is held weakly, so the method table never keeps it alive.
+#[derive(Clone)]
+struct Ctx {
+    host: WeakHost,
+    engine: Option<Arc<dyn TorrentEngine>>,
+    events: EventBus,
+    /// `engine.conf`, where `core.set_config` keeps the rate limits (none without an
+    /// engine, or when the file could not be used).
+    saved: Option<Arc<Store<EngineConfig>>>,
+    source: Arc<dyn SessionSource>,
+    /// The method table itself, for `daemon.get_method_list` and `authorized_call`.
+    table: Exports,
+    /// What `daemon.shutdown` sets.
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl Ctx {
+    /// The host, or the error of a call made while the daemon shuts down.
+    fn host(&self, a: &Args) -> Result<PluginHost, DispatchError> {
+        self.host
+            .upgrade()
+            .ok_or_else(|| failed(a, "the daemon is shutting down"))
+    }
+}
+
+/// One namespace of the method table as the core fills it: each method is an
+/// `async fn(Ctx, Args)`.
+struct Methods {
+    scope: ExportScope,
+    cx: Ctx,
+}
+
+impl Methods {
+    fn new(scope: ExportScope, cx: &Ctx) -> Self {
+        let cx = cx.clone();
+        Methods { scope, cx }
+    }
+
+    /// Exports `name` at `level`, answered by `method` with its own clone of the context.
+    fn add<F, Fut>(&self, name: &str, level: AuthLevel, method: F) -> Result<(), ExportError>
+    where
+        F: Fn(Ctx, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
+    {
+        let cx = self.cx.clone();
+        self.scope
+            .export_at(name, level, move |a: Args| method(cx.clone(), a))
     }
 }
 
@@ -360,51 +278,20 @@ fn failed(a: &Args, e: impl std::fmt::Display) -> DispatchError {
     }
 }
 
-/// Exports `name` into `scope` with a body that gets the host (held weakly by the table,
-/// so the table never keeps the host alive).
-fn on_host<F, Fut>(
-    scope: &ExportScope,
-    host: &WeakHost,
-    name: &str,
-    level: AuthLevel,
-    body: F,
-) -> Result<(), ExportError>
-where
-    F: Fn(PluginHost, Args) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Value, DispatchError>> + Send + 'static,
-{
-    let host = host.clone();
-    scope.export_at(name, level, move |a: Args| {
-        let host = host.upgrade();
-        let body = body.clone();
-        async move {
-            let host = host.ok_or_else(|| failed(&a, "the daemon is shutting down"))?;
-            body(host, a).await
-        }
+/// Methods a connection's transport answers, as it keeps per-connection state (the
+/// login, the events asked for) or has the accounts (its auth file): listed here so the
+/// method list and `daemon.authorized_call` know them.
+async fn transport_only(_cx: Ctx, a: Args) -> Result<Value, DispatchError> {
+    Err(DispatchError::TransportOnly {
+        method: a.method().to_string(),
     })
 }
 
-async fn switch_plugin(host: &PluginHost, a: &Args, enable: bool) -> Result<Value, DispatchError> {
-    a.params(&["plugin"], 1)?;
-    let name: String = a.get(0, "plugin")?;
-    let result = if enable {
-        host.enable(&name).await
-    } else {
-        host.disable(&name).await
-    };
-    match result {
-        Ok(()) => Ok(json!(true)),
-        Err(PluginError::NotFound(_)) => Err(a.value_error(
-            "plugin",
-            format!(
-                "no plugin named {name:?}; available: {:?}",
-                host.available().await
-            ),
-        )),
-        Err(e) => {
-            // Deluge answers False; the reason goes to the log.
-            tracing::warn!(plugin = %name, error = %e, "plugin change failed");
-            Ok(json!(false))
-        }
-    }
+/// `core.get_auth_levels_mappings()`: Deluge's auth level names and numbers, both ways.
+async fn get_auth_levels_mappings(_cx: Ctx, a: Args) -> Result<Value, DispatchError> {
+    a.params(&[], 0)?;
+    Ok(json!([
+        {"NONE": 0, "READONLY": 1, "DEFAULT": 5, "NORMAL": 5, "ADMIN": 10},
+        {"0": "NONE", "1": "READONLY", "5": "NORMAL", "10": "ADMIN"}
+    ]))
 }

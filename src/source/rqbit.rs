@@ -364,6 +364,116 @@ impl RqbitEngine {
             Err(e) => Err(engine_error(e)),
         }
     }
+
+    /// Adds a `.torrent` file's bytes.
+    async fn add_file(&self, bytes: Vec<u8>, options: AddOptions) -> Result<String, TorrentError> {
+        let parsed = librqbit::torrent_from_bytes(&bytes)
+            .map_err(|e| TorrentError::NotATorrent(format!("{e:#}")))?;
+        let id = parsed.info_hash.as_string();
+        if self.handle(&id).is_ok() {
+            return Err(TorrentError::AlreadyAdded(id));
+        }
+        let added = self
+            .add_to_session(AddTorrent::from_bytes(bytes), Some(&id), &options)
+            .await
+            .map_err(|e| match e {
+                TorrentError::Engine(m) => TorrentError::NotATorrent(m),
+                other => other,
+            })?;
+        self.added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(added.clone(), unix_now());
+        Ok(added)
+    }
+
+    /// Adds a magnet link. Fetching the metadata takes as long as finding peers: this
+    /// answers at once, as Deluge does, lists the torrent as Checking meanwhile, and
+    /// resolves it in the background ([`resolve_magnet`]).
+    fn add_magnet(&self, uri: String, options: AddOptions) -> Result<String, TorrentError> {
+        let magnet = Magnet::parse(&uri).map_err(|e| TorrentError::BadMagnet(format!("{e:#}")))?;
+        let id = magnet
+            .as_id20()
+            .ok_or_else(|| {
+                TorrentError::BadMagnet("no BitTorrent v1 info-hash (xt=urn:btih:…)".into())
+            })?
+            .as_string();
+        let known = self.handle(&id).is_ok()
+            || self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&id);
+        if known {
+            return Err(TorrentError::AlreadyAdded(id));
+        }
+        let name = magnet.name.clone().unwrap_or_else(|| id.clone());
+        let now = unix_now();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id.clone(),
+                Pending {
+                    name,
+                    error: None,
+                    added: now,
+                },
+            );
+        self.added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), now);
+        let opts = AddTorrentOptions {
+            paused: options.paused,
+            overwrite: true,
+            output_folder: options
+                .download_location
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            ..Default::default()
+        };
+        let (session, pending) = (self.session.clone(), self.pending.clone());
+        tokio::spawn(resolve_magnet(session, pending, uri, opts, id.clone()));
+        Ok(id)
+    }
+}
+
+/// Adds the magnet `uri` (listed in `pending` as `key`) to `session`, which fetches its
+/// metadata, then takes it off the pending list; a failure stays there as the torrent's
+/// error. A magnet removed meanwhile is dropped from the session again.
+async fn resolve_magnet(
+    session: Arc<Session>,
+    pending: Arc<Mutex<HashMap<String, Pending>>>,
+    uri: String,
+    opts: AddTorrentOptions,
+    key: String,
+) {
+    let result = session
+        .add_torrent(AddTorrent::from_url(uri), Some(opts))
+        .await;
+    let removed_meanwhile = {
+        let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => pending.remove(&key).is_none(),
+            Err(e) => {
+                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
+                if let Some(p) = pending.get_mut(&key) {
+                    p.error = Some(format!("{e:#}"));
+                }
+                false
+            }
+        }
+    };
+    // Removed while its metadata was being fetched: it must not come back.
+    if let (true, Ok(response)) = (removed_meanwhile, result) {
+        if let Some(handle) = response.into_handle() {
+            let id = TorrentIdOrHash::Hash(handle.info_hash());
+            if let Err(e) = session.delete(id, false).await {
+                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "could not drop a removed magnet");
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -376,106 +486,10 @@ impl TorrentEngine for RqbitEngine {
         match source {
             TorrentSource::Url { url, headers } => {
                 let bytes = self.fetcher.fetch(&url, &headers, MAX_TORRENT_FILE).await?;
-                self.add(TorrentSource::File(bytes), options).await
+                self.add_file(bytes, options).await
             }
-            TorrentSource::File(bytes) => {
-                let parsed = librqbit::torrent_from_bytes(&bytes)
-                    .map_err(|e| TorrentError::NotATorrent(format!("{e:#}")))?;
-                let id = parsed.info_hash.as_string();
-                if self.handle(&id).is_ok() {
-                    return Err(TorrentError::AlreadyAdded(id));
-                }
-                let added = self
-                    .add_to_session(AddTorrent::from_bytes(bytes), Some(&id), &options)
-                    .await
-                    .map_err(|e| match e {
-                        TorrentError::Engine(m) => TorrentError::NotATorrent(m),
-                        other => other,
-                    })?;
-                self.added
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(added.clone(), unix_now());
-                Ok(added)
-            }
-            TorrentSource::Magnet(uri) => {
-                let magnet =
-                    Magnet::parse(&uri).map_err(|e| TorrentError::BadMagnet(format!("{e:#}")))?;
-                let id = magnet
-                    .as_id20()
-                    .ok_or_else(|| {
-                        TorrentError::BadMagnet("no BitTorrent v1 info-hash (xt=urn:btih:…)".into())
-                    })?
-                    .as_string();
-                let known = self.handle(&id).is_ok()
-                    || self
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(&id);
-                if known {
-                    return Err(TorrentError::AlreadyAdded(id));
-                }
-                // Fetching the metadata takes as long as finding peers: answer at once, as
-                // Deluge does, and list the torrent as Checking meanwhile.
-                let name = magnet.name.clone().unwrap_or_else(|| id.clone());
-                let now = unix_now();
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        id.clone(),
-                        Pending {
-                            name,
-                            error: None,
-                            added: now,
-                        },
-                    );
-                self.added
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.clone(), now);
-                let session = self.session.clone();
-                let pending = self.pending.clone();
-                let opts = AddTorrentOptions {
-                    paused: options.paused,
-                    overwrite: true,
-                    output_folder: options
-                        .download_location
-                        .as_ref()
-                        .map(|p| p.display().to_string()),
-                    ..Default::default()
-                };
-                let key = id.clone();
-                tokio::spawn(async move {
-                    let result = session
-                        .add_torrent(AddTorrent::from_url(uri), Some(opts))
-                        .await;
-                    let removed_meanwhile = {
-                        let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
-                        match &result {
-                            Ok(_) => pending.remove(&key).is_none(),
-                            Err(e) => {
-                                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
-                                if let Some(p) = pending.get_mut(&key) {
-                                    p.error = Some(format!("{e:#}"));
-                                }
-                                false
-                            }
-                        }
-                    };
-                    // Removed while its metadata was being fetched: it must not come back.
-                    if let (true, Ok(response)) = (removed_meanwhile, result) {
-                        if let Some(handle) = response.into_handle() {
-                            let id = TorrentIdOrHash::Hash(handle.info_hash());
-                            if let Err(e) = session.delete(id, false).await {
-                                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "could not drop a removed magnet");
-                            }
-                        }
-                    }
-                });
-                Ok(id)
-            }
+            TorrentSource::File(bytes) => self.add_file(bytes, options).await,
+            TorrentSource::Magnet(uri) => self.add_magnet(uri, options),
         }
     }
 

@@ -155,112 +155,139 @@ impl Collector for StatsCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = self.stats.watch().borrow().clone();
         let src = s.health.source.as_str();
-        // An all-time total is shown when the source measures it, or when it holds bytes
-        // counted before (loaded from the file): so the totals are there from the start,
-        // a source that is down from the beginning included.
-        for (name, value, measured) in counters(&s.totals, &s) {
-            if measured || value > 0 {
-                let help = format!(
-                    "All-time {} bytes (kept across restarts)",
-                    name.replace('_', " ")
-                );
-                let metric = ConstCounter::new(value);
-                one(
-                    &mut e,
-                    &format!("torrent_stats_{name}"),
-                    &help,
-                    Some(&Unit::Bytes),
-                    src,
-                    &metric,
-                )?;
-            }
-        }
-        for (name, value, measured) in counters(&s.session_totals, &s) {
-            if measured {
-                let help = format!("The engine session's {} bytes", name.replace('_', " "));
-                one(
-                    &mut e,
-                    &format!("torrent_stats_session_{name}"),
-                    &help,
-                    Some(&Unit::Bytes),
-                    src,
-                    &gauge(value),
-                )?;
-            }
-        }
-        let r = &s.rates;
-        for (name, value) in [
-            ("upload", r.upload_rate),
-            ("download", r.download_rate),
-            ("payload_upload", r.payload_upload_rate),
-            ("payload_download", r.payload_download_rate),
-        ] {
-            let help = format!("{} rate at the last poll", name.replace('_', " "));
-            let unit = Unit::Other("bytes_per_second".into());
+        encode_totals(&mut e, &s, src)?;
+        encode_rates(&mut e, &s, src)?;
+        encode_health(&mut e, &s, src)
+    }
+}
+
+/// The all-time totals and the engine session's counters.
+fn encode_totals(
+    e: &mut DescriptorEncoder<'_>,
+    s: &Snapshot,
+    src: &str,
+) -> Result<(), std::fmt::Error> {
+    // An all-time total is shown when the source measures it, or when it holds bytes
+    // counted before (loaded from the file): so the totals are there from the start,
+    // a source that is down from the beginning included.
+    for (name, value, measured) in counters(&s.totals, s) {
+        if measured || value > 0 {
+            let help = format!(
+                "All-time {} bytes (kept across restarts)",
+                name.replace('_', " ")
+            );
+            let metric = ConstCounter::new(value);
             one(
-                &mut e,
-                &format!("torrent_stats_{name}_rate"),
+                e,
+                &format!("torrent_stats_{name}"),
                 &help,
-                Some(&unit),
-                src,
-                &gauge(value),
-            )?;
-        }
-        one(
-            &mut e,
-            "torrent_stats_peers",
-            "Connected peers at the last poll",
-            None,
-            src,
-            &gauge(r.num_peers),
-        )?;
-        let h = &s.health;
-        let up = ConstGauge::new(i64::from(s.running && h.source_up));
-        one(
-            &mut e,
-            "torrent_stats_source_up",
-            "1 when the last poll of the source was answered",
-            None,
-            src,
-            &up,
-        )?;
-        one(
-            &mut e,
-            "torrent_stats_polls",
-            "Answered polls since the daemon started",
-            None,
-            src,
-            &ConstCounter::new(h.polls),
-        )?;
-        one(
-            &mut e,
-            "torrent_stats_poll_errors",
-            "Failed polls since the daemon started",
-            None,
-            src,
-            &ConstCounter::new(h.poll_errors),
-        )?;
-        one(
-            &mut e,
-            "torrent_stats_save_errors",
-            "Failed saves since the daemon started",
-            None,
-            src,
-            &ConstCounter::new(h.save_errors),
-        )?;
-        if let Some(at) = h.last_save {
-            let metric = ConstGauge::new(at);
-            one(
-                &mut e,
-                "torrent_stats_last_save_timestamp",
-                "When totals were last written (Unix time)",
-                Some(&Unit::Seconds),
+                Some(&Unit::Bytes),
                 src,
                 &metric,
             )?;
         }
-        Ok(())
     }
+    for (name, value, measured) in counters(&s.session_totals, s) {
+        if measured {
+            let help = format!("The engine session's {} bytes", name.replace('_', " "));
+            one(
+                e,
+                &format!("torrent_stats_session_{name}"),
+                &help,
+                Some(&Unit::Bytes),
+                src,
+                &gauge(value),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The rates and the peers of the last poll.
+fn encode_rates(
+    e: &mut DescriptorEncoder<'_>,
+    s: &Snapshot,
+    src: &str,
+) -> Result<(), std::fmt::Error> {
+    let r = &s.rates;
+    for (name, value) in [
+        ("upload", r.upload_rate),
+        ("download", r.download_rate),
+        ("payload_upload", r.payload_upload_rate),
+        ("payload_download", r.payload_download_rate),
+    ] {
+        let help = format!("{} rate at the last poll", name.replace('_', " "));
+        let unit = Unit::Other("bytes_per_second".into());
+        one(
+            e,
+            &format!("torrent_stats_{name}_rate"),
+            &help,
+            Some(&unit),
+            src,
+            &gauge(value),
+        )?;
+    }
+    one(
+        e,
+        "torrent_stats_peers",
+        "Connected peers at the last poll",
+        None,
+        src,
+        &gauge(r.num_peers),
+    )
+}
+
+/// Whether the source answers, the poll and save counts, the last save.
+fn encode_health(
+    e: &mut DescriptorEncoder<'_>,
+    s: &Snapshot,
+    src: &str,
+) -> Result<(), std::fmt::Error> {
+    let h = &s.health;
+    let up = ConstGauge::new(i64::from(s.running && h.source_up));
+    one(
+        e,
+        "torrent_stats_source_up",
+        "1 when the last poll of the source was answered",
+        None,
+        src,
+        &up,
+    )?;
+    for (name, help, count) in [
+        ("polls", "Answered polls since the daemon started", h.polls),
+        (
+            "poll_errors",
+            "Failed polls since the daemon started",
+            h.poll_errors,
+        ),
+        (
+            "save_errors",
+            "Failed saves since the daemon started",
+            h.save_errors,
+        ),
+    ] {
+        let metric = ConstCounter::new(count);
+        one(
+            e,
+            &format!("torrent_stats_{name}"),
+            help,
+            None,
+            src,
+            &metric,
+        )?;
+    }
+    if let Some(at) = h.last_save {
+        let metric = ConstGauge::new(at);
+        one(
+            e,
+            "torrent_stats_last_save_timestamp",
+            "When totals were last written (Unix time)",
+            Some(&Unit::Seconds),
+            src,
+            &metric,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
