@@ -17,7 +17,7 @@ use crate::stats::Snapshot;
 
 /// The handler: needs a session.
 pub(super) async fn handle(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    if state.sessions.get(&headers).is_none() {
+    if state.logins.get(&headers).is_none() {
         return (
             StatusCode::UNAUTHORIZED,
             "Not authenticated: log in through /json first",

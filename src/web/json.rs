@@ -6,7 +6,7 @@
 //! [`CODE_AUTH`] (not logged in, or the level is too low), [`CODE_UNKNOWN_METHOD`],
 //! [`CODE_CALL`] (the call failed; `class` is the Deluge exception class).
 //!
-//! Sessions: `auth.login(user, password)` against the daemon's auth file → `true` and a
+//! Logins: `auth.login(user, password)` against the daemon's auth file → `true` and a
 //! session cookie, or `false` (throttled as Deluge RPC logins are, per source address and
 //! with the same shared counts: after [`crate::throttle::FREE_FAILURES`] failures the
 //! `false` comes late and with `Connection: close`); `auth.logout`; `auth.check_session` → bool;
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::session::set_cookie;
+use super::login::set_cookie;
 use super::WebState;
 use crate::export::DispatchError;
 use crate::throttle::shown_user;
@@ -177,7 +177,7 @@ async fn login(
         }
     };
     match state.auth.check(user, password) {
-        Ok(level) => match state.sessions.start(user, level) {
+        Ok(level) => match state.logins.start(user, level) {
             Ok(token) => {
                 tracing::debug!(user = ?shown_user(user), "web login");
                 (ok(json!(true)), Some(set_cookie(Some(&token))), false)
@@ -215,12 +215,12 @@ async fn other_call(
     let ok = |result: Value| json!({"result": result, "error": null, "id": id});
     match method {
         "auth.logout" => {
-            state.sessions.end(headers);
+            state.logins.end(headers);
             (ok(json!(true)), Some(set_cookie(None)))
         }
-        "auth.check_session" => (ok(json!(state.sessions.get(headers).is_some())), None),
+        "auth.check_session" => (ok(json!(state.logins.get(headers).is_some())), None),
         "auth.get_session" => {
-            let session = state.sessions.get(headers);
+            let session = state.logins.get(headers);
             let value = session.map_or(
                 Value::Null,
                 |s| json!({"user": s.user, "level": s.level.as_u8()}),
@@ -228,7 +228,7 @@ async fn other_call(
             (ok(value), None)
         }
         _ => {
-            let Some(session) = state.sessions.get(headers) else {
+            let Some(session) = state.logins.get(headers) else {
                 return (
                     error(id, CODE_AUTH, "NotAuthorizedError", "Not authenticated"),
                     None,

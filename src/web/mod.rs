@@ -19,7 +19,7 @@ mod assets;
 mod events;
 pub mod json;
 pub mod metrics;
-mod session;
+mod login;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ use crate::stats::StatsHandle;
 use crate::throttle::{LoginThrottle, Tally};
 use crate::torrent::MAX_TORRENT_FILE;
 
-pub use session::SESSION_COOKIE;
+pub use login::LOGIN_COOKIE;
 
 /// Largest `/json` body: a torrent file in base64 with room for the envelope.
 const MAX_BODY: usize = MAX_TORRENT_FILE / 3 * 4 + (64 << 10);
@@ -56,7 +56,7 @@ pub struct WebState {
     core: Core,
     stats: StatsHandle,
     auth: Arc<AuthFile>,
-    sessions: Arc<session::Sessions>,
+    logins: Arc<login::Logins>,
     metrics: Arc<metrics::Metrics>,
     stopped: watch::Receiver<bool>,
     /// Shared with the RPC server on the same auth file.
@@ -88,7 +88,7 @@ impl WebState {
             core,
             stats,
             auth,
-            sessions: Arc::new(session::Sessions::default()),
+            logins: Arc::new(login::Logins::default()),
             stopped,
         }
     }

@@ -1,5 +1,5 @@
-//! Web sessions: a random token in an HttpOnly, SameSite=Strict cookie, expiring after an
-//! hour without use, at most [`MAX_SESSIONS`] at once (the least recently used goes).
+//! Browser logins (login sessions): a random token in an HttpOnly, SameSite=Strict cookie, expiring after an
+//! hour without use, at most [`MAX_LOGINS`] at once (the least recently used goes).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,15 +10,15 @@ use axum::http::HeaderMap;
 use crate::export::{AuthLevel, Caller};
 
 /// The cookie's name (Deluge-Web's).
-pub const SESSION_COOKIE: &str = "_session_id";
+pub const LOGIN_COOKIE: &str = "_session_id";
 /// Idle time after which a session ends.
-pub const SESSION_TTL: Duration = Duration::from_secs(3600);
-/// Sessions kept at once.
-pub const MAX_SESSIONS: usize = 1024;
+pub const LOGIN_TTL: Duration = Duration::from_secs(3600);
+/// Logins kept at once.
+pub const MAX_LOGINS: usize = 1024;
 
 /// A logged-in browser.
 #[derive(Debug, Clone)]
-pub struct WebSession {
+pub struct Login {
     /// The account.
     pub user: String,
     /// Its level at login.
@@ -26,27 +26,27 @@ pub struct WebSession {
     last_used: Instant,
 }
 
-impl WebSession {
+impl Login {
     /// The caller this session dispatches as.
     pub fn caller(&self) -> Caller {
         Caller::user(self.user.clone(), self.level)
     }
 }
 
-/// The live sessions by token.
+/// The live logins by token.
 #[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, WebSession>>,
+pub struct Logins {
+    map: Mutex<HashMap<String, Login>>,
 }
 
-impl Sessions {
+impl Logins {
     /// Starts a session; returns its token.
     pub fn start(&self, user: &str, level: AuthLevel) -> std::io::Result<String> {
         let token = crate::auth::random_hex(32)?;
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| now.duration_since(s.last_used) < SESSION_TTL);
-        if map.len() >= MAX_SESSIONS {
+        map.retain(|_, s| now.duration_since(s.last_used) < LOGIN_TTL);
+        if map.len() >= MAX_LOGINS {
             if let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, s)| s.last_used)
@@ -57,7 +57,7 @@ impl Sessions {
         }
         map.insert(
             token.clone(),
-            WebSession {
+            Login {
                 user: user.to_string(),
                 level,
                 last_used: now,
@@ -67,12 +67,12 @@ impl Sessions {
     }
 
     /// The live session of the request's cookie, its idle time restarted.
-    pub fn get(&self, headers: &HeaderMap) -> Option<WebSession> {
-        let token = cookie(headers, SESSION_COOKIE)?;
+    pub fn get(&self, headers: &HeaderMap) -> Option<Login> {
+        let token = cookie(headers, LOGIN_COOKIE)?;
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(token) {
-            Some(s) if now.duration_since(s.last_used) < SESSION_TTL => {
+            Some(s) if now.duration_since(s.last_used) < LOGIN_TTL => {
                 s.last_used = now;
                 Some(s.clone())
             }
@@ -86,7 +86,7 @@ impl Sessions {
 
     /// Ends the request's session, if any.
     pub fn end(&self, headers: &HeaderMap) {
-        if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        if let Some(token) = cookie(headers, LOGIN_COOKIE) {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
             map.remove(token);
         }
@@ -97,10 +97,10 @@ impl Sessions {
 pub fn set_cookie(token: Option<&str>) -> String {
     match token {
         Some(t) => format!(
-            "{SESSION_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_TTL.as_secs()
+            "{LOGIN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            LOGIN_TTL.as_secs()
         ),
-        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => format!("{LOGIN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     }
 }
 
@@ -122,39 +122,39 @@ mod tests {
 
     #[test]
     fn sessions_start_resolve_and_end() {
-        let sessions = Sessions::default();
-        let token = sessions.start("alice", AuthLevel::ReadOnly).unwrap();
+        let logins = Logins::default();
+        let token = logins.start("alice", AuthLevel::ReadOnly).unwrap();
         assert_eq!(token.len(), 64);
         let mut headers = HeaderMap::new();
         headers.insert(
             "cookie",
-            format!("other=1; {SESSION_COOKIE}={token}")
+            format!("other=1; {LOGIN_COOKIE}={token}")
                 .parse()
                 .unwrap(),
         );
-        let s = sessions.get(&headers).unwrap();
+        let s = logins.get(&headers).unwrap();
         assert_eq!((s.user.as_str(), s.level), ("alice", AuthLevel::ReadOnly));
-        sessions.end(&headers);
-        assert!(sessions.get(&headers).is_none());
+        logins.end(&headers);
+        assert!(logins.get(&headers).is_none());
         let mut forged = HeaderMap::new();
-        forged.insert("cookie", format!("{SESSION_COOKIE}=00").parse().unwrap());
-        assert!(sessions.get(&forged).is_none());
+        forged.insert("cookie", format!("{LOGIN_COOKIE}=00").parse().unwrap());
+        assert!(logins.get(&forged).is_none());
     }
 
     #[test]
     fn the_least_recently_used_session_goes_first() {
-        let sessions = Sessions::default();
-        let first = sessions.start("a", AuthLevel::Normal).unwrap();
-        for _ in 0..MAX_SESSIONS {
-            sessions.start("b", AuthLevel::Normal).unwrap();
+        let logins = Logins::default();
+        let first = logins.start("a", AuthLevel::Normal).unwrap();
+        for _ in 0..MAX_LOGINS {
+            logins.start("b", AuthLevel::Normal).unwrap();
         }
         let mut headers = HeaderMap::new();
         headers.insert(
             "cookie",
-            format!("{SESSION_COOKIE}={first}").parse().unwrap(),
+            format!("{LOGIN_COOKIE}={first}").parse().unwrap(),
         );
-        assert!(sessions.get(&headers).is_none());
-        assert_eq!(sessions.map.lock().unwrap().len(), MAX_SESSIONS);
+        assert!(logins.get(&headers).is_none());
+        assert_eq!(logins.map.lock().unwrap().len(), MAX_LOGINS);
     }
 
     #[test]
