@@ -13,14 +13,14 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map, Value};
 use tokio::runtime::Runtime;
-use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
-use torrent_stats::session::{SessionId, SessionStatus, StatusKey};
-use torrent_stats::source::SimSource;
-use torrent_stats::stats::history::History;
-use torrent_stats::stats::totals::{Accumulator, Counters};
-use torrent_stats::stats::{Stats, HISTORY_FILE};
-use torrent_stats::store::{Durability, Store};
+use torrent_stats::unstable::history::History;
+use torrent_stats::AuthLevel;
+use torrent_stats::PluginHost;
+use torrent_stats::SimSource;
+use torrent_stats::{Accumulator, Counters};
+use torrent_stats::{Durability, Store};
+use torrent_stats::{SessionId, SessionStatus, StatusKey};
+use torrent_stats::{Stats, HISTORY_FILE};
 
 /// Pushes that fill every level of a 2 s / 150-point history (level 3 needs 300 per point).
 const FILL_PUSHES: u64 = 3000;

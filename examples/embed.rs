@@ -19,14 +19,14 @@ use std::time::Duration;
 use anyhow::ensure;
 use serde_json::{json, Map};
 use torrent_stats::async_trait;
-use torrent_stats::export::{Args, AuthLevel, Caller};
-use torrent_stats::host::PluginHost;
-use torrent_stats::plugin::PluginError;
-use torrent_stats::plugin::{CorePlugin, PluginContext};
-use torrent_stats::session::SourceError;
-use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use torrent_stats::stats::{ConfigChange, Stats};
 use torrent_stats::units::format_bytes;
+use torrent_stats::PluginError;
+use torrent_stats::PluginHost;
+use torrent_stats::SourceError;
+use torrent_stats::{Args, AuthLevel, Caller};
+use torrent_stats::{ConfigChange, Stats};
+use torrent_stats::{CorePlugin, PluginContext};
+use torrent_stats::{SessionId, SessionSource, SessionStatus, StatusKey};
 
 /// The app's engine: byte counters its transfer code bumps, and a session identity that
 /// changes when the engine restarts (its counters then begin again at 0).

@@ -18,8 +18,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use torrent_stats::daemon::Daemon;
-use torrent_stats::source::SimSource;
+use torrent_stats::Daemon;
+use torrent_stats::SimSource;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use torrent_stats::host::PluginHost;
-use torrent_stats::source::rqbit::librqbit::{
+use librqbit::{
     create_torrent, limits::LimitsConfig, spawn_utils::BlockingSpawner, AddTorrent,
     AddTorrentOptions, CreateTorrentOptions,
 };
-use torrent_stats::source::{EngineOptions, RqbitEngine};
-use torrent_stats::stats::{Stats, StatsHandle};
 use torrent_stats::units::format_bytes;
+use torrent_stats::PluginHost;
+use torrent_stats::{EngineOptions, RqbitEngine};
+use torrent_stats::{Stats, StatsHandle};
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), so every piece differs.
 fn payload(len: usize) -> Vec<u8> {
@@ -55,7 +55,7 @@ async fn counted(
     host.register(stats).await?;
     host.enable("Stats").await?;
     handle
-        .set_config(torrent_stats::stats::ConfigChange::new().update_interval(1))
+        .set_config(torrent_stats::ConfigChange::new().update_interval(1))
         .await?;
     Ok((host, handle))
 }
@@ -66,7 +66,7 @@ async fn download(
     seed_addr: SocketAddr,
     torrent: Vec<u8>,
     rate: u32,
-) -> anyhow::Result<Arc<torrent_stats::source::rqbit::librqbit::ManagedTorrent>> {
+) -> anyhow::Result<Arc<librqbit::ManagedTorrent>> {
     leecher
         .session()
         .add_torrent(

@@ -11,17 +11,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request};
 use torrent_stats::auth::{AuthFile, LOCALCLIENT};
-use torrent_stats::daemon::Daemon;
-use torrent_stats::host::HostConfig;
 use torrent_stats::import;
-use torrent_stats::rpc::{codec, frame};
-use torrent_stats::service::EngineConfig;
-use torrent_stats::session::{SessionId, StatusKey};
-use torrent_stats::source::SimSource;
-use torrent_stats::stats::history::{self, History};
-use torrent_stats::stats::{Accumulator, Counters};
-use torrent_stats::store;
-use torrent_stats::web::{self, WebState};
+use torrent_stats::unstable::history::{self, History};
+use torrent_stats::unstable::{self, codec, frame, WebState};
+use torrent_stats::{Accumulator, Counters, Daemon, EngineConfig, HostConfig, SimSource};
+use torrent_stats::{SessionId, StatusKey};
 use tower::ServiceExt;
 
 /// The RPC server's framing, then rencode on every message it yields.
@@ -55,7 +49,7 @@ pub fn rencode(data: &[u8]) {
 /// A hand-edited `stats.conf`.
 pub fn stats_conf(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = torrent_stats::stats::config::parse_file(text, Path::new("stats.conf"));
+        let _ = torrent_stats::unstable::parse_stats_conf(text, Path::new("stats.conf"));
     }
 }
 
@@ -72,14 +66,14 @@ pub fn files(data: &[u8]) {
     let sealed;
     let bytes = match std::str::from_utf8(body) {
         Ok(text) if selector & 0x80 != 0 => {
-            sealed = store::sealed(text);
+            sealed = unstable::sealed(text);
             sealed.as_bytes()
         }
         _ => body,
     };
     match (selector & 0x7f) % 6 {
         0 => {
-            if let Ok(totals) = store::parse::<Accumulator>(bytes) {
+            if let Ok(totals) = unstable::parse::<Accumulator>(bytes) {
                 reloads(&totals);
                 let sample = Counters {
                     total_upload: 1 << 20,
@@ -96,7 +90,7 @@ pub fn files(data: &[u8]) {
             }
         }
         1 => {
-            if let Ok(mut history) = store::parse::<History>(bytes) {
+            if let Ok(mut history) = unstable::parse::<History>(bytes) {
                 reloads(&history);
                 let intervals = history.intervals();
                 let values = BTreeMap::from([(StatusKey::UploadRate, u64::MAX)]);
@@ -113,28 +107,28 @@ pub fn files(data: &[u8]) {
             }
         }
         2 => {
-            if let Ok(core) = store::parse::<HostConfig>(bytes) {
+            if let Ok(core) = unstable::parse::<HostConfig>(bytes) {
                 reloads(&core);
             }
         }
         3 => {
-            if let Ok(engine) = store::parse::<EngineConfig>(bytes) {
+            if let Ok(engine) = unstable::parse::<EngineConfig>(bytes) {
                 reloads(&engine);
             }
         }
         4 => {
-            let _ = import::parse_deluge(body);
+            let _ = import::ImportFormat::Deluge.parse(body);
         }
         _ => {
-            let _ = import::parse_transmission(body);
+            let _ = import::ImportFormat::Transmission.parse(body);
         }
     }
 }
 
 /// Saved as [`store::Store::save`] would, `value` loads back equal.
-fn reloads<T: store::Persist + PartialEq + std::fmt::Debug>(value: &T) {
-    let text = store::to_text(value).expect("a loaded value serializes");
-    match store::parse::<T>(text.as_bytes()) {
+fn reloads<T: torrent_stats::Persist + PartialEq + std::fmt::Debug>(value: &T) {
+    let text = unstable::to_text(value).expect("a loaded value serializes");
+    match unstable::parse::<T>(text.as_bytes()) {
         Ok(again) => assert_eq!(&again, value, "reloaded differs:\n{text}"),
         Err(e) => panic!("a saved value does not load: {e}\n{text}"),
     }
@@ -167,7 +161,7 @@ impl JsonApi {
             let auth = Arc::new(AuthFile::open(dir.path()).expect("auth file"));
             let password = auth.password_of(LOCALCLIENT).expect("localclient");
             let state = WebState::new(daemon.core().clone(), daemon.stats(), auth, stopped);
-            let router = web::router(state);
+            let router = unstable::router(state);
             let login = serde_json::json!({"method": "auth.login", "params": [LOCALCLIENT, password], "id": 1});
             let response = router
                 .clone()

@@ -63,7 +63,7 @@ struct Cache {
 
 /// Refuses a secret file (`auth`, the TLS key) that group or other users may access: the
 /// error says how to fix it.
-pub fn check_private(path: &Path) -> Result<(), AuthError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), AuthError> {
     let meta = fs::metadata(path).map_err(|e| AuthError::io("stat", path, e))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
@@ -107,7 +107,7 @@ pub enum LoginError {
 }
 
 /// Parses a level given as a number or a name.
-pub fn parse_level(text: &str) -> Option<AuthLevel> {
+pub(crate) fn parse_level(text: &str) -> Option<AuthLevel> {
     let t = text.trim();
     if let Ok(n) = t.parse::<u8>() {
         return Some(AuthLevel::from_u8(n));

@@ -11,10 +11,10 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use torrent_stats::daemon::Daemon;
-//! use torrent_stats::source::SimSource;
+//! use torrent_stats::Daemon;
+//! use torrent_stats::SimSource;
 //!
-//! # async fn demo() -> Result<(), torrent_stats::daemon::DaemonError> {
+//! # async fn demo() -> Result<(), torrent_stats::DaemonError> {
 //! let daemon = Daemon::builder("./stats-dir", Arc::new(SimSource::new(0, 0, 0)))
 //!     .rpc("127.0.0.1:58846".parse().unwrap())
 //!     .build()
@@ -121,7 +121,7 @@ pub struct RpcSettings {
     pub options: crate::rpc::server::Options,
 }
 
-/// Builds a [`Daemon`]; see the [module docs](self).
+/// Builds a `Daemon`; see the module docs.
 #[must_use = "a builder does nothing until build() is awaited"]
 pub struct DaemonBuilder {
     config_dir: PathBuf,
@@ -305,7 +305,7 @@ pub struct Reloader {
     dir: PathBuf,
     stats: StatsHandle,
     #[cfg(feature = "rpc")]
-    rpc_auth: Option<Arc<crate::rpc::daemon::Gateway>>,
+    rpc_auth: Option<Arc<crate::rpc::gateway::Gateway>>,
     #[cfg(feature = "rpc")]
     rpc_tls: Option<Arc<crate::rpc::tls::ServedKeyPair>>,
     #[cfg(feature = "web")]
@@ -510,8 +510,8 @@ mod rpc {
     use tokio::task::JoinHandle;
 
     use super::{DaemonError, RpcSettings, SocketAddr};
-    use crate::rpc::auth::AuthFile;
-    use crate::rpc::daemon::Gateway;
+    use crate::auth::AuthFile;
+    use crate::rpc::gateway::Gateway;
     use crate::rpc::{server, tls, RpcError};
     use crate::service::Core;
 

@@ -271,8 +271,8 @@ impl Args {
     /// `TypeError` naming the argument.
     ///
     /// ```
-    /// use torrent_stats::export::Args;
-    /// use torrent_stats::serde_json::json;
+    /// use torrent_stats::Args;
+    /// use serde_json::json;
     /// let args = Args::new("demo.add", vec![json!([1, 2])], Default::default());
     /// let pair: (u32, u32) = args.get(0, "pair").unwrap();
     /// assert_eq!(pair, (1, 2));
@@ -505,8 +505,8 @@ impl Exports {
     /// first, then the caller's level, then the method checks its arguments.
     ///
     /// ```
-    /// # torrent_stats::tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// use torrent_stats::export::{AuthLevel, Exports};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use torrent_stats::{AuthLevel, Exports};
     /// let exports = Exports::new();
     /// let err = exports
     ///     .dispatch("stats.get_totals", vec![], Default::default(), AuthLevel::Admin)

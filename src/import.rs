@@ -24,7 +24,7 @@ use crate::checksum::fnv1a64;
 use crate::stats::totals::{Counters, MAX_TOTAL};
 
 /// Largest file [`read_file`] reads: both formats are a few hundred bytes.
-pub const MAX_FILE: u64 = 16 << 20;
+pub(crate) const MAX_FILE: u64 = 16 << 20;
 
 /// A file format [`parse`](ImportFormat::parse) understands.
 #[non_exhaustive]
@@ -65,7 +65,7 @@ impl ImportFormat {
         }
     }
 
-    /// [`fingerprint`] with this format's source name.
+    /// `fingerprint` with this format's source name.
     pub fn fingerprint(self, bytes: &[u8]) -> String {
         fingerprint(self.as_str(), bytes)
     }
@@ -90,7 +90,7 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is larger than [`MAX_FILE`].
+    /// The file is larger than `MAX_FILE`.
     #[error("{} is {size} bytes: too large for a totals file", .path.display())]
     FileTooLarge {
         /// The file.
@@ -176,11 +176,11 @@ fn expected_shape(format: ImportFormat) -> &'static str {
 
 /// `"<source>:<16 hex digits>"`: identifies the file's exact content, so the same file is
 /// never imported twice.
-pub fn fingerprint(source: &str, bytes: &[u8]) -> String {
+pub(crate) fn fingerprint(source: &str, bytes: &[u8]) -> String {
     format!("{source}:{:016x}", fnv1a64(bytes))
 }
 
-/// Reads a file to import, refusing one larger than [`MAX_FILE`].
+/// Reads a file to import, refusing one larger than `MAX_FILE`.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, ImportError> {
     let io = |source| ImportError::Io {
         path: path.to_path_buf(),
@@ -223,7 +223,7 @@ fn count(obj: &Map<String, Value>, key: &'static str) -> Result<u64, ImportError
 /// The counters of Deluge's Stats plugin `stats.totals`: Deluge's config file, a
 /// `{"file": N, "format": N}` header object and then the config object (a config saved
 /// without the header by old Deluge versions is accepted too).
-pub fn parse_deluge(bytes: &[u8]) -> Result<Counters, ImportError> {
+pub(crate) fn parse_deluge(bytes: &[u8]) -> Result<Counters, ImportError> {
     let mut objects = Vec::new();
     for value in serde_json::Deserializer::from_slice(bytes).into_iter::<Value>() {
         let value = value.map_err(|source| ImportError::NotJson {
@@ -261,7 +261,7 @@ pub fn parse_deluge(bytes: &[u8]) -> Result<Counters, ImportError> {
 
 /// The counters of Transmission's `stats.json`: one object whose `uploaded-bytes` and
 /// `downloaded-bytes` (payload only) become both the total and the payload counters.
-pub fn parse_transmission(bytes: &[u8]) -> Result<Counters, ImportError> {
+pub(crate) fn parse_transmission(bytes: &[u8]) -> Result<Counters, ImportError> {
     let format = ImportFormat::Transmission;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ImportError::Empty);

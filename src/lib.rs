@@ -3,102 +3,167 @@
 //! Crash-safe all-time download/upload statistics for BitTorrent daemons: the Rust form of
 //! Deluge's Stats plugin, with its plugin host, built to be embedded.
 //!
-//! ## Layout
-//! Data flows one way: source → accumulator → store → exports → transports.
-//!
-//! | module | holds |
-//! |---|---|
-//! | [`session`] | [`SessionStatus`](session::SessionStatus), the [`SessionSource`](session::SessionSource) trait, session identity |
-//! | [`source`] | sources: [`SimSource`](source::SimSource) (synthetic), `DelugeSource` (feature `rpc-client`), `RqbitEngine` (feature `rqbit`), `from_spec` |
-//! | [`torrent`] | the [`TorrentEngine`](torrent::TorrentEngine) trait behind Deluge's torrent methods, torrent status, errors |
-//! | [`plugin`] | the [`CorePlugin`](plugin::CorePlugin) trait (lifecycle documented there) and its [`PluginContext`](plugin::PluginContext) |
-//! | [`host`] | [`PluginHost`](host::PluginHost): enable/disable, 1 s `update()`, enabled list, shutdown |
-//! | [`export`] | method table, [`AuthLevel`](export::AuthLevel), [`Caller`](export::Caller), typed arguments, [`dispatch`](export::Exports::dispatch) |
-//! | [`event`] | the [`EventBus`](event::EventBus) |
-//! | [`service`] | the core service [`Core`](service::Core): Deluge's `core.*`/`daemon.*` methods (torrents through an engine), host, source, events, one `dispatch` |
-//! | [`daemon`] | [`Daemon::builder`](daemon::Daemon::builder): config dir + source + plugins + transports → `run(shutdown)` |
-//! | [`store`] | durable TOML files (confy's toml): fresh temp file + fsync + rename, `.bak`, checksum, recovery |
-//! | [`stats`] | the [`Stats`](stats::Stats) plugin and its typed [`StatsHandle`](stats::StatsHandle): accumulator, history, preferences, poll task |
-//! | [`auth`] | the auth file: accounts and levels every transport logs users in against |
-//! | [`throttle`] | login throttling per connection and source address, flood-proof log counters, every transport's |
-//! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, login, server, client |
-//! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics` (Prometheus), `GET /events` (SSE) |
-//! | [`import`] | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json`, fingerprints |
-//! | [`units`] | byte units for rates and human output |
-//! | [`checksum`] | `fnv1a64`, the store's checksum and the import fingerprint |
-//! | [`base64`] | decoding the torrent files Deluge's clients send |
-//!
-//! ## Features
-//! | feature | adds |
-//! |---|---|
-//! | (none) | the library above on tokio, serde, serde_json, confy (and its toml), tracing, async-trait, thiserror |
-//! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, `rpc::client`, the `deluge://` source |
-//! | `rpc` (default) | `rpc-client` plus the server side: auth file, TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
-//! | `rqbit` (default) | the embedded librqbit engine: [`source::RqbitEngine`] (payload counters only) |
-//! | `web` (default) | the HTTP server on axum: the page, the JSON API, Prometheus metrics, server-sent events, `DaemonBuilder::web` |
-//! | `cli` (default) | the `torrent-stats` binary (turns on `rpc`; uses `rqbit` and `web` when built with them) |
-//!
-//! `scripts/test.sh` builds every one of these combinations.
-//!
 //! ## Embedding
-//! Register [`Stats`](stats::Stats) with a host on your engine's
-//! [`SessionSource`](session::SessionSource), keep its typed handle:
+//! Your engine implements [`SessionSource`]; register [`Stats`] with a [`PluginHost`] on it
+//! and keep its typed [`StatsHandle`]:
 //! ```
 //! use std::sync::Arc;
-//! use torrent_stats::{host::PluginHost, source::SimSource, stats::Stats};
+//! use torrent_stats::{PluginHost, SimSource, Stats};
 //!
-//! # torrent_stats::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! # let dir = std::env::temp_dir().join(format!("ts-doc-lib-{}", std::process::id()));
 //! let host = PluginHost::open(Arc::new(SimSource::new(1000, 4000, 5)), &dir).unwrap();
 //! let stats = Arc::new(Stats::new());
 //! let handle = stats.handle();
 //! host.register(stats).await.unwrap();
-//! host.enable("Stats").await.unwrap(); // polls every 2 s; update() runs every second
+//! host.enable("Stats").await.unwrap(); // loads or recovers the files, polls every 2 s
 //! let totals = handle.poll_now().await.unwrap(); // e.g. before your engine restarts
 //! assert!(handle.totals().unwrap().total_upload >= totals.total_upload); // it keeps counting
 //! host.shutdown().await; // disables every plugin; each saves
 //! # drop(host); std::fs::remove_dir_all(&dir).unwrap();
 //! # });
 //! ```
+//! - **Typed access**: [`StatsHandle`] reads totals, preferences and health, changes
+//!   preferences ([`ConfigChange`], refused with a [`ConfigError`] naming the key and its
+//!   range), resets, imports and polls on demand; [`StatsHandle::watch`] gives a
+//!   [`Snapshot`] after every poll (a `tokio::sync::watch` receiver: this crate runs on
+//!   tokio).
+//! - **Your own plugins** implement [`CorePlugin`] (its lifecycle is documented there); the
+//!   [`PluginContext`] they get exports methods ([`ExportScope`], typed [`Args`]), opens
+//!   durable files ([`Store`] of a [`Persist`] type) and emits events ([`EventBus`]).
+//!   Methods take and return `serde_json::Value`s: that is what transports carry.
+//! - **Sources**: [`SimSource`] (synthetic), and with features a remote Deluge daemon
+//!   (`DelugeSource`, `rpc-client`) and the embedded librqbit engine (`RqbitEngine`,
+//!   `rqbit`), each named by a [`SourceSpec`] and built with a [`SourceContext`].
+//! - **A whole daemon** in your process: [`Daemon::builder`] runs the host, the core's
+//!   Deluge methods ([`Core`], over a [`TorrentEngine`] if you have one) and, with features,
+//!   Deluge's RPC protocol (`rpc`) and the web page, JSON API and Prometheus metrics (`web`)
+//!   until a shutdown future completes.
+//!
+//! Beyond the root: [`units`] (byte units), [`import`] (other clients' totals files),
+//! [`offline`] (the totals read from the files without the daemon), [`auth`] (the auth
+//! file), and with feature `rpc-client` [`rpc`]'s client and [`remote`] (the `stats.*`
+//! methods of a remote daemon, typed). The `unstable` module (feature
+//! `unstable-internals`) exposes decoders for the fuzz targets only, with no stability
+//! promise.
+//!
+//! ## Layout
+//! Data flows one way: source → accumulator → store → exports → transports. Modules import
+//! only those below them (`layers.py` checks it):
+//!
+//! | module | holds |
+//! |---|---|
+//! | `daemon` | [`Daemon`] and its builder: config dir + source + plugins + transports → `run(shutdown)` |
+//! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics`, `GET /events`; browser logins |
+//! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, the gateway (logins, connections), server, client |
+//! | `service` | the core service [`Core`]: Deluge's `core.*`/`daemon.*` methods, one file per group |
+//! | `stats` | the [`Stats`] plugin: `totals` (pure accumulator), `history`, `config` (typed preferences), `poller` (the loop that owns the files), `handle` (typed), `methods` (the only file decoding `stats.*` JSON), `remote`, `offline` |
+//! | `import` | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json` |
+//! | `host` | [`PluginHost`]: enable/disable, 1 s `update()`, enabled list, shutdown |
+//! | `plugin` | [`CorePlugin`] (lifecycle) and [`PluginContext`] |
+//! | `source` | [`SourceSpec`] → [`BuiltSource`]: `sim`, `deluge`, `rqbit` |
+//! | `torrent` | the [`TorrentEngine`] trait behind Deluge's torrent methods |
+//! | `session` | [`SessionStatus`], [`SessionSource`], [`SessionId`], [`SourceError`] |
+//! | `export` | the method table, [`AuthLevel`], [`Caller`], [`Args`], `dispatch`, [`DispatchError`] |
+//! | `auth`, `throttle` | the auth file; login throttling shared by every transport |
+//! | `store` | durable TOML files: temp file + fsync + rename, `.bak`, checksum, recovery; [`StoreError`] |
+//! | `event` | the [`EventBus`] |
+//! | `units`, `clock`, `checksum`, `base64` | byte units, the wall clock, FNV-1a, base64 |
+//!
+//! ## Features
+//! | feature | adds |
+//! |---|---|
+//! | (default: none) | the core above on tokio, serde, serde_json, confy (and its toml), tracing, async-trait, thiserror |
+//! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, [`rpc::client`], `DelugeSource` |
+//! | `rpc` | `rpc-client` plus the server side: TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
+//! | `rqbit` | the embedded librqbit engine, `RqbitEngine` (payload counters only) |
+//! | `web` | the HTTP server on axum, `DaemonBuilder::web` |
+//! | `unstable-internals` | the `unstable` module: decoders and loaders for the fuzz targets; no stability promise |
+//!
+//! The daemon itself is the `torrent-stats-cli` package of the workspace, built on this
+//! crate with `rpc`, `rqbit` and `web`. `scripts/test.sh` builds every feature alone.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
-pub mod base64;
-pub mod checksum;
-pub mod clock;
-pub mod daemon;
-pub mod event;
-pub mod export;
-pub mod host;
+mod base64;
+mod checksum;
+mod clock;
+mod daemon;
+mod event;
+mod export;
+mod host;
 pub mod import;
-pub mod plugin;
+mod plugin;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
 pub mod rpc;
-pub mod service;
-pub mod session;
-pub mod source;
-pub mod stats;
-pub mod store;
-pub mod throttle;
-pub mod torrent;
+mod service;
+mod session;
+mod source;
+mod stats;
+mod store;
+mod throttle;
+mod torrent;
 pub mod units;
+#[cfg(feature = "unstable-internals")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unstable-internals")))]
+pub mod unstable;
+#[cfg(feature = "web")]
+mod web;
+
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub use daemon::RpcSettings;
+pub use daemon::{prepare_config_dir, Daemon, DaemonBuilder, DaemonError, ReloadError, Reloader};
+pub use event::{Event, EventBus};
+pub use export::{
+    ArgErrorKind, Args, AuthLevel, Caller, DispatchError, ExportError, ExportScope, Exports,
+};
+pub use host::{HostConfig, PluginHost};
+pub use plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
+pub use service::{Core, EngineConfig};
+pub use session::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
+pub use source::{
+    BuildError, BuiltSource, SimParamError, SimSource, SourceContext, SourceSpec, SourceSpecError,
+    SourceSpecReason,
+};
+#[cfg(feature = "rpc-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
+pub use source::{DelugeSource, DelugeSpecError};
+#[cfg(feature = "rqbit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
+pub use source::{EngineError, EngineOptions, RqbitEngine};
+pub use stats::offline;
+#[cfg(feature = "rpc-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
+pub use stats::remote;
+pub use stats::{
+    Accumulator, ConfigChange, ConfigError, ConfigFileError, ConfigKey, Counters, Health, Import,
+    ImportRefused, Rates, Snapshot, Stats, StatsConfig, StatsError, StatsHandle,
+};
+pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
+pub use store::{Durability, LockHolder, Persist, Store, StoreError};
+pub use torrent::{
+    AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+};
+/// The web server's default port (Deluge-Web's).
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-pub mod web;
+pub use web::DEFAULT_PORT as DEFAULT_WEB_PORT;
 
-/// Re-exported so embedders can implement [`session::SessionSource`] and
-/// [`plugin::CorePlugin`] without depending on async-trait themselves.
+/// Re-exported so embedders can implement [`SessionSource`] and [`CorePlugin`] without
+/// depending on async-trait themselves.
 pub use async_trait::async_trait;
-/// Re-exported: method arguments and results are `serde_json::Value`s.
-pub use serde_json;
-/// Re-exported: handles return tokio channels (e.g. [`stats::StatsHandle::watch`]).
-pub use tokio;
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/embedding.md`, compiled as doctests.
+#[doc = include_str!("../docs/embedding.md")]
+#[cfg(doctest)]
+pub struct EmbeddingDoctests;

@@ -203,7 +203,7 @@ impl PluginContext {
 
     /// Opens the store for `file_name` in the config directory. If a store of this process
     /// still holds it (a host dropped a moment ago, its plugin still saving), waits up to
-    /// [`RELEASE_WAIT`] for it.
+    /// `RELEASE_WAIT` for it.
     pub async fn store<T: Persist>(&self, file_name: &str) -> Result<Store<T>, PluginError> {
         Store::open_waiting(self.config_dir.join(file_name), RELEASE_WAIT)
             .await

@@ -193,8 +193,7 @@ impl SessionStatus {
 /// a failed poll is logged and retried on the next tick.
 ///
 /// ```
-/// use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-///
+/// use torrent_stats::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
 ///
 /// struct Fixed;
 ///

@@ -25,6 +25,10 @@
 //!
 //! [`shown_user`]: a user name as logs show it, truncated and escaped.
 
+// Shared by the RPC server and the web server: a build with only one of them (or neither,
+// where only `Tally` serves the auth file) leaves parts unused.
+#![cfg_attr(not(all(feature = "rpc", feature = "web")), allow(dead_code))]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

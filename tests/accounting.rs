@@ -9,11 +9,12 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
-use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
-use torrent_stats::session::SessionId;
-use torrent_stats::stats::totals::{Accumulator, Counters, MAX_TOTAL};
-use torrent_stats::stats::Stats;
+use torrent_stats::unstable::MAX_TOTAL;
+use torrent_stats::AuthLevel;
+use torrent_stats::PluginHost;
+use torrent_stats::SessionId;
+use torrent_stats::Stats;
+use torrent_stats::{Accumulator, Counters};
 
 fn counters(up: u64, down: u64, pup: u64, pdown: u64) -> Counters {
     Counters {
@@ -163,7 +164,7 @@ async fn a_stalled_or_failing_source_never_kills_the_timer() {
     host.disable("Stats").await.unwrap();
     assert!(
         started.elapsed()
-            <= torrent_stats::stats::poller::FINAL_POLL_TIMEOUT + Duration::from_millis(10)
+            <= torrent_stats::unstable::FINAL_POLL_TIMEOUT + Duration::from_millis(10)
     );
 }
 
@@ -381,7 +382,7 @@ async fn reset_totals_needs_admin_and_keeps_a_backup() {
         .unwrap();
     assert_eq!(before["total_upload"], json!(700));
     assert_eq!(totals(&host).await, (0, 0));
-    let bak = torrent_stats::store::read::<Accumulator>(&dir.path().join("stats.totals.bak"))
+    let bak = torrent_stats::unstable::read::<Accumulator>(&dir.path().join("stats.totals.bak"))
         .expect("backup of the totals before the reset");
     assert_eq!(bak.totals.total_upload, 700);
     // A copy that later checkpoints do not rotate away.
@@ -392,7 +393,7 @@ async fn reset_totals_needs_admin_and_keeps_a_backup() {
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(
-        torrent_stats::store::read::<Accumulator>(&kept[0])
+        torrent_stats::unstable::read::<Accumulator>(&kept[0])
             .unwrap()
             .totals
             .total_upload,

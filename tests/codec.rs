@@ -25,8 +25,8 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use serde_json::{json, Map, Number, Value};
-use torrent_stats::rpc::codec;
-use torrent_stats::rpc::frame::{self, FrameDecoder, Item, Limits};
+use torrent_stats::unstable::codec;
+use torrent_stats::unstable::frame::{self, FrameDecoder, Item, Limits};
 
 const DEPTH: usize = 64;
 

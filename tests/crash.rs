@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use torrent_stats::stats::{Accumulator, Counters};
-use torrent_stats::store::{self, Rejected};
+use torrent_stats::unstable;
+use torrent_stats::unstable::Rejected;
+use torrent_stats::{Accumulator, Counters};
 
 /// Sim rates, bytes/s. Payload counters run at 95 % of these.
 const UP: u64 = 1_000_000;
@@ -248,7 +249,7 @@ fn setup() -> tempfile::TempDir {
 
 /// The totals file, `None` if it does not exist yet; a bad file fails the test.
 fn read_totals(path: &Path, ctx: &str) -> Option<Accumulator> {
-    match store::read::<Accumulator>(path) {
+    match unstable::read::<Accumulator>(path) {
         Ok(acc) => Some(acc),
         Err(Rejected::Missing) => None,
         Err(reason) => panic!(

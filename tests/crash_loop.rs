@@ -55,12 +55,13 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 use support::daemon::{offline_totals, DaemonProc};
 use tokio::runtime::Runtime;
-use torrent_stats::host::HostConfig;
+use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::stats::remote::RemoteStats;
-use torrent_stats::stats::{config, Accumulator, Counters, History};
-use torrent_stats::store;
+use torrent_stats::unstable;
+use torrent_stats::unstable::History;
+use torrent_stats::HostConfig;
+use torrent_stats::{Accumulator, Counters};
 
 const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
 /// Sim rates, bytes/s; payload counters run at 95 % of them.
@@ -244,16 +245,16 @@ fn check_files(dir: &Path, ctx: &str) -> Result<Vec<String>> {
                     leftovers.push(name.clone())
                 }
                 "stats.totals" | "stats.totals.bak" => {
-                    store::read::<Accumulator>(&path).map_err(|e| bad(e.to_string()))?;
+                    unstable::read::<Accumulator>(&path).map_err(|e| bad(e.to_string()))?;
                 }
                 "stats.history" | "stats.history.bak" => {
-                    store::read::<History>(&path).map_err(|e| bad(e.to_string()))?;
+                    unstable::read::<History>(&path).map_err(|e| bad(e.to_string()))?;
                 }
                 "core.conf" | "core.conf.bak" => {
-                    store::read::<HostConfig>(&path).map_err(|e| bad(e.to_string()))?;
+                    unstable::read::<HostConfig>(&path).map_err(|e| bad(e.to_string()))?;
                 }
                 "stats.conf" | "stats.conf.bak" => {
-                    config::read_file(&path)
+                    unstable::read_stats_conf(&path)
                         .map_err(|e| bad(e.to_string()))?
                         .ok_or_else(|| bad("gone".into()))?;
                 }
@@ -292,7 +293,7 @@ fn session_loss(
     signalled: f64,
     exited: f64,
 ) -> Result<Option<f64>> {
-    let acc = store::read::<Accumulator>(&cfg.join("stats.totals"))
+    let acc = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
         .map_err(|e| anyhow!("stats.totals: {e}"))?;
     let Some(start) = acc
         .session

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use torrent_stats::export::AuthLevel;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::session::SourceError;
-use torrent_stats::session::{SessionSource, SessionStatus, StatusKey};
-use torrent_stats::source::{DelugeSource, SourceContext, SourceSpec};
+use torrent_stats::AuthLevel;
+use torrent_stats::SourceError;
+use torrent_stats::{DelugeSource, SourceContext, SourceSpec};
+use torrent_stats::{SessionSource, SessionStatus, StatusKey};
 
 /// One poll, bounded: a dead daemon must give an error, not a hang.
 async fn poll(src: &dyn SessionSource) -> Result<SessionStatus, SourceError> {

@@ -10,11 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use librqbit::{create_torrent, spawn_utils::BlockingSpawner, CreateTorrentOptions};
 use serde_json::json;
 use torrent_stats::rpc::client::Client;
-use torrent_stats::source::rqbit::librqbit::{
-    create_torrent, spawn_utils::BlockingSpawner, CreateTorrentOptions,
-};
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), so pieces differ.
 fn payload(len: usize) -> Vec<u8> {

@@ -52,8 +52,9 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use support::daemon::{DaemonProc, SOURCE};
 use support::rpc::Raw;
-use torrent_stats::stats::{Accumulator, History};
-use torrent_stats::store;
+use torrent_stats::unstable;
+use torrent_stats::unstable::History;
+use torrent_stats::Accumulator;
 
 /// A poll every second, a checkpoint every 5 s (the shortest allowed).
 const CONF: &str = "update_interval = 1\nsave_interval = 5\n";
@@ -256,7 +257,7 @@ impl Rig {
         // Its totals first (`last_checkpoint`), then its history.
         let history = rig.path("stats.history");
         rig.status_until("the first checkpoint", LIMIT, |s| {
-            s["last_checkpoint"].is_number() && store::read::<History>(&history).is_ok()
+            s["last_checkpoint"].is_number() && unstable::read::<History>(&history).is_ok()
         })
         .await?;
         Ok(rig)
@@ -340,12 +341,12 @@ impl Rig {
     }
 
     fn totals_on_disk(&self) -> Result<Accumulator> {
-        store::read::<Accumulator>(&self.path("stats.totals"))
+        unstable::read::<Accumulator>(&self.path("stats.totals"))
             .map_err(|e| anyhow::anyhow!("stats.totals unusable: {e}"))
     }
 
     fn history_on_disk(&self) -> Result<History> {
-        store::read::<History>(&self.path("stats.history"))
+        unstable::read::<History>(&self.path("stats.history"))
             .map_err(|e| anyhow::anyhow!("stats.history unusable: {e}"))
     }
 }
@@ -540,8 +541,8 @@ async fn fail_step(rig: &mut Rig, target: Target, step: Step) -> Result<Seen> {
             &format!("{label}: saved after the fault cleared"),
             LIMIT,
             |s| {
-                let on_disk = store::read::<Accumulator>(&rig_cfg.join("stats.totals"));
-                let history = store::read::<History>(&rig_cfg.join("stats.history"));
+                let on_disk = unstable::read::<Accumulator>(&rig_cfg.join("stats.totals"));
+                let history = unstable::read::<History>(&rig_cfg.join("stats.history"));
                 caught_up = format!("{on_disk:?}");
                 s["save_failing"] == false
                     && s["save_error"].is_null()
@@ -663,10 +664,10 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
         ensure!(log.contains(&needle), "no {needle:?}; log:\n{log}");
     }
     // Renamed into place before the directory fsync failed: whole and current.
-    let acc = store::read::<Accumulator>(&cfg.join("stats.totals"))
+    let acc = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals: {e}"))?;
     ensure!(acc.totals.total_upload >= up, "{acc:?} vs {up}");
-    store::read::<History>(&cfg.join("stats.history"))
+    unstable::read::<History>(&cfg.join("stats.history"))
         .map_err(|e| anyhow::anyhow!("stats.history: {e}"))?;
     let temps: Vec<_> = fs::read_dir(&cfg)?
         .filter_map(|e| e.ok())
@@ -686,7 +687,7 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
     ensure!(again > acc.totals.total_upload, "{again} vs {acc:?}");
     let status = d.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{}", d.log());
-    let saved = store::read::<Accumulator>(&cfg.join("stats.totals"))
+    let saved = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals: {e}"))?;
     ensure!(saved.totals.total_upload >= again, "{saved:?} vs {again}");
     Ok(())
@@ -751,7 +752,7 @@ async fn the_totals_file_replaced_by_a_directory_fails_saves_until_removed() -> 
     );
     ensure!(rig.metric_save_errors().await? > metric0);
     ensure!(file.is_dir(), "the directory was replaced");
-    let bak = store::read::<Accumulator>(&rig.path("stats.totals.bak"))
+    let bak = unstable::read::<Accumulator>(&rig.path("stats.totals.bak"))
         .map_err(|e| anyhow::anyhow!("stats.totals.bak: {e}"))?;
     ensure!(bak.totals.total_upload <= up_faulted);
 
@@ -762,7 +763,7 @@ async fn the_totals_file_replaced_by_a_directory_fails_saves_until_removed() -> 
     rig.status_until("saved after the directory went", LIMIT, |s| {
         s["save_failing"] == false
             && s["last_checkpoint"].as_f64() > Some(cleared_unix)
-            && store::read::<Accumulator>(&cfg.join("stats.totals"))
+            && unstable::read::<Accumulator>(&cfg.join("stats.totals"))
                 .is_ok_and(|a| a.totals.total_upload >= up_faulted)
     })
     .await?;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{call, write_conf, Scripted};
-use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
-use torrent_stats::session::SourceError;
-use torrent_stats::session::StatusKey;
-use torrent_stats::stats::{ConfigChange, Stats, StatsError, StatsHandle};
+use torrent_stats::AuthLevel;
+use torrent_stats::PluginHost;
+use torrent_stats::SourceError;
+use torrent_stats::StatusKey;
+use torrent_stats::{ConfigChange, Stats, StatsError, StatsHandle};
 
 async fn open(source: &Scripted, dir: &std::path::Path) -> (PluginHost, StatsHandle) {
     let host = PluginHost::open(Arc::new(source.clone()), dir).unwrap();

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::daemon::{DaemonProc, SOURCE};
-use torrent_stats::session::StatusKey;
-use torrent_stats::stats::{Accumulator, History};
-use torrent_stats::store::{self, Durability, Store};
+use torrent_stats::unstable::History;
+use torrent_stats::Accumulator;
+use torrent_stats::StatusKey;
+use torrent_stats::{unstable, Durability, Store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
 
@@ -149,7 +150,7 @@ fn files_with(dir: &Path, part: &str) -> Vec<PathBuf> {
 }
 
 fn totals_in(dir: &Path) -> Result<Accumulator> {
-    store::read::<Accumulator>(&dir.join("stats.totals"))
+    unstable::read::<Accumulator>(&dir.join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals unusable: {e}"))
 }
 
@@ -206,7 +207,7 @@ fn a_symlink_planted_at_a_temp_path_is_not_followed() -> Result<()> {
     let conf = fs::read_to_string(cfg.join("stats.conf"))?;
     assert!(conf.contains("length = 200"), "{conf}");
     assert!(
-        store::read::<History>(&cfg.join("stats.history")).is_ok(),
+        unstable::read::<History>(&cfg.join("stats.history")).is_ok(),
         "history saved"
     );
     assert!(
@@ -270,7 +271,7 @@ fn fill(dir: &Path, name: &str, leave: u64) -> Result<PathBuf> {
 /// A history of 150 points of large numbers: about 20 KiB, several tmpfs pages.
 fn big_history() -> History {
     let mut history = History::new(1, 150);
-    let values = torrent_stats::stats::history::SERIES
+    let values = torrent_stats::unstable::history::SERIES
         .iter()
         .map(|k| (*k, 123_456_789_012_345u64))
         .collect::<std::collections::BTreeMap<StatusKey, u64>>();
@@ -336,7 +337,7 @@ fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() ->
     let after = totals_in(&cfg)?;
     assert!(after.totals.total_upload >= before_stop.totals.total_upload);
     assert!(
-        store::read::<History>(&cfg.join("stats.history")).is_ok(),
+        unstable::read::<History>(&cfg.join("stats.history")).is_ok(),
         "the history saved before the disk filled up is intact"
     );
     // Space again: a restart uses the files and saves.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use support::{call, Scripted};
 use torrent_stats::async_trait;
-use torrent_stats::export::AuthLevel;
-use torrent_stats::export::ExportError;
-use torrent_stats::host::PluginHost;
-use torrent_stats::plugin::PluginError;
-use torrent_stats::plugin::{CorePlugin, PluginContext};
-use torrent_stats::service::Core;
-use torrent_stats::stats::Stats;
+use torrent_stats::AuthLevel;
+use torrent_stats::Core;
+use torrent_stats::ExportError;
+use torrent_stats::PluginError;
+use torrent_stats::PluginHost;
+use torrent_stats::Stats;
+use torrent_stats::{CorePlugin, PluginContext};
 
 /// Exports a method, then fails to enable.
 struct Broken;
@@ -320,7 +320,7 @@ async fn enable_may_call_the_host_and_other_methods() {
             "curious.whoami",
             vec![],
             Map::new(),
-            torrent_stats::export::Caller::user("alice", AuthLevel::Normal),
+            torrent_stats::Caller::user("alice", AuthLevel::Normal),
         )
         .await
         .unwrap();

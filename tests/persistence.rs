@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
-use torrent_stats::export::AuthLevel;
-use torrent_stats::host::PluginHost;
-use torrent_stats::source::SimSource;
-use torrent_stats::stats::{Accumulator, Stats};
-use torrent_stats::store;
+use torrent_stats::unstable;
+use torrent_stats::AuthLevel;
+use torrent_stats::PluginHost;
+use torrent_stats::SimSource;
+use torrent_stats::{Accumulator, Stats};
 
 /// Leaves `dir` with a good `stats.totals` and `.bak` (totals 300/400 after two sessions
 /// of the plugin) and returns the totals in the `.bak`.
@@ -29,7 +29,7 @@ async fn populated(dir: &Path, src: &Scripted) -> Accumulator {
     host.enable("Stats").await.unwrap();
     settle().await;
     host.shutdown().await;
-    store::read::<Accumulator>(&dir.join("stats.totals.bak")).expect("good backup")
+    unstable::read::<Accumulator>(&dir.join("stats.totals.bak")).expect("good backup")
 }
 
 fn corrupt_files(dir: &Path) -> Vec<PathBuf> {
@@ -92,7 +92,7 @@ async fn bad_totals_files_recover_from_the_backup_and_are_kept() {
         settle().await;
         host.shutdown().await;
         assert!(
-            store::read::<Accumulator>(&path).is_ok(),
+            unstable::read::<Accumulator>(&path).is_ok(),
             "{name}: a good file is written again"
         );
     }
@@ -155,10 +155,10 @@ async fn nothing_is_written_while_nothing_changes() {
     // A change is written at the next poll and checkpointed with a backup.
     src.set("s", 20, 10);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let file = store::read::<Accumulator>(&dir.path().join("stats.totals")).unwrap();
+    let file = unstable::read::<Accumulator>(&dir.path().join("stats.totals")).unwrap();
     assert_eq!(file.totals.total_upload, 20);
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let bak = store::read::<Accumulator>(&dir.path().join("stats.totals.bak")).unwrap();
+    let bak = unstable::read::<Accumulator>(&dir.path().join("stats.totals.bak")).unwrap();
     assert_eq!(bak.totals.total_upload, 20);
     host.shutdown().await;
 }
@@ -229,7 +229,7 @@ async fn an_unwritable_directory_keeps_counting_in_memory_and_saves_once_writabl
     let path = cfg.join("stats.totals");
 
     let lock = Unwritable::new(&cfg);
-    let on_disk = store::read::<Accumulator>(&path).unwrap().totals;
+    let on_disk = unstable::read::<Accumulator>(&path).unwrap().totals;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (up, _) = totals(&host).await;
     assert!(
@@ -238,7 +238,7 @@ async fn an_unwritable_directory_keeps_counting_in_memory_and_saves_once_writabl
         on_disk.total_upload
     );
     assert_eq!(
-        store::read::<Accumulator>(&path).unwrap().totals,
+        unstable::read::<Accumulator>(&path).unwrap().totals,
         on_disk,
         "nothing could be written"
     );
@@ -255,7 +255,7 @@ async fn an_unwritable_directory_keeps_counting_in_memory_and_saves_once_writabl
 
     drop(lock);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let saved = store::read::<Accumulator>(&path).unwrap().totals;
+    let saved = unstable::read::<Accumulator>(&path).unwrap().totals;
     assert!(
         saved.total_upload >= up,
         "saved once writable: {saved:?} vs {up}"

@@ -37,10 +37,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
-use torrent_stats::rpc::auth::LOCALCLIENT;
-use torrent_stats::rpc::daemon::BAD_LOGIN;
+use torrent_stats::auth::LOCALCLIENT;
+use torrent_stats::rpc::gateway::BAD_LOGIN;
 use torrent_stats::rpc::tls::{self, CertPolicy};
-use torrent_stats::rpc::{codec, frame};
+use torrent_stats::unstable::codec;
+use torrent_stats::unstable::frame;
 
 /// Unauthenticated connections the attacker holds.
 const HELD: usize = 1000;
@@ -623,7 +624,7 @@ async fn huge_user_names_are_cut_and_escaped_in_the_log() -> Result<()> {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir()?;
     let mut command = support::daemon::command(dir.path(), "sim");
-    command.env("RUST_LOG", "info,torrent_stats::rpc::daemon=debug");
+    command.env("RUST_LOG", "info,torrent_stats::rpc::gateway=debug");
     let mut daemon = DaemonProc::launch(command, dir)?;
     let addr = daemon.addr;
     // A name made to fool a log reader: a forged line after a newline, an ANSI colour.

@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use serde_json::{json, Map};
 use support::Scripted;
-use torrent_stats::daemon::Daemon;
-use torrent_stats::export::AuthLevel;
-use torrent_stats::plugin::Shutdown;
-use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
+use torrent_stats::auth::{AuthFile, LOCALCLIENT};
+use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::{self, CertPolicy};
-use torrent_stats::stats::remote::RemoteStats;
+use torrent_stats::AuthLevel;
+use torrent_stats::Daemon;
+use torrent_stats::Shutdown;
 
 struct Running {
     port: u16,
     password: String,
     dir: tempfile::TempDir,
-    stop: torrent_stats::plugin::ShutdownTrigger,
+    stop: torrent_stats::ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -69,7 +69,7 @@ async fn typed_stats_api_errors_and_events() {
     // One message for a wrong password and an unknown user (issue 9).
     assert_eq!(
         err.to_string(),
-        format!("BadLoginError: {}", torrent_stats::rpc::daemon::BAD_LOGIN)
+        format!("BadLoginError: {}", torrent_stats::rpc::gateway::BAD_LOGIN)
     );
     assert_eq!(
         c.login(LOCALCLIENT, &run.password).await.unwrap(),

@@ -31,11 +31,13 @@ use support::rpc::{tcp_closed_within, Raw};
 use support::{host_with_stats, Scripted};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
-use torrent_stats::rpc::daemon::Gateway;
-use torrent_stats::rpc::frame::{self, Limits};
-use torrent_stats::rpc::{codec, server, tls};
-use torrent_stats::service::Core;
+use torrent_stats::auth::{AuthFile, LOCALCLIENT};
+use torrent_stats::rpc::gateway::Gateway;
+use torrent_stats::rpc::server;
+use torrent_stats::rpc::tls;
+use torrent_stats::unstable::codec;
+use torrent_stats::unstable::frame::{self, Limits};
+use torrent_stats::Core;
 
 /// Longest an observer's `stats.get_totals` may take while a hostile client misbehaves.
 const PROMPT: Duration = Duration::from_millis(200);

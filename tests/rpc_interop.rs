@@ -19,9 +19,10 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use support::daemon::DaemonProc;
 use support::rpc::{python_ok, require_deluge_client, Raw};
-use torrent_stats::rpc::{codec, frame};
-use torrent_stats::stats::Accumulator;
-use torrent_stats::store;
+use torrent_stats::unstable;
+use torrent_stats::unstable::codec;
+use torrent_stats::unstable::frame;
+use torrent_stats::Accumulator;
 
 fn start() -> Result<DaemonProc> {
     require_deluge_client()?;
@@ -76,7 +77,7 @@ fn shutdown_over_rpc_exits_cleanly_with_totals_saved() -> Result<()> {
         daemon.log()
     );
     let path = daemon.dir.path().join("stats.totals");
-    let acc = store::read::<Accumulator>(&path).map_err(|e| {
+    let acc = unstable::read::<Accumulator>(&path).map_err(|e| {
         anyhow::anyhow!(
             "{} does not parse: {e:?}\n{}",
             path.display(),

@@ -18,8 +18,8 @@ use anyhow::{bail, ensure, Context, Result};
 use support::daemon::{DaemonProc, SOURCE};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::stats::Counters;
 use torrent_stats::units::parse_bytes;
+use torrent_stats::Counters;
 
 const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
 /// How long the screen may take to show what a test waits for.

@@ -26,9 +26,9 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use support::daemon::DaemonProc;
+use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::stats::remote::RemoteStats;
 
 const INSTALL: &str = "apt-get install chromium chromium-driver";
 const COUNTERS: [&str; 4] = [
@@ -277,7 +277,7 @@ async fn shown_totals(b: &Browser) -> Result<Value> {
     .await
 }
 
-fn counters_json(c: &torrent_stats::stats::Counters) -> Result<Value> {
+fn counters_json(c: &torrent_stats::Counters) -> Result<Value> {
     Ok(serde_json::to_value(c)?)
 }
 

@@ -98,7 +98,7 @@ impl From<RemoteError> for ClientError {
 }
 
 /// What we tell the daemon our version is at login.
-pub const CLIENT_VERSION: &str = concat!("torrent-stats-", env!("CARGO_PKG_VERSION"));
+pub(crate) const CLIENT_VERSION: &str = concat!("torrent-stats-", env!("CARGO_PKG_VERSION"));
 
 /// A connection to a daemon. Calls are answered in order; events the session subscribed
 /// to are queued for [`Client::next_event`].

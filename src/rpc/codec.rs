@@ -12,6 +12,9 @@
 //! dict keys as strings, or integer-looking keys as integers with [`encode_int_keys`].
 //! Decoding enforces a nesting-depth limit and never reads past its input.
 
+// The server's half goes unused in a client-only build (feature `rpc-client`).
+#![cfg_attr(not(feature = "rpc"), allow(dead_code))]
+
 use serde_json::{Map, Number, Value};
 
 const CHR_LIST: u8 = 59;

@@ -19,6 +19,9 @@
 //! bytes at the price of clearing its 128 KiB hash table per message. A decoder's buffer
 //! shrinks back once a large message is consumed.
 
+// The server's half goes unused in a client-only build (feature `rpc-client`).
+#![cfg_attr(not(feature = "rpc"), allow(dead_code))]
+
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -322,7 +325,7 @@ fn inflate(
 }
 
 /// Frames outgoing messages, with the thread's shared zlib state (setting one up costs
-/// more than compressing a small message; see the [module docs](self) for why it is not
+/// more than compressing a small message; see the module docs for why it is not
 /// one per encoder).
 #[derive(Default)]
 pub struct FrameEncoder(());
@@ -369,14 +372,17 @@ fn deflate_with(z: &mut Compress, data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Frames a rencoded payload: `0x01`, length, zlib body.
+/// Frames a rencoded payload: `0x01`, length, zlib body (for tests and fuzzing).
+#[cfg(any(test, feature = "unstable-internals"))]
 pub fn encode(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     FrameEncoder::default().encode_into(payload, &mut out);
     out
 }
 
-/// `data` as a zlib stream (stored up to [`STORED_MAX`] bytes, fast level above).
+/// `data` as a zlib stream (stored up to [`STORED_MAX`] bytes, fast level above; for tests
+/// and fuzzing).
+#[cfg(any(test, feature = "unstable-internals"))]
 pub fn deflate(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     FrameEncoder::default().deflate_into(data, &mut out);

@@ -6,6 +6,9 @@
 //!   `args` is a string, since deluge-client joins them with `", "`.
 //! - Event: `[3, event_name, args]`.
 
+// The server's half goes unused in a client-only build (feature `rpc-client`).
+#![cfg_attr(not(feature = "rpc"), allow(dead_code))]
+
 use serde_json::{json, Map, Value};
 
 /// Message type of a response.

@@ -1,30 +1,31 @@
 //! Deluge's daemon RPC protocol: the client side with feature `rpc-client`, the server
-//! side (auth, daemon, server, the TLS key pair) with feature `rpc`.
+//! side (the gateway, the server, the TLS key pair) with feature `rpc`. The wire and
+//! nothing else: no Stats types (the typed `stats.*` calls are [`crate::remote`]).
 //!
-//! - [`frame`]: framing, limits, version-probe resynchronisation.
-//! - [`codec`]: rencode to and from `serde_json::Value`, with a depth limit.
-//! - [`message`]: requests, responses, errors, events.
-//! - [`auth`]: the auth file and its accounts (the transport-neutral [`crate::auth`]).
+//! - [`client`]: an async client of ours or of a real `deluged`.
 //! - [`tls`]: the daemon's key pair, the client's certificate policy.
-//! - [`daemon`]: the `daemon.*` and `core.*` methods, sessions, events.
-//! - [`server`]: the TLS server, `run(listener, tls, daemon, options, shutdown)`.
-//! - [`client`]: an async client with a typed Stats API.
+//! - [`gateway`]: logins and each connection's state, calls answered through the core.
+//! - [`server`]: the TLS server, `run(listener, tls, gateway, options, shutdown)`.
+//! - `frame` (framing, limits, version-probe resynchronisation), `codec` (rencode to and
+//!   from `serde_json::Value`, depth-limited) and `message` (requests, responses, errors,
+//!   events) are internal; their errors are re-exported here, the modules themselves only
+//!   with feature `unstable-internals` (`crate::unstable`).
 
-/// The auth file (moved to [`crate::auth`]; this path is kept).
-#[cfg(feature = "rpc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub use crate::auth;
 pub mod client;
-pub mod codec;
+pub(crate) mod codec;
+pub(crate) mod frame;
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub mod daemon;
-pub mod frame;
-pub mod message;
+pub mod gateway;
+pub(crate) mod message;
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub mod server;
 pub mod tls;
+
+pub use codec::CodecError;
+pub use frame::{FrameError, Limits};
+pub use message::RemoteError;
 
 use std::path::{Path, PathBuf};
 

@@ -21,10 +21,10 @@
 //! `net.core.somaxconn`) so that bursts do not drop SYNs.
 //!
 //! **Logins** are throttled per connection and per source address
-//! ([`crate::throttle`]); only one `daemon.login` per message is checked.
+//! (`crate::throttle`); only one `daemon.login` per message is checked.
 //!
 //! **Logs** an attacker cannot flood: evicted and refused connections, failed logins and
-//! ignored messages are counted and logged at most once per [`LOG_INTERVAL`] with their
+//! ignored messages are counted and logged at most once per `LOG_INTERVAL` with their
 //! count.
 
 use std::collections::{BTreeSet, HashMap};
@@ -45,8 +45,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::event::Event;
 use crate::export::AuthLevel;
 use crate::rpc::codec;
-use crate::rpc::daemon::{Gateway, Session};
 use crate::rpc::frame::{FrameDecoder, FrameEncoder, Item, Limits};
+use crate::rpc::gateway::{ConnectionState, Gateway};
 use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
 use crate::throttle::{Penalty, Tally};
 
@@ -61,7 +61,7 @@ pub struct Options {
     /// Most simultaneous connections that have not logged in (level NONE included), on
     /// top of `max_connections`; when full, a new one closes the least recently active
     /// (see the [module docs](self)). 0 (the default): an eighth of the file-descriptor
-    /// limit, between 64 and 4096 ([`unauthenticated_limit`]).
+    /// limit, between 64 and 4096 (`unauthenticated_limit`).
     pub max_unauthenticated: usize,
     /// Longest TLS handshake.
     pub handshake_timeout: Duration,
@@ -77,15 +77,15 @@ pub struct Options {
 /// Most calls one message may batch (Deluge's clients send one call per message). A
 /// larger batch is ignored whole: an 8 KiB frame inflating to millions of calls must not
 /// make the daemon allocate, log or answer for each of them.
-pub const MAX_CALLS: usize = 256;
+pub(crate) const MAX_CALLS: usize = 256;
 
 /// Events an attacker can repeat (evictions, refusals, failed logins, ignored messages)
 /// are logged at most once per interval, with their count.
-pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The default budget of unauthenticated connections for `fd_limit` open files: an
 /// eighth of it, between 64 and 4096.
-pub fn unauthenticated_limit(fd_limit: u64) -> usize {
+pub(crate) fn unauthenticated_limit(fd_limit: u64) -> usize {
     (fd_limit / 8).clamp(64, 4096) as usize
 }
 
@@ -578,9 +578,9 @@ async fn serve(
         ticket,
         closed,
         events,
-        session: Session {
+        state: ConnectionState {
             peer: Some(peer.ip()),
-            ..Session::default()
+            ..ConnectionState::default()
         },
         decoder: FrameDecoder::new(options.limits),
         encoder: FrameEncoder::default(),
@@ -630,13 +630,13 @@ async fn handshake(
 }
 
 /// A connection after its TLS handshake: reads messages, answers them in order, and sends
-/// the events its session asked for.
+/// the events it asked for.
 struct Connection<'a> {
     stream: TlsStream<TcpStream>,
     ticket: Ticket,
     closed: watch::Receiver<bool>,
     events: broadcast::Receiver<Event>,
-    session: Session,
+    state: ConnectionState,
     decoder: FrameDecoder,
     encoder: FrameEncoder,
     buf: Vec<u8>,
@@ -704,7 +704,7 @@ impl Connection<'_> {
                     };
                 }
                 event = self.events.recv() => match event {
-                    Ok(ev) if self.session.interests.contains(&ev.name) => self.send_event(ev).await?,
+                    Ok(ev) if self.state.interests.contains(&ev.name) => self.send_event(ev).await?,
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return Ok(None),
                 },
@@ -717,7 +717,7 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends one event the session asked for.
+    /// Sends one event the client asked for.
     async fn send_event(&mut self, ev: Event) -> Result<(), String> {
         let msg = message::event(&ev.name, ev.args);
         let mut bytes = Vec::new();
@@ -755,18 +755,10 @@ impl Connection<'_> {
                         encoder: &mut self.encoder,
                         out: &mut out,
                     };
-                    self.session.login_attempted = false;
+                    self.state.login_attempted = false;
                     let (daemon, limits) = (&self.daemon, &self.options.limits);
-                    answer(
-                        daemon,
-                        &mut self.session,
-                        &body,
-                        limits,
-                        &mut sink,
-                        self.logs,
-                    )
-                    .await;
-                    if let Some(p) = self.session.penalty.take() {
+                    answer(daemon, &mut self.state, &body, limits, &mut sink, self.logs).await;
+                    if let Some(p) = self.state.penalty.take() {
                         return Ok((out, Some(p)));
                     }
                 }
@@ -777,10 +769,10 @@ impl Connection<'_> {
     /// After a login: logged in (above NONE), the connection leaves the unauthenticated
     /// budget, or is closed if the logged-in connections are at their limit.
     fn check_level(&mut self) -> Result<(), String> {
-        if self.ticket.pending() && self.session.level > AuthLevel::None && !self.ticket.promote() {
+        if self.ticket.pending() && self.state.level > AuthLevel::None && !self.ticket.promote() {
             return Err("logged in over the connection limit".into());
         }
-        if !self.ticket.pending() && self.session.level == AuthLevel::None {
+        if !self.ticket.pending() && self.state.level == AuthLevel::None {
             return Err("logged in again as an account of level NONE".into());
         }
         Ok(())
@@ -817,7 +809,7 @@ struct Sink<'a> {
 /// Decodes one message and appends the framed answers of its calls to the sink.
 async fn answer(
     daemon: &Gateway,
-    session: &mut Session,
+    state: &mut ConnectionState,
     body: &[u8],
     limits: &Limits,
     sink: &mut Sink<'_>,
@@ -847,7 +839,7 @@ async fn answer(
         }
     };
     for call in calls {
-        if session.penalty.is_some() {
+        if state.penalty.is_some() {
             // A throttled failed login: nothing after it is answered.
             break;
         }
@@ -860,12 +852,12 @@ async fn answer(
                 // name is copied only when debug logging is on: this is the hot path.
                 let method: Option<String> = tracing::enabled!(tracing::Level::DEBUG)
                     .then(|| req.method.chars().take(80).collect());
-                let reply = daemon.call(session, req).await;
+                let reply = daemon.call(state, req).await;
                 if let Some(method) = method {
                     match &reply {
-                        Ok(_) => tracing::debug!(%method, user = ?session.user, "call answered"),
+                        Ok(_) => tracing::debug!(%method, user = ?state.user, "call answered"),
                         Err(e) => {
-                            tracing::debug!(%method, user = ?session.user, error = %e.name, "call failed")
+                            tracing::debug!(%method, user = ?state.user, error = %e.name, "call failed")
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //!
 //! The daemon keeps its key pair in `<config>/ssl/daemon.cert` and `daemon.pkey` (PEM,
 //! mode 0600; a key other users may read is refused), generated at first start (ECDSA P-256, self-signed) and reused after; a
-//! Deluge RSA pair copied there works too. [`ServedKeyPair::reload`] (the daemon calls it
+//! Deluge RSA pair copied there works too. `ServedKeyPair::reload` (the daemon calls it
 //! on SIGHUP) replaces the pair for new connections, so a renewed certificate needs no
 //! restart. Deluge clients do not verify the certificate; our client accepts any
 //! certificate or pins one.
@@ -66,13 +66,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
 /// `chmod 600` it). The daemon checks at start and on SIGHUP.
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub fn check_key_file(config_dir: &Path) -> Result<(), RpcError> {
+pub(crate) fn check_key_file(config_dir: &Path) -> Result<(), RpcError> {
     let (_, key_path) = key_pair_paths(config_dir);
     Ok(crate::auth::check_private(&key_path)?)
 }
 
 /// Loads the daemon's key pair, generating it first if it does not exist. A key that
-/// other users may read is refused ([`check_key_file`]).
+/// other users may read is refused (`check_key_file`).
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, RpcError> {
@@ -82,7 +82,7 @@ pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, Rpc
 /// The same, with the [`ServedKeyPair`] behind the configuration, to reload it.
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub fn server_tls(
+pub(crate) fn server_tls(
     config_dir: &Path,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<ServedKeyPair>), RpcError> {
     let (cert_path, key_path) = key_pair_paths(config_dir);
@@ -117,7 +117,7 @@ pub fn server_tls(
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 #[derive(Debug)]
-pub struct ServedKeyPair {
+pub(crate) struct ServedKeyPair {
     config_dir: PathBuf,
     current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
 }

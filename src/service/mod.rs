@@ -9,11 +9,11 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use torrent_stats::export::AuthLevel;
-//! use torrent_stats::service::Core;
-//! use torrent_stats::source::SimSource;
+//! use torrent_stats::AuthLevel;
+//! use torrent_stats::Core;
+//! use torrent_stats::SimSource;
 //!
-//! # torrent_stats::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let dir = std::env::temp_dir().join(format!("ts-doc-core-{}", std::process::id()));
 //! let core = Core::open(Arc::new(SimSource::new(0, 0, 3)), &dir).unwrap();
 //! let status = core
@@ -46,7 +46,7 @@ mod session;
 mod torrents;
 
 pub(crate) use torrents::check_engine_conf;
-pub use torrents::{EngineConfig, ENGINE_CONF};
+pub use torrents::EngineConfig;
 
 /// The owner name of the core's methods in the method table.
 pub const OWNER: &str = "<core>";

@@ -328,8 +328,8 @@ struct State {
 ///
 /// # Example
 /// ```
-/// use torrent_stats::session::SessionSource;
-/// use torrent_stats::source::DelugeSource;
+/// use torrent_stats::SessionSource;
+/// use torrent_stats::DelugeSource;
 /// let src = DelugeSource::from_spec("deluge://localclient:s%40cret@LocalHost").unwrap();
 /// assert_eq!(src.describe(), "deluge://localclient@localhost:58846");
 /// assert!(!format!("{src:?}").contains("cret"));

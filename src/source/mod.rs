@@ -21,7 +21,7 @@ mod deluge;
 mod http;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
-pub mod rqbit;
+mod rqbit;
 mod sim;
 mod spec;
 

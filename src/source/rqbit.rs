@@ -30,8 +30,6 @@ use crate::torrent::{
 };
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-/// The librqbit this engine is built on, for adding and managing torrents.
-pub use librqbit;
 
 /// How to start the engine.
 #[derive(Debug, Clone)]
@@ -193,7 +191,9 @@ impl RqbitEngine {
         })
     }
 
-    /// The librqbit session (add, pause, remove torrents; its own statistics).
+    /// The librqbit session (add, pause, remove torrents; its own statistics): a type of the
+    /// `librqbit` crate (this crate builds on version 9.1.0 with `default-features = false,
+    /// features = ["rust-tls"]`; depend on the same to use it), not re-exported here.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }

@@ -68,7 +68,7 @@ pub enum BuildError {
 /// A parsed source specification: which kind of source, with its parameters.
 ///
 /// ```
-/// use torrent_stats::source::{SourceSpec, SourceSpecReason};
+/// use torrent_stats::{SourceSpec, SourceSpecReason};
 /// let spec: SourceSpec = "sim:up=2MiB/s,down=8MiB/s".parse().unwrap();
 /// assert_eq!(spec.kind(), "sim");
 /// let Err(err) = SourceSpec::parse("ftp://x") else { panic!() };

@@ -119,7 +119,7 @@ impl Link {
 /// use std::sync::Arc;
 /// use torrent_stats::{ConfigChange, PluginHost, SimSource, Stats};
 ///
-/// # torrent_stats::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let dir = std::env::temp_dir().join(format!("ts-doc-handle-{}", std::process::id()));
 /// let source = Arc::new(SimSource::new(1000, 4000, 5));
 /// let host = PluginHost::open(source, &dir).unwrap();

@@ -5,7 +5,7 @@
 //! # async fn demo() -> Result<(), torrent_stats::rpc::client::ClientError> {
 //! use torrent_stats::rpc::client::Client;
 //! use torrent_stats::rpc::tls::CertPolicy;
-//! use torrent_stats::stats::remote::RemoteStats;
+//! use torrent_stats::remote::RemoteStats;
 //! let mut client = Client::connect("127.0.0.1", 58846, CertPolicy::AnyCertificate).await?;
 //! client.login("localclient", "secret").await?;
 //! let totals = client.stats().get_totals().await?;

@@ -128,9 +128,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             "cookie",
-            format!("other=1; {LOGIN_COOKIE}={token}")
-                .parse()
-                .unwrap(),
+            format!("other=1; {LOGIN_COOKIE}={token}").parse().unwrap(),
         );
         let s = logins.get(&headers).unwrap();
         assert_eq!((s.user.as_str(), s.level), ("alice", AuthLevel::ReadOnly));
@@ -149,10 +147,7 @@ mod tests {
             logins.start("b", AuthLevel::Normal).unwrap();
         }
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "cookie",
-            format!("{LOGIN_COOKIE}={first}").parse().unwrap(),
-        );
+        headers.insert("cookie", format!("{LOGIN_COOKIE}={first}").parse().unwrap());
         assert!(logins.get(&headers).is_none());
         assert_eq!(logins.map.lock().unwrap().len(), MAX_LOGINS);
     }

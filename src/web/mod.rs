@@ -18,8 +18,8 @@
 mod assets;
 mod events;
 pub mod json;
-pub mod metrics;
 mod login;
+pub mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,8 +37,6 @@ use crate::service::Core;
 use crate::stats::StatsHandle;
 use crate::throttle::{LoginThrottle, Tally};
 use crate::torrent::MAX_TORRENT_FILE;
-
-pub use login::LOGIN_COOKIE;
 
 /// Largest `/json` body: a torrent file in base64 with room for the envelope.
 const MAX_BODY: usize = MAX_TORRENT_FILE / 3 * 4 + (64 << 10);

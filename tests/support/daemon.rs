@@ -257,7 +257,7 @@ impl Drop for DaemonProc {
 }
 
 /// The all-time totals in `dir`'s files, read by `torrent-stats totals --offline --json`.
-pub fn offline_totals(dir: &std::path::Path) -> Result<torrent_stats::stats::Counters> {
+pub fn offline_totals(dir: &std::path::Path) -> Result<torrent_stats::Counters> {
     let out = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
         .args(["totals", "--offline", "--json", "--config-dir"])
         .arg(dir)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Map;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::session::SessionId;
+use torrent_stats::SessionId;
 
 /// Keeps DHT, UPnP, NAT-PMP, LSD and the release check off: no traffic off the machine.
 const CORE_CONF: &str = r#"{

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use torrent_stats::export::AuthLevel;
-use torrent_stats::export::DispatchError;
-use torrent_stats::host::PluginHost;
-use torrent_stats::session::SourceError;
-use torrent_stats::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use torrent_stats::stats::Stats;
+use torrent_stats::AuthLevel;
+use torrent_stats::DispatchError;
+use torrent_stats::PluginHost;
+use torrent_stats::SourceError;
+use torrent_stats::Stats;
+use torrent_stats::{SessionId, SessionSource, SessionStatus, StatusKey};
 
 /// A source whose session and counters the test sets, counting its calls; it can be told
 /// to stall (sleep on tokio's clock) or fail.

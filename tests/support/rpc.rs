@@ -12,9 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use torrent_stats::rpc::frame::{FrameDecoder, Item, Limits};
 use torrent_stats::rpc::tls::{self, CertPolicy};
-use torrent_stats::rpc::{codec, frame};
+use torrent_stats::unstable::codec;
+use torrent_stats::unstable::frame;
+use torrent_stats::unstable::frame::{FrameDecoder, Item, Limits};
 
 use super::daemon::DaemonProc;
 

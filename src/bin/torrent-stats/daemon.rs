@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
-use torrent_stats::daemon::Daemon;
-use torrent_stats::source::{BuiltSource, SourceContext, SourceSpec};
+use torrent_stats::Daemon;
+use torrent_stats::{BuiltSource, SourceContext, SourceSpec};
 
 /// The source when none is given: the embedded engine if this build has it.
 #[cfg(feature = "rqbit")]
@@ -70,7 +70,7 @@ pub struct Args {
     web_interface: Option<IpAddr>,
     /// Web server port: the page, /json, /metrics, /events (Deluge-Web's default).
     #[cfg(feature = "web")]
-    #[arg(long, default_value_t = torrent_stats::web::DEFAULT_PORT)]
+    #[arg(long, default_value_t = torrent_stats::DEFAULT_WEB_PORT)]
     web_port: u16,
     /// No web server.
     #[cfg(feature = "web")]
@@ -189,7 +189,7 @@ fn listen_addr(interface: Option<IpAddr>, allow_remote: bool, port: u16) -> Sock
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = crate::config_dir(args.config_dir.clone())?;
     // Before anything writes into it (the embedded engine keeps its files there).
-    torrent_stats::daemon::prepare_config_dir(&dir, args.allow_insecure_config_dir)?;
+    torrent_stats::prepare_config_dir(&dir, args.allow_insecure_config_dir)?;
     let addr = listen_addr(args.interface, args.allow_remote, args.port);
     if !addr.ip().is_loopback() && !args.allow_remote {
         anyhow::bail!(

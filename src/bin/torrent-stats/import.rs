@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::json;
-use torrent_stats::import::{self, ImportFormat};
-use torrent_stats::stats::Counters;
+use torrent_stats::import;
+use torrent_stats::import::ImportFormat;
+use torrent_stats::Counters;
 
 use crate::rpc_args::{self, RpcArgs};
 

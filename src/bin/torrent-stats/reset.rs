@@ -1,7 +1,7 @@
 //! `torrent-stats reset --yes`: zero the all-time totals.
 
 use anyhow::bail;
-use torrent_stats::stats::TOTALS_FILE;
+use torrent_stats::TOTALS_FILE;
 
 use crate::rpc_args::{self, RpcArgs};
 
@@ -29,7 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.rpc.json {
             #[derive(serde::Serialize)]
             struct Out {
-                before: torrent_stats::stats::Counters,
+                before: torrent_stats::Counters,
             }
             let out = Out { before };
             println!("{}", serde_json::to_string_pretty(&out)?);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use serde_json::{Map, Value};
-use torrent_stats::rpc::auth::LOCALCLIENT;
+use torrent_stats::auth::LOCALCLIENT;
 use torrent_stats::rpc::client::{Client, ClientError};
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::stats::Counters;
+use torrent_stats::Counters;
 
 /// How long connecting (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +76,7 @@ pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
 /// The password of `user` from the daemon's auth file, read without creating anything.
 fn password_from_auth_file(dir: &Path, user: &str) -> anyhow::Result<String> {
     let path = dir.join("auth");
-    match torrent_stats::rpc::auth::read_password(dir, user) {
+    match torrent_stats::auth::read_password(dir, user) {
         Ok(Some(password)) => Ok(password),
         Ok(None) => Err(anyhow!(
             "the auth file {} has no account {user:?}: pass --password, or add the account",

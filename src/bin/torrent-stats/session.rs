@@ -1,8 +1,8 @@
 //! `torrent-stats session`: the current session's totals, rates and peers.
 
 use serde_json::{json, Value};
-use torrent_stats::stats::Counters;
 use torrent_stats::units::format_bytes;
+use torrent_stats::Counters;
 
 use crate::rpc_args::{self, RpcArgs};
 

@@ -4,9 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
 use serde_json::json;
-use torrent_stats::stats::{Accumulator, Counters, TOTALS_FILE};
-use torrent_stats::store::{self, Rejected};
 use torrent_stats::units::format_bytes;
+use torrent_stats::unstable;
+use torrent_stats::unstable::Rejected;
+use torrent_stats::{Accumulator, Counters, TOTALS_FILE};
 
 use crate::rpc_args::{self, RpcArgs, Unreachable};
 
@@ -92,13 +93,13 @@ async fn online(rpc: &RpcArgs) -> anyhow::Result<()> {
 fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
     let dir = rpc.dir()?;
     let path = dir.join(TOTALS_FILE);
-    let acc = match store::read::<Accumulator>(&path) {
+    let acc = match unstable::read::<Accumulator>(&path) {
         Ok(acc) => acc,
         Err(Rejected::Missing) => bail!("no totals yet: {} does not exist", path.display()),
         Err(reason) => {
             let mut bak = path.clone().into_os_string();
             bak.push(".bak");
-            match store::read::<Accumulator>(bak.as_ref()) {
+            match unstable::read::<Accumulator>(bak.as_ref()) {
                 Ok(acc) => {
                     eprintln!(
                         "warning: {} is unusable ({reason}); showing its backup",

@@ -25,8 +25,8 @@ use ratatui::{DefaultTerminal, Frame};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use torrent_stats::stats::Counters;
 use torrent_stats::units::format_bytes;
+use torrent_stats::Counters;
 
 use crate::rpc_args::{self, Conn, RpcArgs, Unreachable};
 

@@ -1,16 +1,16 @@
-//! The RPC side of the daemon: logins and per-connection sessions.
+//! The RPC side of the daemon: logins and per-connection state.
 //!
-//! [`Gateway`] answers one call for one [`Session`]: `daemon.login` and
+//! [`Gateway`] answers one call for one [`ConnectionState`]: `daemon.login` and
 //! `daemon.set_event_interest` itself (they change the connection's state), everything
-//! else through the core's [`dispatch`](crate::service::Core::dispatch) as the session's
+//! else through the core's [`dispatch`](crate::service::Core::dispatch) as the connection's
 //! [`Caller`]. Errors are mapped to `deluge.error` classes with their constructors' arities.
 //!
 //! Before login (level NONE) every method but the public ones (`daemon.login`,
 //! `daemon.info`, the other methods of level NONE) is answered with the same
 //! `NotAuthorizedError`, whether it exists or not, so method names cannot be probed.
-//! Logins are throttled ([`crate::throttle`]): one `daemon.login` per message is checked,
+//! Logins are throttled (`crate::throttle`): one `daemon.login` per message is checked,
 //! a wrong user and a wrong password get the same [`BAD_LOGIN`] message, and failures
-//! beyond the free ones are answered late (the server waits [`Session::penalty`]).
+//! beyond the free ones are answered late (the server waits [`ConnectionState::penalty`]).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -19,24 +19,22 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::auth::AuthFile;
 use crate::export::DispatchError;
 use crate::export::{Args, AuthLevel, Caller};
-use crate::rpc::auth::AuthFile;
 use crate::rpc::message::{RemoteError, Request};
+use crate::service::version;
 use crate::service::Core;
 use crate::throttle::{shown_user, LoginThrottle, Penalty, Tally};
 
-pub use crate::event::Event;
-pub use crate::service::version;
-
 /// One connection's state.
 #[derive(Debug)]
-pub struct Session {
+pub struct ConnectionState {
     /// Auth level (NONE until login).
     pub level: AuthLevel,
     /// The logged-in user.
     pub user: Option<String>,
-    /// Event names this session asked for.
+    /// Event names this connection asked for.
     pub interests: HashSet<String>,
     /// The client's address, for login throttling (`None`: not throttled per address).
     pub peer: Option<IpAddr>,
@@ -50,10 +48,10 @@ pub struct Session {
     pub penalty: Option<Penalty>,
 }
 
-impl Default for Session {
+impl Default for ConnectionState {
     /// A new connection: not logged in (level NONE, not the NORMAL default of methods).
     fn default() -> Self {
-        Session {
+        ConnectionState {
             level: AuthLevel::None,
             user: None,
             interests: HashSet::new(),
@@ -65,8 +63,8 @@ impl Default for Session {
     }
 }
 
-impl Session {
-    /// The caller this session makes calls as.
+impl ConnectionState {
+    /// The caller this connection makes calls as.
     pub fn caller(&self) -> Caller {
         Caller {
             user: self.user.clone(),
@@ -109,7 +107,7 @@ fn not_authorized(have: u8, required: u8) -> RemoteError {
 
 /// Maps a dispatch error to an exception of `deluge.error` with its constructor's
 /// arguments (deluge-console hangs on any other name or arity).
-pub fn remote_error(e: DispatchError) -> RemoteError {
+pub(crate) fn remote_error(e: DispatchError) -> RemoteError {
     match &e {
         DispatchError::NotAuthorized { required, have, .. } => not_authorized(*have, *required),
         // deluge.error.DelugeError and its subclasses take one message argument.
@@ -161,14 +159,18 @@ impl Gateway {
     }
 
     /// Answers one call.
-    pub async fn call(&self, session: &mut Session, req: Request) -> Result<Value, RemoteError> {
+    pub async fn call(
+        &self,
+        conn: &mut ConnectionState,
+        req: Request,
+    ) -> Result<Value, RemoteError> {
         let Request {
             method,
             args,
             kwargs,
             ..
         } = req;
-        if session.level == AuthLevel::None
+        if conn.level == AuthLevel::None
             && method != "daemon.login"
             && self.core.exports().level_of(&method) != Some(AuthLevel::None)
         {
@@ -179,14 +181,11 @@ impl Gateway {
             ));
         }
         match method.as_str() {
-            "daemon.login" => self.login(session, &Args::new(method, args, kwargs)),
+            "daemon.login" => self.login(conn, &Args::new(method, args, kwargs)),
             "core.get_known_accounts" => {
                 // The accounts live in this transport's auth file.
-                if session.level < AuthLevel::Admin {
-                    return Err(not_authorized(
-                        session.level.as_u8(),
-                        AuthLevel::Admin.as_u8(),
-                    ));
+                if conn.level < AuthLevel::Admin {
+                    return Err(not_authorized(conn.level.as_u8(), AuthLevel::Admin.as_u8()));
                 }
                 Args::new(method, args, kwargs)
                     .params(&[], 0)
@@ -209,35 +208,33 @@ impl Gateway {
                 ))
             }
             "daemon.set_event_interest" => {
-                if session.level < AuthLevel::ReadOnly {
+                if conn.level < AuthLevel::ReadOnly {
                     return Err(not_authorized(
-                        session.level.as_u8(),
+                        conn.level.as_u8(),
                         AuthLevel::ReadOnly.as_u8(),
                     ));
                 }
                 let a = Args::new(method, args, kwargs);
                 a.params(&["events"], 1).map_err(remote_error)?;
                 let names = a.str_list(0, "events").map_err(remote_error)?;
-                session
-                    .interests
-                    .extend(names.into_iter().map(String::from));
+                conn.interests.extend(names.into_iter().map(String::from));
                 Ok(json!(true))
             }
             _ => self
                 .core
-                .dispatch(&method, args, kwargs, session.caller())
+                .dispatch(&method, args, kwargs, conn.caller())
                 .await
                 .map_err(remote_error),
         }
     }
 
-    fn login(&self, session: &mut Session, a: &Args) -> Result<Value, RemoteError> {
+    fn login(&self, conn: &mut ConnectionState, a: &Args) -> Result<Value, RemoteError> {
         let bad_login = |message: &str, user: &str| RemoteError {
             name: "BadLoginError".into(),
             args: vec![message.to_string(), user.to_string()],
             traceback: format!("BadLoginError: {message}"),
         };
-        if std::mem::replace(&mut session.login_attempted, true) {
+        if std::mem::replace(&mut conn.login_attempted, true) {
             // One guess per message: the others are not checked.
             return Err(bad_login(
                 "Only one login attempt per message is checked",
@@ -257,24 +254,24 @@ impl Gateway {
         let password = a.str(1, "password").map_err(remote_error)?;
         match self.auth.check(user, password) {
             Ok(level) => {
-                session.level = level;
-                session.user = Some(user.to_string());
+                conn.level = level;
+                conn.user = Some(user.to_string());
                 tracing::debug!(user = ?shown_user(user), level = level.as_u8(), "login");
                 Ok(json!(level.as_u8()))
             }
             Err(_) => {
-                session.login_failures = session.login_failures.saturating_add(1);
-                if let Some(peer) = session.peer {
-                    let penalty = self.throttle.failure(peer, session.login_failures);
+                conn.login_failures = conn.login_failures.saturating_add(1);
+                if let Some(peer) = conn.peer {
+                    let penalty = self.throttle.failure(peer, conn.login_failures);
                     if penalty != Penalty::default() {
-                        session.penalty = Some(penalty);
+                        conn.penalty = Some(penalty);
                     }
                 }
                 if let Some(n) = self.failed_logins.hit() {
                     tracing::warn!(
                         count = n,
                         last_user = ?shown_user(user),
-                        last_peer = ?session.peer,
+                        last_peer = ?conn.peer,
                         "failed logins (counted over up to 10 s)"
                     );
                 }
