@@ -254,13 +254,17 @@ impl DaemonBuilder {
             dir: dir.clone(),
             source,
         })?;
-        if self.engine.is_some() {
-            crate::service::check_engine_conf(&dir).map_err(|source| DaemonError::Store {
-                dir: dir.clone(),
-                source,
-            })?;
-        }
-        let core = Core::with_engine(host, self.engine)?;
+        // engine.conf is read once, here: a file that cannot be used stops the start.
+        let engine_conf = match &self.engine {
+            Some(_) => Some(crate::service::EngineConf::open(&dir).map_err(|source| {
+                DaemonError::Store {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let core = Core::with_engine_conf(host, self.engine, engine_conf)?;
         let stats = Arc::new(Stats::new());
         let handle = stats.handle();
         core.host().register(stats).await?;

@@ -45,7 +45,7 @@ mod plugins;
 mod session;
 mod torrents;
 
-pub(crate) use torrents::check_engine_conf;
+pub(crate) use torrents::EngineConf;
 pub use torrents::{EngineConfig, ENGINE_CONF};
 
 /// The owner name of the core's methods in the method table.
@@ -93,10 +93,27 @@ impl Core {
     }
 
     /// The same with a torrent engine behind Deluge's torrent methods
-    /// (`core.add_torrent_file`, `core.get_torrents_status`, …) and torrent events.
+    /// (`core.add_torrent_file`, `core.get_torrents_status`, …) and torrent events. The
+    /// engine's settings are restored from the config directory's `engine.conf`; a file
+    /// that cannot be used is reported and the engine runs on its defaults (settings
+    /// changed later are then not kept).
     pub fn with_engine(
         host: PluginHost,
         engine: Option<Arc<dyn TorrentEngine>>,
+    ) -> Result<Core, ExportError> {
+        let conf = engine
+            .as_ref()
+            .and_then(|_| EngineConf::open_or_report(host.config_dir()));
+        Core::with_engine_conf(host, engine, conf)
+    }
+
+    /// The same with `engine.conf` already opened and loaded by the caller
+    /// ([`EngineConf::open`]: the daemon refuses to start on a file that cannot be used).
+    /// Without it, the engine's settings are not kept.
+    pub(crate) fn with_engine_conf(
+        host: PluginHost,
+        engine: Option<Arc<dyn TorrentEngine>>,
+        conf: Option<EngineConf>,
     ) -> Result<Core, ExportError> {
         let (stop, _) = watch::channel(false);
         let core = Core {
@@ -104,7 +121,7 @@ impl Core {
             engine,
             stop: Arc::new(stop),
         };
-        core.export()?;
+        core.export(conf)?;
         if let Some(engine) = &core.engine {
             torrents::watch_states(engine.clone(), core.events().clone(), core.host.downgrade());
         }
@@ -163,12 +180,13 @@ impl Core {
 
     /// Exports the core's methods: `daemon.*`, then `core.*` (the torrent methods last).
     /// One line per method: its name, auth level and the function answering it.
-    fn export(&self) -> Result<(), ExportError> {
+    /// `conf`'s settings are applied to the engine first.
+    fn export(&self, conf: Option<EngineConf>) -> Result<(), ExportError> {
         use AuthLevel as L;
-        let saved = self
-            .engine
-            .as_ref()
-            .and_then(|e| torrents::restore(e.as_ref(), self.host.config_dir()));
+        let saved = match (&self.engine, conf) {
+            (Some(engine), Some(conf)) => Some(conf.restore(engine.as_ref())),
+            _ => None,
+        };
         let cx = Ctx {
             host: self.host.downgrade(),
             engine: self.engine.clone(),

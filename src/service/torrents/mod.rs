@@ -6,12 +6,13 @@
 //! `add`, `status`, `control`, `config` and `engine`.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::error::{DispatchError, ExportError};
+use crate::error::{DispatchError, ExportError, StoreError};
 use crate::event::EventBus;
 use crate::export::{Args, AuthLevel};
 use crate::host::WeakHost;
@@ -44,43 +45,43 @@ impl Persist for EngineConfig {
 /// The file of [`EngineConfig`] in the config directory.
 pub const ENGINE_CONF: &str = "engine.conf";
 
-/// Refuses an `engine.conf` in `dir` that does not parse or holds an unknown key (a file a
-/// person may edit: it is left as written); a missing one is fine.
-pub(crate) fn check_engine_conf(dir: &std::path::Path) -> Result<(), crate::error::StoreError> {
-    let path = dir.join(ENGINE_CONF);
-    match crate::store::read::<EngineConfig>(&path) {
-        Ok(_) | Err(crate::store::Rejected::Missing) => Ok(()),
-        Err(crate::store::Rejected::Bad(reason)) => {
-            Err(crate::error::StoreError::Invalid { path, reason })
-        }
-    }
+/// `engine.conf`, opened (its writer lock taken) and loaded once at start: what it held,
+/// and the store `core.set_config` keeps later changes in.
+pub(crate) struct EngineConf {
+    store: Store<EngineConfig>,
+    config: EngineConfig,
 }
 
-/// Opens `engine.conf` and applies what it holds to `engine`. A file that cannot be used
-/// is reported and the engine runs on its defaults (settings changed later are then not
-/// kept).
-pub(super) fn restore(
-    engine: &dyn TorrentEngine,
-    dir: &std::path::Path,
-) -> Option<Arc<Store<EngineConfig>>> {
-    let opened = Store::<EngineConfig>::open(dir.join(ENGINE_CONF)).and_then(|store| {
+impl EngineConf {
+    /// Opens and loads `engine.conf` in `dir`. A missing or empty file is the defaults; one
+    /// that does not parse or holds an unknown key is refused with
+    /// [`StoreError::Invalid`] naming it (a file a person may edit: it is left as written).
+    pub(crate) fn open(dir: &Path) -> Result<EngineConf, StoreError> {
+        let store = Store::<EngineConfig>::open(dir.join(ENGINE_CONF))?;
         let (config, _) = store.load()?;
-        Ok((store, config))
-    });
-    match opened {
-        Ok((store, config)) => {
-            let (down, up) = (config.max_download_bps, config.max_upload_bps);
-            if down.is_some() || up.is_some() {
-                if let Err(e) = engine.set_rate_limits(down, up) {
-                    tracing::error!(error = %e, "the saved rate limits do not apply to this engine");
-                }
+        Ok(EngineConf { store, config })
+    }
+
+    /// Opens `engine.conf` as [`open`](EngineConf::open) does, but a file that cannot be
+    /// used is reported and gives `None`: the engine then runs on its defaults, and settings
+    /// changed later are not kept.
+    pub(super) fn open_or_report(dir: &Path) -> Option<EngineConf> {
+        EngineConf::open(dir)
+            .map_err(|e| {
+                tracing::error!(error = %e, "{ENGINE_CONF} unusable: engine settings will not be kept");
+            })
+            .ok()
+    }
+
+    /// Applies the saved rate limits to `engine`; the store, for the changes to come.
+    pub(super) fn restore(self, engine: &dyn TorrentEngine) -> Arc<Store<EngineConfig>> {
+        let (down, up) = (self.config.max_download_bps, self.config.max_upload_bps);
+        if down.is_some() || up.is_some() {
+            if let Err(e) = engine.set_rate_limits(down, up) {
+                tracing::error!(error = %e, "the saved rate limits do not apply to this engine");
             }
-            Some(Arc::new(store))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "{ENGINE_CONF} unusable: engine settings will not be kept");
-            None
-        }
+        Arc::new(self.store)
     }
 }
 
@@ -195,4 +196,119 @@ pub(super) fn watch_states(engine: Arc<dyn TorrentEngine>, events: EventBus, hos
             known = now;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::error::SourceError;
+    use crate::host::PluginHost;
+    use crate::service::Core;
+    use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
+    use crate::torrent::{AddOptions, TorrentInfo, TorrentSource};
+
+    /// An engine with rate limits only, and a session source without figures.
+    #[derive(Default)]
+    struct Limits(Mutex<(Option<u64>, Option<u64>)>);
+
+    #[async_trait::async_trait]
+    impl SessionSource for Limits {
+        async fn session_status(&self, _: &[StatusKey]) -> Result<SessionStatus, SourceError> {
+            Ok(SessionStatus::new(SessionId::new("limits")))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TorrentEngine for Limits {
+        async fn add(&self, _: TorrentSource, _: AddOptions) -> Result<String, TorrentError> {
+            Err(TorrentError::Unsupported("no adds".into()))
+        }
+        fn torrents(&self) -> Vec<TorrentInfo> {
+            Vec::new()
+        }
+        async fn pause(&self, _: &str) -> Result<(), TorrentError> {
+            Ok(())
+        }
+        async fn resume(&self, _: &str) -> Result<(), TorrentError> {
+            Ok(())
+        }
+        async fn remove(&self, _: &str, _: bool) -> Result<(), TorrentError> {
+            Ok(())
+        }
+        async fn connect_peer(&self, _: &str, _: SocketAddr) -> Result<(), TorrentError> {
+            Ok(())
+        }
+        fn download_location(&self) -> PathBuf {
+            PathBuf::new()
+        }
+        fn listen_port(&self) -> Option<u16> {
+            None
+        }
+        fn version(&self) -> String {
+            "limits".into()
+        }
+        fn rate_limits(&self) -> (Option<u64>, Option<u64>) {
+            *self.0.lock().unwrap()
+        }
+        fn set_rate_limits(&self, down: Option<u64>, up: Option<u64>) -> Result<(), TorrentError> {
+            *self.0.lock().unwrap() = (down, up);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn engine_conf_missing_or_empty_is_the_defaults_and_a_bad_one_is_refused_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ENGINE_CONF);
+        assert_eq!(
+            EngineConf::open(dir.path()).unwrap().config,
+            EngineConfig::default()
+        );
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            EngineConf::open(dir.path()).unwrap().config,
+            EngineConfig::default()
+        );
+        let bad = "max_download_bps = 1000\nmax_upload_bsp = 10\n";
+        std::fs::write(&file, bad).unwrap();
+        match EngineConf::open(dir.path()) {
+            Err(StoreError::Invalid { path, reason }) => {
+                assert_eq!(path, file);
+                assert!(reason.contains("max_upload_bsp"), "{reason}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("{bad:?} accepted"),
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), bad);
+    }
+
+    /// What `EngineConf::open` loaded is what the core applies: the file is not read again.
+    #[tokio::test]
+    async fn the_core_applies_engine_conf_as_opened_without_reading_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(ENGINE_CONF);
+        std::fs::write(&file, "max_download_bps = 2048\n").unwrap();
+        let conf = EngineConf::open(dir.path()).unwrap();
+        std::fs::write(&file, "max_download_bps = \"fast\"\n").unwrap();
+        let engine = Arc::new(Limits::default());
+        let host = PluginHost::open(engine.clone(), dir.path()).unwrap();
+        let core = Core::with_engine_conf(host, Some(engine.clone()), Some(conf)).unwrap();
+        assert_eq!(engine.rate_limits(), (Some(2048), None));
+        let kib = core
+            .dispatch(
+                "core.get_config_value",
+                vec![Value::from("max_download_speed")],
+                Default::default(),
+                AuthLevel::Admin,
+            )
+            .await
+            .unwrap();
+        assert_eq!(kib, 2.0);
+    }
 }
