@@ -40,7 +40,7 @@ use crate::session::SessionSource;
 use crate::store::{Store, StoreError};
 use crate::torrent::TorrentEngine;
 
-mod daemon;
+mod daemon_methods;
 mod plugins;
 mod session;
 mod torrents;
@@ -197,13 +197,21 @@ impl Core {
             stop: self.stop.clone(),
         };
         let daemon = Methods::new(ExportScope::new(cx.table.clone(), OWNER, "daemon"), &cx);
-        daemon.add("info", L::None, daemon::info)?;
-        daemon.add("get_version", L::ReadOnly, daemon::get_version)?;
+        daemon.add("info", L::None, daemon_methods::info)?;
+        daemon.add("get_version", L::ReadOnly, daemon_methods::get_version)?;
         daemon.add("login", L::None, transport_only)?;
         daemon.add("set_event_interest", L::ReadOnly, transport_only)?;
-        daemon.add("get_method_list", L::ReadOnly, daemon::get_method_list)?;
-        daemon.add("authorized_call", L::ReadOnly, daemon::authorized_call)?;
-        daemon.add("shutdown", L::Admin, daemon::shutdown)?;
+        daemon.add(
+            "get_method_list",
+            L::ReadOnly,
+            daemon_methods::get_method_list,
+        )?;
+        daemon.add(
+            "authorized_call",
+            L::ReadOnly,
+            daemon_methods::authorized_call,
+        )?;
+        daemon.add("shutdown", L::Admin, daemon_methods::shutdown)?;
         let core = Methods::new(ExportScope::new(cx.table.clone(), OWNER, "core"), &cx);
         core.add("get_known_accounts", L::Admin, transport_only)?;
         core.add("get_external_ip", L::ReadOnly, session::get_external_ip)?;

@@ -210,12 +210,20 @@ mod tests {
     use super::*;
     use crate::host::PluginHost;
     use crate::service::Core;
-    use crate::source::SimSource;
+    use crate::session::SourceError;
+    use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
     use crate::torrent::{AddOptions, TorrentInfo, TorrentSource};
 
-    /// An engine with rate limits only.
+    /// An engine with rate limits only, and a session source without figures.
     #[derive(Default)]
     struct Limits(Mutex<(Option<u64>, Option<u64>)>);
+
+    #[async_trait::async_trait]
+    impl SessionSource for Limits {
+        async fn session_status(&self, _: &[StatusKey]) -> Result<SessionStatus, SourceError> {
+            Ok(SessionStatus::new(SessionId::new("limits")))
+        }
+    }
 
     #[async_trait::async_trait]
     impl TorrentEngine for Limits {
@@ -290,7 +298,7 @@ mod tests {
         let conf = EngineConf::open(dir.path()).unwrap();
         std::fs::write(&file, "max_download_bps = \"fast\"\n").unwrap();
         let engine = Arc::new(Limits::default());
-        let host = PluginHost::open(Arc::new(SimSource::new(0, 0, 0)), dir.path()).unwrap();
+        let host = PluginHost::open(engine.clone(), dir.path()).unwrap();
         let core = Core::with_engine_conf(host, Some(engine.clone()), Some(conf)).unwrap();
         assert_eq!(engine.rate_limits(), (Some(2048), None));
         let kib = core
