@@ -498,26 +498,3 @@ fn non_loopback_addresses_need_allow_remote() {
         );
     }
 }
-
-/// The binary brings its own `pow` (`src/bin/torrent-stats/pow.rs`), the one function it
-/// took from the C math library, so a running daemon has no `libm.so` mapped.
-#[test]
-#[cfg(all(feature = "rqbit", target_os = "linux", target_env = "gnu"))]
-fn the_daemon_does_not_load_the_c_math_library() {
-    let d = Daemon::start();
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", d.0.pid)).expect("read maps");
-    let libraries: Vec<&str> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|path| path.contains(".so"))
-        .collect();
-    assert!(
-        libraries.iter().any(|p| p.contains("/libc.so")),
-        "the daemon's maps should list the C library it runs on:\n{maps}"
-    );
-    let libm: Vec<&&str> = libraries
-        .iter()
-        .filter(|p| p.contains("/libm.so"))
-        .collect();
-    assert!(libm.is_empty(), "libm is mapped: {libm:?}");
-}
