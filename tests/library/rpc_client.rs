@@ -1,18 +1,17 @@
 //! Our Rust client against our daemon's RPC server, in process.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map};
-use support::Scripted;
 use torrent_stats::daemon::Daemon;
 use torrent_stats::export::AuthLevel;
 use torrent_stats::plugin::Shutdown;
 use torrent_stats::rpc::auth::{AuthFile, LOCALCLIENT};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::{self, CertPolicy};
+
+use crate::support::Scripted;
 
 struct Running {
     port: u16,

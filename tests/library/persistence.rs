@@ -1,8 +1,6 @@
 //! Persistence: recovery from bad files, refusing to reset, an unwritable directory, and
 //! no writes while idle.
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -11,12 +9,13 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 use torrent_stats::export::AuthLevel;
 use torrent_stats::host::PluginHost;
 use torrent_stats::source::SimSource;
 use torrent_stats::stats::{Accumulator, Stats};
 use torrent_stats::store;
+
+use crate::support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 
 /// Leaves `dir` with a good `stats.totals` and `.bak` (totals 300/400 after two sessions
 /// of the plugin) and returns the totals in the `.bak`.
