@@ -121,12 +121,9 @@ impl Deluged {
 
     /// Sends a signal (`STOP`, `CONT`) to the daemon.
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{name}"), self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name} failed");
+        let sig: nix::sys::signal::Signal = format!("SIG{name}").parse().unwrap();
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap_or_else(|e| panic!("kill -{name}: {e}"));
     }
 
     /// Kills (SIGKILL) and reaps the daemon.

@@ -1,7 +1,6 @@
 //! `torrent-stats`: the daemon and its command-line tools.
 
-// The exceptions: two calls into glibc's malloc (`trim.rs`) and the C `pow` the binary defines
-// (`pow.rs`).
+// The exception: two calls into glibc's malloc (`trim.rs`).
 #![deny(unsafe_code)]
 
 mod config;
@@ -9,8 +8,6 @@ mod daemon;
 mod import;
 mod notify;
 mod plugin;
-#[cfg(all(feature = "rqbit", target_os = "linux", target_env = "gnu"))]
-mod pow;
 mod reset;
 mod rpc_args;
 mod session;

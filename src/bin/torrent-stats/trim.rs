@@ -11,8 +11,8 @@
 //! but the two calls. Other allocators (musl) give memory back by themselves; the module
 //! does nothing there.
 //!
-//! With `pow.rs`, this is the binary's only unsafe code: two calls into the C library,
-//! neither of which takes a pointer from us.
+//! This is the binary's only unsafe code: two calls into the C library, neither of which
+//! takes a pointer from us.
 #![allow(unsafe_code)]
 
 use std::time::Duration;

@@ -1,19 +1,19 @@
 //! Our Rust client against our daemon's RPC server, in process.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map};
-use support::Scripted;
-use torrent_stats::auth::{AuthFile, LOCALCLIENT};
+use torrent_stats::auth::AuthFile;
+use torrent_stats::auth::LOCALCLIENT;
 use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::{self, CertPolicy};
 use torrent_stats::AuthLevel;
 use torrent_stats::Daemon;
 use torrent_stats::Shutdown;
+
+use crate::support::Scripted;
 
 struct Running {
     port: u16,

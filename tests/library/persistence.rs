@@ -1,8 +1,6 @@
 //! Persistence: recovery from bad files, refusing to reset, an unwritable directory, and
 //! no writes while idle.
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -11,12 +9,13 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 use torrent_stats::unstable;
 use torrent_stats::AuthLevel;
 use torrent_stats::PluginHost;
 use torrent_stats::SimSource;
 use torrent_stats::{Accumulator, Stats};
+
+use crate::support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 
 /// Leaves `dir` with a good `stats.totals` and `.bak` (totals 300/400 after two sessions
 /// of the plugin) and returns the totals in the `.bak`.

@@ -1,17 +1,14 @@
 //! The command-line tools against a daemon child process (`daemon --port 0`, sim source).
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::daemon::DaemonProc;
-
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
+use crate::support::daemon::DaemonProc;
+use crate::support::{BIN, COUNTERS};
 
 /// One daemon with its own config directory (see `support::daemon`).
 struct Daemon(DaemonProc);
@@ -127,18 +124,11 @@ fn counter(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} is not a count in {v}"))
 }
 
-const KEYS: [&str; 4] = [
-    "total_upload",
-    "total_download",
-    "total_payload_upload",
-    "total_payload_download",
-];
-
 #[test]
 fn totals_session_config_and_plugins() {
     let d = Daemon::start();
     let frozen = d.counted_then_frozen();
-    for key in KEYS {
+    for key in COUNTERS {
         counter(&frozen, key);
     }
     assert!(counter(&frozen, "total_download") > counter(&frozen, "total_upload"));
@@ -169,7 +159,7 @@ fn totals_session_config_and_plugins() {
     assert_eq!(s["upload_rate"], json!(1 << 20), "{s}");
     assert_eq!(s["download_rate"], json!(2 << 20), "{s}");
     assert_eq!(s["num_peers"], json!(0), "{s}");
-    for key in KEYS {
+    for key in COUNTERS {
         counter(&s, key);
     }
 
@@ -226,7 +216,7 @@ fn reset_needs_yes() {
     let out = d.ok(&["reset", "--yes"]);
     let up = torrent_stats::units::format_bytes(counter(&before, "total_upload"));
     assert!(out.contains(&up) && out.contains(".reset-"), "{out}");
-    let zero: Value = KEYS.iter().map(|k| (k.to_string(), json!(0))).collect();
+    let zero: Value = COUNTERS.iter().map(|k| (k.to_string(), json!(0))).collect();
     assert_eq!(d.totals(), zero);
     let kept = std::fs::read_dir(d.dir())
         .unwrap()
@@ -268,7 +258,7 @@ fn imports_deluge_once_and_transmission() {
 
     let out = d.json(&["import", "deluge", deluge]);
     let added = [1_000_000, 2_000_000, 950_000, 1_900_000];
-    for (key, add) in KEYS.iter().zip(added) {
+    for (key, add) in COUNTERS.iter().zip(added) {
         assert_eq!(counter(&out["imported"], key), add, "{out}");
         assert_eq!(
             counter(&out["totals"], key),
@@ -293,7 +283,7 @@ fn imports_deluge_once_and_transmission() {
     let out = d.ok(&["import", "transmission", transmission.to_str().unwrap()]);
     assert!(out.contains("All-time totals now:"), "{out}");
     let after = d.totals();
-    for (key, add) in KEYS.iter().zip([5000, 7000, 5000, 7000]) {
+    for (key, add) in COUNTERS.iter().zip([5000, 7000, 5000, 7000]) {
         assert_eq!(
             counter(&after, key),
             counter(&after_deluge, key) + add,
@@ -357,7 +347,7 @@ fn totals_without_the_daemon() {
         "{human}"
     );
     let offline = d.json(&["totals", "--offline"]);
-    for key in KEYS {
+    for key in COUNTERS {
         assert!(counter(&offline, key) >= counter(&online, key), "{key}");
     }
 
@@ -497,27 +487,4 @@ fn non_loopback_addresses_need_allow_remote() {
             "{flag}: {err}"
         );
     }
-}
-
-/// The binary brings its own `pow` (`src/bin/torrent-stats/pow.rs`), the one function it
-/// took from the C math library, so a running daemon has no `libm.so` mapped.
-#[test]
-#[cfg(all(feature = "rqbit", target_os = "linux", target_env = "gnu"))]
-fn the_daemon_does_not_load_the_c_math_library() {
-    let d = Daemon::start();
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", d.0.pid)).expect("read maps");
-    let libraries: Vec<&str> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|path| path.contains(".so"))
-        .collect();
-    assert!(
-        libraries.iter().any(|p| p.contains("/libc.so")),
-        "the daemon's maps should list the C library it runs on:\n{maps}"
-    );
-    let libm: Vec<&&str> = libraries
-        .iter()
-        .filter(|p| p.contains("/libm.so"))
-        .collect();
-    assert!(libm.is_empty(), "libm is mapped: {libm:?}");
 }

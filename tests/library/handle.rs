@@ -2,18 +2,17 @@
 //! loses nothing, a failing source and a source without a required counter are shown,
 //! the snapshot changes on every poll, typed `set_config` validates.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{call, write_conf, Scripted};
 use torrent_stats::AuthLevel;
 use torrent_stats::PluginHost;
 use torrent_stats::SourceError;
 use torrent_stats::StatusKey;
 use torrent_stats::{ConfigChange, Stats, StatsError, StatsHandle};
+
+use crate::support::{call, write_conf, Scripted};
 
 async fn open(source: &Scripted, dir: &std::path::Path) -> (PluginHost, StatsHandle) {
     let host = PluginHost::open(Arc::new(source.clone()), dir).unwrap();

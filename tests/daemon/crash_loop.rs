@@ -43,17 +43,14 @@
 //! its `_last_update` follows the daemon's (faked) clock, and that `stats.get_status`
 //! shows fresh times on the faked clock and no errors.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
-use support::daemon::{offline_totals, DaemonProc};
 use tokio::runtime::Runtime;
 use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
@@ -63,7 +60,9 @@ use torrent_stats::unstable::History;
 use torrent_stats::HostConfig;
 use torrent_stats::{Accumulator, Counters};
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
+use crate::support::daemon::{offline_totals, DaemonProc};
+use crate::support::{counter_values, unix_now, XorShift, BIN, COUNTERS};
+
 /// Sim rates, bytes/s; payload counters run at 95 % of them.
 const UP: u64 = 4_000_000;
 const DOWN: u64 = 16_000_000;
@@ -71,18 +70,12 @@ const PEERS: u64 = 3;
 /// Seconds between polls (`update_interval`).
 const INTERVAL: f64 = 1.0;
 /// Seconds of traffic allowed on top of one poll: tick jitter on a loaded 2-core machine,
-/// the RPC read and the `kill` command's own latency.
+/// the RPC read and the kill's own latency.
 const SLACK: f64 = 0.5;
 const CONF: &str = "update_interval = 1\nlength = 150\nsave_interval = 5\n";
 const LOG_FILTER: &str = "info,torrent_stats::stats::poller=trace";
 /// Logged by the poll task at its first poll (the first tick).
 const FIRST_POLL: &str = "counting a new session";
-const NAMES: [&str; 4] = [
-    "total_upload",
-    "total_download",
-    "total_payload_upload",
-    "total_payload_download",
-];
 /// Log lines that must never appear: a recovery, a refusal, a panic.
 const BAD_LOG: [&str; 6] = [
     "recovered from backup",
@@ -97,53 +90,6 @@ fn source() -> String {
     format!("sim:up={UP},down={DOWN},peers={PEERS}")
 }
 
-fn unix_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-/// xorshift64, replayable from the printed seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn from_env_or_clock(var: &str) -> Self {
-        let seed = std::env::var(var)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64,
-            )
-            .max(1);
-        println!("crash loop seed {seed} (set {var}={seed} to replay)");
-        XorShift(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn fields(c: &Counters) -> [u64; 4] {
-    [
-        c.total_upload,
-        c.total_download,
-        c.total_payload_upload,
-        c.total_payload_download,
-    ]
-}
-
 /// Bytes per second of each counter.
 fn rates() -> [f64; 4] {
     let (up, down) = (UP as f64, DOWN as f64);
@@ -151,7 +97,11 @@ fn rates() -> [f64; 4] {
 }
 
 fn ensure_not_below(ctx: &str, before: &Counters, after: &Counters) -> Result<()> {
-    for ((name, b), a) in NAMES.iter().zip(fields(before)).zip(fields(after)) {
+    for ((name, b), a) in COUNTERS
+        .iter()
+        .zip(counter_values(before))
+        .zip(counter_values(after))
+    {
         ensure!(a >= b, "{ctx}: {name} went down from {b} to {a}");
     }
     Ok(())
@@ -160,7 +110,11 @@ fn ensure_not_below(ctx: &str, before: &Counters, after: &Counters) -> Result<()
 /// `after − before` per counter in seconds of its traffic, the smallest and the largest.
 fn gain_secs(before: &Counters, after: &Counters) -> (f64, f64) {
     let mut range = (f64::MAX, f64::MIN);
-    for ((b, a), rate) in fields(before).into_iter().zip(fields(after)).zip(rates()) {
+    for ((b, a), rate) in counter_values(before)
+        .into_iter()
+        .zip(counter_values(after))
+        .zip(rates())
+    {
         let secs = (a as f64 - b as f64) / rate;
         range = (range.0.min(secs), range.1.max(secs));
     }
@@ -308,11 +262,11 @@ fn session_loss(
         return Ok(None);
     };
     let mut worst = f64::MIN;
-    for (((name, rate), p), a) in NAMES
+    for (((name, rate), p), a) in COUNTERS
         .iter()
         .zip(rates())
-        .zip(fields(prev))
-        .zip(fields(after))
+        .zip(counter_values(prev))
+        .zip(counter_values(after))
     {
         let gained = (a - p) as f64;
         let loss = (signalled - start) - gained / rate;
@@ -367,7 +321,7 @@ fn first_poll_time(d: &DaemonProc) -> Result<f64> {
 
 /// Sleeps until unix time `t` (the test's and the daemon's wall clock).
 fn sleep_until_unix(t: f64) {
-    let left = t - unix_secs();
+    let left = t - unix_now();
     if left > 0.0 {
         thread::sleep(Duration::from_secs_f64(left));
     }
@@ -445,9 +399,9 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
             Moment::Delay(ms) => {
                 thread::sleep(Duration::from_millis(ms));
                 let before = get_totals(&rt, &mut client)?;
-                let signalled = unix_secs();
+                let signalled = unix_now();
                 d.kill9()?;
-                (before, signalled, unix_secs())
+                (before, signalled, unix_now())
             }
             Moment::AtPoll { .. } | Moment::AtCheckpoint { .. } => {
                 let (n, offset_us) = match moment {
@@ -461,9 +415,9 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
                 sleep_until_unix(target - 0.005);
                 let before = get_totals(&rt, &mut client)?;
                 sleep_until_unix(target);
-                let signalled = unix_secs();
+                let signalled = unix_now();
                 sigkill_now(d);
-                (before, signalled, unix_secs())
+                (before, signalled, unix_now())
             }
         };
         drop(client);
@@ -594,7 +548,7 @@ impl<'a> Faked<'a> {
         offset: &str,
     ) -> Result<Self> {
         fs::write(rc, format!("{offset}\n"))?;
-        let spawned = unix_secs();
+        let spawned = unix_now();
         let lib = lib.to_string_lossy().into_owned();
         let rc_path = rc.to_string_lossy().into_owned();
         let d = start(
@@ -670,7 +624,7 @@ impl<'a> Faked<'a> {
             "{ctx}: totals grew by {least:.3}..{most:.3} s of traffic in {elapsed:.3} s: \
              {first:?} -> {last:?}"
         );
-        let faked_now = unix_secs() + offset;
+        let faked_now = unix_now() + offset;
         let mut points = [0; 4];
         let mut newest = f64::NAN;
         for (level, p) in points.iter_mut().enumerate() {

@@ -18,10 +18,6 @@
 //! until all are logged in before they call. If the daemon's logged-in limit (its
 //! `RPC connection limits` log line) or this process's open-file limit is below 1000
 //! clients, fewer are used and the test says so.
-#![cfg(all(feature = "rpc", feature = "cli", feature = "web"))]
-
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,10 +25,11 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use serde_json::{json, Map, Value};
-use support::daemon::DaemonProc;
 use tokio::sync::{Barrier, Semaphore};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
+
+use crate::support::daemon::DaemonProc;
 
 /// RPC clients connected at once.
 const CLIENTS: usize = 1000;

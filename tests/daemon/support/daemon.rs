@@ -32,7 +32,7 @@ pub struct DaemonProc {
 /// `torrent-stats daemon` on config directory `dir` and `source`, RPC and web on ports 0
 /// (the bound ones are in its log), `TORRENT_STATS_SOURCE` not inherited.
 pub fn command(dir: &std::path::Path, source: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    let mut command = Command::new(super::BIN);
     command
         .arg("daemon")
         .arg("--config-dir")
@@ -186,17 +186,10 @@ impl DaemonProc {
 
     /// Sends SIGTERM and waits (at most 20 s) for the exit.
     pub fn terminate(&mut self) -> Result<ExitStatus> {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
-            .context("run kill")?;
-        ensure!(sent.success(), "kill -TERM {} failed", self.pid);
+        super::signal(self.pid, "TERM")?;
         self.wait_exit(Duration::from_secs(20))
     }
 
-    /// Kills the process with SIGKILL (no chance to save), waits for it, and hands back
-    /// its config directory for a restart.
     /// SIGTERM (the daemon saves and exits 0), then its config dir back for a restart.
     pub fn stop(mut self) -> Result<tempfile::TempDir> {
         let status = self.terminate()?;
@@ -209,13 +202,10 @@ impl DaemonProc {
         Ok(dir)
     }
 
+    /// Kills the process with SIGKILL (no chance to save), waits for it, and hands back
+    /// its config directory for a restart.
     pub fn kill9(mut self) -> Result<tempfile::TempDir> {
-        let sent = Command::new("kill")
-            .arg("-KILL")
-            .arg(self.pid.to_string())
-            .status()
-            .context("run kill")?;
-        ensure!(sent.success(), "kill -KILL {} failed", self.pid);
+        super::signal(self.pid, "KILL")?;
         self.wait_exit(Duration::from_secs(20))?;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
         Ok(dir)
@@ -258,7 +248,7 @@ impl Drop for DaemonProc {
 
 /// The all-time totals in `dir`'s files, read by `torrent-stats totals --offline --json`.
 pub fn offline_totals(dir: &std::path::Path) -> Result<torrent_stats::Counters> {
-    let out = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+    let out = Command::new(super::BIN)
         .args(["totals", "--offline", "--json", "--config-dir"])
         .arg(dir)
         .env_remove("TORRENT_STATS_CONFIG_DIR")

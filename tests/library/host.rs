@@ -1,14 +1,11 @@
 //! The plugin host: failed enables, idempotence, the remembered list, `update()` cadence,
 //! namespaces, no lock across plugin awaits, and dropping a host.
 
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use support::{call, Scripted};
 use torrent_stats::async_trait;
 use torrent_stats::AuthLevel;
 use torrent_stats::Core;
@@ -17,6 +14,9 @@ use torrent_stats::PluginError;
 use torrent_stats::PluginHost;
 use torrent_stats::Stats;
 use torrent_stats::{CorePlugin, PluginContext};
+
+use crate::support;
+use crate::support::{call, Scripted};
 
 /// Exports a method, then fails to enable.
 struct Broken;

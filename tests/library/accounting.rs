@@ -1,20 +1,19 @@
 //! Accounting: the accumulator's properties, the poll cadence on paused time, re-enables,
 //! restarts, preferences and the exported API's rules.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 use torrent_stats::unstable::MAX_TOTAL;
 use torrent_stats::AuthLevel;
 use torrent_stats::PluginHost;
 use torrent_stats::SessionId;
 use torrent_stats::Stats;
 use torrent_stats::{Accumulator, Counters};
+
+use crate::support::{call, host_with_stats, settle, totals, write_conf, Scripted};
 
 fn counters(up: u64, down: u64, pup: u64, pdown: u64) -> Counters {
     Counters {

@@ -8,21 +8,18 @@
 //! runs `python3 tests/python/<script>.py HOST PORT USER PASSWORD` (which must exit 0).
 //! `python3` must have deluge-client 1.10.2 (scripts/test.sh installs it): without it the
 //! tests fail.
-#![cfg(all(feature = "rpc", feature = "cli"))]
-
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use support::daemon::DaemonProc;
-use support::rpc::{python_ok, require_deluge_client, Raw};
 use torrent_stats::unstable;
 use torrent_stats::unstable::codec;
 use torrent_stats::unstable::frame;
 use torrent_stats::Accumulator;
+
+use crate::support::daemon::DaemonProc;
+use crate::support::rpc::{python_ok, require_deluge_client, Raw};
 
 fn start() -> Result<DaemonProc> {
     require_deluge_client()?;

@@ -5,23 +5,20 @@
 //! tmux is required (`apt-get install tmux`): without it the tests fail. `watch --json`
 //! is read from a pipe.
 
-#![cfg(feature = "cli")]
-
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use support::daemon::{DaemonProc, SOURCE};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
 use torrent_stats::units::parse_bytes;
 use torrent_stats::Counters;
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
+use crate::support::daemon::{DaemonProc, SOURCE};
+use crate::support::BIN;
+
 /// How long the screen may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -3,11 +3,10 @@
 //! output is what is checked; it hangs on a reply it cannot handle, so each run has a
 //! time limit.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::daemon::DaemonProc;
+use crate::support;
+use crate::support::daemon::DaemonProc;
 
 /// What the console needs to connect.
 struct Target {

@@ -19,10 +19,6 @@
 //! - (f) a 262,000-character user name carrying a forged log line and a terminal escape:
 //!   answered, cut to 64 characters and escaped in the log, a few hundred bytes of log for
 //!   41 logins.
-#![cfg(all(feature = "rpc", feature = "cli"))]
-
-mod support;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +27,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
-use support::daemon::DaemonProc;
-use support::rpc::{require_deluge_client, run_python, Raw};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -42,6 +36,10 @@ use torrent_stats::rpc::gateway::BAD_LOGIN;
 use torrent_stats::rpc::tls::{self, CertPolicy};
 use torrent_stats::unstable::codec;
 use torrent_stats::unstable::frame;
+
+use crate::support;
+use crate::support::daemon::DaemonProc;
+use crate::support::rpc::{require_deluge_client, run_python, Raw};
 
 /// Unauthenticated connections the attacker holds.
 const HELD: usize = 1000;
@@ -552,7 +550,7 @@ async fn evictions_spare_clients_logging_in_and_logged_in() -> Result<()> {
          --source \"$2\"",
     );
     command
-        .arg(env!("CARGO_BIN_EXE_torrent-stats"))
+        .arg(support::BIN)
         .arg(dir.path())
         .arg(support::daemon::SOURCE);
     let mut daemon = DaemonProc::launch(command, dir)?;

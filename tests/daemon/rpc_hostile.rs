@@ -16,28 +16,26 @@
 //!   and handshake timeouts, the logged-in connection limit (a login over it closes its
 //!   connection; connecting is never refused, unauthenticated connections have their own
 //!   budget, see tests/rpc_admission.rs), and shutdown closing connections.
-#![cfg(all(feature = "rpc", feature = "cli"))]
-
-mod support;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use support::daemon::DaemonProc;
-use support::rpc::{tcp_closed_within, Raw};
-use support::{host_with_stats, Scripted};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use torrent_stats::auth::{AuthFile, LOCALCLIENT};
+use torrent_stats::auth::AuthFile;
+use torrent_stats::auth::LOCALCLIENT;
 use torrent_stats::rpc::gateway::Gateway;
 use torrent_stats::rpc::server;
 use torrent_stats::rpc::tls;
 use torrent_stats::unstable::codec;
 use torrent_stats::unstable::frame::{self, Limits};
 use torrent_stats::Core;
+
+use crate::support::daemon::DaemonProc;
+use crate::support::rpc::{tcp_closed_within, Raw};
+use crate::support::{host_with_stats, Scripted};
 
 /// Longest an observer's `stats.get_totals` may take while a hostile client misbehaves.
 const PROMPT: Duration = Duration::from_millis(200);

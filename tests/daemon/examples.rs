@@ -5,16 +5,14 @@
 //! The example binaries are built by `cargo build --examples` (scripts/test.sh does it
 //! first); without them this test fails and says so.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 
-use support::daemon::DaemonProc;
-use support::rpc::{require_deluge_client, run_python};
+use crate::support::daemon::DaemonProc;
+use crate::support::rpc::{require_deluge_client, run_python};
 
 /// `target/<profile>/examples/<name>`, next to this test's own `deps/` directory: built by
 /// `cargo build --examples` (scripts/test.sh does; `cargo test --all-targets` builds the

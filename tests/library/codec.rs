@@ -15,8 +15,6 @@
 //!
 //! Without `/usr/bin/python3` and Deluge's rencode the cross-checks fail, naming what is
 //! missing (scripts/test.sh installs deluged, which brings it).
-#![cfg(feature = "rpc")]
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -16,8 +16,6 @@
 //!   `stats.conf` (a key that does not match its certificate is refused); SIGQUIT
 //!   saves before it stops; a final save that fails (an immutable directory) exits non-zero.
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -28,13 +26,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use support::daemon::{DaemonProc, SOURCE};
 use torrent_stats::unstable::History;
 use torrent_stats::Accumulator;
 use torrent_stats::StatusKey;
 use torrent_stats::{unstable, Durability, Store};
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
+use crate::support;
+use crate::support::daemon::{DaemonProc, SOURCE};
+use crate::support::BIN;
 
 /// `torrent-stats daemon` on `dir` (ports 0, the sim source) with `extra` arguments.
 fn daemon_command(dir: &Path, extra: &[&str]) -> Command {
@@ -71,12 +70,7 @@ fn fails(mut command: Command) -> Result<(ExitStatus, String)> {
 
 /// Sends `signal` (a name for kill(1), e.g. `HUP`) to the daemon.
 fn signal(d: &DaemonProc, signal: &str) -> Result<()> {
-    let sent = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(d.pid.to_string())
-        .status()?;
-    ensure!(sent.success(), "kill -{signal} {} failed", d.pid);
-    Ok(())
+    support::signal(d.pid, signal)
 }
 
 /// Waits (at most `limit`) for a log line containing `needle`; the line.
@@ -399,9 +393,7 @@ fn a_config_dir_others_can_write_is_refused_unless_allowed() -> Result<()> {
         while !fresh.join("stats.totals").exists() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = support::signal(child.id(), "TERM");
         let status = child.wait()?;
         let mut err = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().context("stderr")?, &mut err)?;

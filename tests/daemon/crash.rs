@@ -23,11 +23,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use torrent_stats::unstable;
 use torrent_stats::unstable::Rejected;
 use torrent_stats::{Accumulator, Counters};
+
+use crate::support::{self, counter_values, unix_nanos, XorShift, COUNTERS};
 
 /// Sim rates, bytes/s. Payload counters run at 95 % of these.
 const UP: u64 = 1_000_000;
@@ -46,48 +48,8 @@ const MAX_DELAY_MS: u64 = 2500;
 /// Logged by the poll task on its first poll, just before it writes `stats.totals`.
 const FIRST_POLL_LOG: &str = "counting a new session";
 const TOTALS: &str = "stats.totals";
-const NAMES: [&str; 4] = [
-    "total_upload",
-    "total_download",
-    "total_payload_upload",
-    "total_payload_download",
-];
-
-fn unix_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos()
-}
-
 fn secs_between(from: u128, to: u128) -> f64 {
     (to as f64 - from as f64) / 1e9
-}
-
-/// xorshift64: enough randomness for kill delays, and replayable from the printed seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn from_env_or_clock() -> Self {
-        let seed = std::env::var("CRASH_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(unix_nanos() as u64)
-            .max(1);
-        println!("crash test seed {seed} (set CRASH_TEST_SEED={seed} to replay)");
-        XorShift(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
 }
 
 /// When a daemon was stopped, unix ns.
@@ -116,7 +78,7 @@ struct Daemon {
 impl Daemon {
     fn start(dir: &Path) -> Daemon {
         let spawned = unix_nanos();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_torrent-stats"))
+        let mut child = Command::new(support::BIN)
             .arg("daemon")
             .args(["--port", "0", "--web-port", "0"])
             .arg("--config-dir")
@@ -195,12 +157,7 @@ impl Daemon {
     /// SIGTERM; also returns the exit status.
     fn terminate(&mut self) -> (Stopped, ExitStatus) {
         let signalled = unix_nanos();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM {} failed: {sent}", self.pid);
+        support::signal(self.pid, "TERM").expect("SIGTERM the daemon");
         let child = self.child.as_mut().expect("running");
         let deadline = Instant::now() + Duration::from_secs(15);
         let status = loop {
@@ -268,15 +225,6 @@ fn corrupt_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn fields(c: &Counters) -> [u64; 4] {
-    [
-        c.total_upload,
-        c.total_download,
-        c.total_payload_upload,
-        c.total_payload_download,
-    ]
-}
-
 /// Bytes per second of each counter.
 fn rates() -> [f64; 4] {
     let (up, down) = (UP as f64, DOWN as f64);
@@ -284,7 +232,11 @@ fn rates() -> [f64; 4] {
 }
 
 fn assert_not_below(ctx: &str, before: &Counters, after: &Counters) {
-    for ((name, b), a) in NAMES.iter().zip(fields(before)).zip(fields(after)) {
+    for ((name, b), a) in COUNTERS
+        .iter()
+        .zip(counter_values(before))
+        .zip(counter_values(after))
+    {
         assert!(a >= b, "{ctx}: {name} went down from {b} to {a}");
     }
 }
@@ -316,11 +268,11 @@ fn check_gain(
     let lived = secs_between(start, stopped.signalled);
     let lived_at_most = secs_between(start, stopped.exited);
     let mut worst = f64::MIN;
-    for (((name, rate), b), a) in NAMES
+    for (((name, rate), b), a) in COUNTERS
         .iter()
         .zip(rates())
-        .zip(fields(before))
-        .zip(fields(after))
+        .zip(counter_values(before))
+        .zip(counter_values(after))
     {
         let moved = rate * lived;
         let gained = (a - b) as f64;
@@ -345,7 +297,7 @@ fn check_gain(
 #[test]
 fn kill_9_at_random_moments_loses_at_most_one_poll_interval() {
     let began = Instant::now();
-    let mut rng = XorShift::from_env_or_clock();
+    let mut rng = XorShift::from_env_or_clock("CRASH_TEST_SEED");
     let dir = setup();
     let path = dir.path().join(TOTALS);
     let mut file: Option<Accumulator> = None;

@@ -19,8 +19,6 @@
 //! unified) and util-linux's `unshare` and `nsenter`; it fails, not skips, when systemd
 //! cannot be booted.
 
-mod support;
-
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::net::SocketAddr;
@@ -33,11 +31,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
-use support::daemon::offline_totals;
-use support::rpc::Raw;
 
-const BIN: &str = env!("CARGO_BIN_EXE_torrent-stats");
-const UNIT: &str = include_str!("../contrib/torrent-stats.service");
+use crate::support;
+use crate::support::daemon::offline_totals;
+use crate::support::rpc::Raw;
+use crate::support::BIN;
+
+const UNIT: &str = include_str!("../../contrib/torrent-stats.service");
 const INSTALLED: &str = "/usr/local/bin/torrent-stats";
 
 /// `Key=value` lines of the unit (every occurrence).
@@ -160,10 +160,7 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() -> Result<()> {
             config.join("stats.conf").exists(),
             "not ready when it says so"
         );
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?;
-        ensure!(sent.success());
+        support::signal(child.id(), "TERM")?;
         let n = socket.recv(&mut buf).context("no STOPPING=1")?;
         let stopping = String::from_utf8_lossy(&buf[..n]).into_owned();
         ensure!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
@@ -615,9 +612,7 @@ impl Drop for Systemd {
                 .ok()
                 .and_then(|s| status_field(&s, "PPid:").first()?.parse::<u32>().ok());
             if self.init != 0 && parent == Some(wrapper) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &self.init.to_string()])
-                    .status();
+                let _ = support::signal(self.init, "KILL");
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(self.wrapper.try_wait(), Ok(None)) && Instant::now() < deadline {

@@ -11,12 +11,8 @@
 //!
 //! It fails (never skips) without `chromium` and `chromedriver`:
 //! `apt-get install chromium chromium-driver`.
-#![cfg(all(feature = "web", feature = "rpc"))]
-
-mod support;
-
 use std::future::Future;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,18 +21,15 @@ use anyhow::{bail, ensure, Context, Result};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use support::daemon::DaemonProc;
 use torrent_stats::remote::RemoteStats;
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
 
+use crate::support;
+use crate::support::daemon::DaemonProc;
+use crate::support::{free_port, COUNTERS};
+
 const INSTALL: &str = "apt-get install chromium chromium-driver";
-const COUNTERS: [&str; 4] = [
-    "total_upload",
-    "total_download",
-    "total_payload_upload",
-    "total_payload_download",
-];
 const DESKTOP: (u32, u32) = (1280, 900);
 const NARROW: u32 = 360;
 /// Logged by the test in the page's console (level INFO).
@@ -53,10 +46,6 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// chromedriver as a child, killed on drop.
@@ -304,7 +293,7 @@ async fn rpc_login(port: u16, password: &str) -> Result<Client> {
 fn start_daemon(source: &str) -> Result<(DaemonProc, u16)> {
     let dir = tempfile::tempdir()?;
     support::write_conf(dir.path(), 1);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    let mut command = Command::new(support::BIN);
     command
         .arg("daemon")
         .arg("--config-dir")

@@ -4,7 +4,7 @@
 //! file loaders and the web JSON handler against them. Fuzzing itself: `cargo +nightly fuzz run TARGET`
 //! (README, BENCHMARKS.md).
 
-#[path = "../fuzz/common.rs"]
+#[path = "../../fuzz/common.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,8 +3,6 @@
 //! no cross-site requests; `promtool check metrics` (Debian `prometheus`) on /metrics; a
 //! real Prometheus server scraping across a daemon restart.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +11,10 @@ use anyhow::{ensure, Context, Result};
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::daemon::DaemonProc;
+
+use crate::support;
+use crate::support::daemon::DaemonProc;
+use crate::support::{free_port, unix_now};
 
 /// A `/json` client of one daemon, with the session cookie once logged in.
 struct Web {
@@ -288,7 +289,7 @@ async fn page_assets_events_and_metrics() -> Result<()> {
         "page: {html}"
     );
     // Every file the page names is served from the binary; nothing comes from elsewhere.
-    for name in include_str!("../src/web/assets/MANIFEST")
+    for name in include_str!("../../src/web/assets/MANIFEST")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && *l != "index.html")
     {
@@ -431,13 +432,6 @@ fn promtool_check(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Prometheus on `port` scraping 127.0.0.1:`target` every second, its data in `dir`.
 struct Prometheus(Child);
 
@@ -514,7 +508,7 @@ async fn prometheus_ready(http: &reqwest::Client, port: u16) -> Result<()> {
 
 /// The daemon on the config dir `dir` (kept across runs) with the web server on `web_port`.
 fn daemon_on(dir: tempfile::TempDir, web_port: u16, source: &str) -> Result<DaemonProc> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    let mut command = Command::new(support::BIN);
     command
         .arg("daemon")
         .arg("--config-dir")
@@ -528,12 +522,6 @@ fn daemon_on(dir: tempfile::TempDir, web_port: u16, source: &str) -> Result<Daem
             source,
         ]);
     DaemonProc::launch(command, dir)
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A real Prometheus scrapes the daemon, which is stopped and started again on the same
@@ -694,7 +682,7 @@ async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() 
     let dir = first.stop()?;
     let saved = support::daemon::offline_totals(dir.path())?;
     ensure!(saved.total_upload > 0, "nothing counted: {saved:?}");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    let mut command = std::process::Command::new(support::BIN);
     command
         .arg("daemon")
         .arg("--config-dir")

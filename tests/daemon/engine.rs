@@ -4,8 +4,6 @@
 //! remove torrents; Deluge's GTK client (on Xvfb) lists, adds and graphs. (Two engines in
 //! one process: `examples/loopback_swarm.rs`, run by tests/examples.rs.)
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +11,8 @@ use anyhow::{ensure, Context, Result};
 use librqbit::{create_torrent, spawn_utils::BlockingSpawner, CreateTorrentOptions};
 use serde_json::json;
 use torrent_stats::rpc::client::Client;
+
+use crate::support;
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), so pieces differ.
 fn payload(len: usize) -> Vec<u8> {
@@ -299,7 +299,7 @@ async fn stats_counter(c: &mut Client, key: &str) -> Result<u64> {
 }
 
 fn engine_command(config: &Path, download: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_torrent-stats"));
+    let mut command = std::process::Command::new(support::BIN);
     command
         .arg("daemon")
         .arg("--config-dir")

@@ -41,32 +41,27 @@
 //!
 //! Needs root (ptrace) and strace, which scripts/test.sh installs; fails without them.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
-use support::daemon::{DaemonProc, SOURCE};
-use support::rpc::Raw;
 use torrent_stats::unstable;
 use torrent_stats::unstable::History;
 use torrent_stats::Accumulator;
+
+use crate::support;
+use crate::support::daemon::{DaemonProc, SOURCE};
+use crate::support::rpc::Raw;
+use crate::support::unix_now;
 
 /// A poll every second, a checkpoint every 5 s (the shortest allowed).
 const CONF: &str = "update_interval = 1\nsave_interval = 5\n";
 
 /// How long a failure or a recovery may take to show: a checkpoint is at most 5 s away.
 const LIMIT: Duration = Duration::from_secs(15);
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// Fails, rather than skips, without strace.
 fn require_strace() -> Result<()> {
@@ -186,11 +181,7 @@ impl Fault {
     fn clear(mut self) -> Result<()> {
         let mut child = self.child.take().context("cleared twice")?;
         if child.try_wait()?.is_none() {
-            let sent = Command::new("kill")
-                .arg("-INT")
-                .arg(self.pid.to_string())
-                .status()?;
-            ensure!(sent.success(), "kill -INT {} (strace) failed", self.pid);
+            support::signal(self.pid, "INT").context("SIGINT to strace")?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.try_wait()?.is_none() {

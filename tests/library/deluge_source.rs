@@ -1,11 +1,6 @@
 //! `deluge://` source and our RPC client against a real `deluged` (Debian package
 //! `deluged`, Deluge 2). Each test starts its own daemon in a temporary config directory on
 //! a free loopback port; a missing `deluged` fails the tests.
-#![cfg(feature = "rpc")]
-
-mod support;
-
-use support::deluged::Deluged;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +13,9 @@ use torrent_stats::AuthLevel;
 use torrent_stats::SourceError;
 use torrent_stats::{DelugeSource, SourceContext, SourceSpec};
 use torrent_stats::{SessionSource, SessionStatus, StatusKey};
+
+use crate::support;
+use crate::support::deluged::Deluged;
 
 /// One poll, bounded: a dead daemon must give an error, not a hang.
 async fn poll(src: &dyn SessionSource) -> Result<SessionStatus, SourceError> {

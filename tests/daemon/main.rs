@@ -1,0 +1,24 @@
+//! The daemon's tests, one binary (each test binary links the whole daemon: librqbit,
+//! rustls, axum): the `torrent-stats` executable as a child process, against Deluge's own
+//! programs, browsers, Prometheus and systemd, and the examples. Tests that need a tool
+//! besides Rust (or root) are `#[ignore]`d with the tool named; `scripts/test.sh` installs
+//! them all and runs these too (`--include-ignored`).
+
+mod support;
+
+mod cli;
+mod console_interop;
+mod crash;
+mod crash_loop;
+mod engine;
+mod examples;
+mod fault_injection;
+mod hardening;
+mod load;
+mod rpc_admission;
+mod rpc_hostile;
+mod rpc_interop;
+mod systemd_unit;
+mod watch;
+mod web;
+mod web_browser;

@@ -1,0 +1,21 @@
+//! The library's integration tests, one binary: accounting, the plugin host, the typed
+//! handle, persistence; with feature `rpc` the wire codec, our client and server, the
+//! `deluge://` source against a real deluged; with `rpc` and `web` the fuzz corpus
+//! replay. Tests that need a tool besides Rust are `#[ignore]`d with the tool named;
+//! `scripts/test.sh` installs them and runs these too (`--include-ignored`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod accounting;
+#[cfg(feature = "rpc")]
+mod codec;
+#[cfg(feature = "rpc")]
+mod deluge_source;
+#[cfg(all(feature = "rpc", feature = "web"))]
+mod fuzz_corpus;
+mod handle;
+mod host;
+mod persistence;
+#[cfg(feature = "rpc")]
+mod rpc_client;
