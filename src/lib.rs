@@ -40,12 +40,12 @@
 //!   Deluge's RPC protocol (`rpc`) and the web page, JSON API and Prometheus metrics (`web`)
 //!   until a shutdown future completes.
 //!
-//! Beyond the root: [`units`] (byte units), [`import`] (other clients' totals files),
-//! [`offline`] (the totals read from the files without the daemon), [`auth`] (the auth
-//! file), and with feature `rpc-client` [`rpc`]'s client and [`remote`] (the `stats.*`
-//! methods of a remote daemon, typed). The `unstable` module (feature
-//! `unstable-internals`) exposes decoders for the fuzz targets only, with no stability
-//! promise.
+//! Beyond the root: [`units`] (byte units), [`clock`] (Unix time as the files write it),
+//! [`import`] (other clients' totals files), [`offline`] (the totals read from the files
+//! without the daemon), [`auth`] (the auth file), and with feature `rpc-client` [`rpc`]'s
+//! client and [`remote`] (the `stats.*` methods of a remote daemon, typed). The `unstable`
+//! module (feature `unstable-internals`) exposes decoders for the fuzz targets only, with
+//! no stability promise.
 //!
 //! ## Layout
 //! Data flows one way: source → accumulator → store → exports → transports. Modules import
@@ -90,7 +90,7 @@
 pub mod auth;
 mod base64;
 mod checksum;
-mod clock;
+pub mod clock;
 mod daemon;
 mod event;
 mod export;
