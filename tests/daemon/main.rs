@@ -1,8 +1,6 @@
 //! The daemon's tests, one binary (each test binary links the whole daemon: librqbit,
 //! rustls, axum): the `torrent-stats` executable as a child process, against Deluge's own
-//! programs, browsers, Prometheus and systemd, and the examples. Tests that need a tool
-//! besides Rust (or root) are `#[ignore]`d with the tool named; `scripts/test.sh` installs
-//! them all and runs these too (`--include-ignored`).
+//! programs, browsers, Prometheus and systemd, and the examples.
 
 mod support;
 

@@ -1,8 +1,7 @@
 //! The library's integration tests, one binary: accounting, the plugin host, the typed
 //! handle, persistence; with feature `rpc` the wire codec, our client and server, the
 //! `deluge://` source against a real deluged; with `rpc` and `web` the fuzz corpus
-//! replay. Tests that need a tool besides Rust are `#[ignore]`d with the tool named;
-//! `scripts/test.sh` installs them and runs these too (`--include-ignored`).
+//! replay.
 
 #[path = "../support/mod.rs"]
 mod support;
