@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz crate (`fuzz/fuzz_targets/`, run on
-//! nightly) and the corpus replay every CI run makes on stable (`tests/fuzz_corpus.rs`).
+//! nightly) and the corpus replay every CI run makes on stable (`tests/library/fuzz_corpus.rs`).
 //! A body panics only on a real defect: a decoder's error is an answer, not a failure.
 
 #![allow(dead_code)]

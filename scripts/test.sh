@@ -11,11 +11,11 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 echo "disk free before the run: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 
 # Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
-# client on an Xvfb display, clicked with xdotool), deluge-client (PyPI); tmux, the
-# terminal tests/watch.rs runs `torrent-stats watch` in; Chromium and chromedriver, the
-# browser tests/web_browser.rs drives the web page in; strace, which tests/fault_injection.rs
-# attaches to the daemon to fail a save's syscalls. The tests fail, rather than skip,
-# when any of them is missing.
+# client on an Xvfb display, driven with xdotool), deluge-client (PyPI); tmux, the
+# terminal watch.rs runs `torrent-stats watch` in; Chromium and chromedriver, the browser
+# web_browser.rs drives the web page in; strace, which fault_injection.rs attaches to the
+# daemon to fail a save's syscalls (those in cli/tests/daemon/). The tests fail, rather
+# than skip, when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
   || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
   || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
@@ -27,7 +27,7 @@ if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
     chromium chromium-driver strace >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
-# Prometheus: promtool checks /metrics, the server scrapes the daemon (tests/web.rs).
+# Prometheus: promtool checks /metrics, the server scrapes the daemon (web.rs).
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -35,31 +35,35 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 # chattr for the unwritable-directory test.
 command -v chattr >/dev/null || apt-get install -y -qq e2fsprogs >/dev/null
-# systemd-analyze: tests/systemd_unit.rs verifies contrib/torrent-stats.service with it.
+# systemd-analyze: systemd_unit.rs verifies contrib/torrent-stats.service with it.
 if ! command -v systemd-analyze >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 
-# faketime (libfaketime): tests/crash_loop.rs moves the daemon's wall clock with it.
+# faketime (libfaketime): crash_loop.rs moves the daemon's wall clock with it.
 if ! command -v faketime >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends faketime >/dev/null
 fi
 
-# The core library must build with only the design-card dependencies.
-cargo build --no-default-features --lib
-# Every documented feature combination builds (the crate docs list them).
-cargo check --no-default-features --features rpc-client --lib
-cargo check --no-default-features --features rpc --lib
-cargo check --no-default-features --features cli --bin torrent-stats
-cargo check --no-default-features --features rqbit --lib
-cargo check --no-default-features --features web --lib
-# The examples as programs: tests/examples.rs runs them to completion.
+# The library as `cargo add torrent-stats` gets it (no default features): the core alone,
+# none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).
+cargo build -p torrent-stats --no-default-features --lib
+# Every library feature on its own (the crate docs list them).
+for feature in rpc-client rpc rqbit web; do
+  cargo check -p torrent-stats --no-default-features --features "$feature" --lib
+done
+# The daemon binary (package torrent-stats-cli): as shipped, and without its optional
+# parts (the embedded engine, the web server).
+cargo check -p torrent-stats-cli --bin torrent-stats
+cargo check -p torrent-stats-cli --no-default-features --bin torrent-stats
+# The examples as programs: the daemon's tests (cli/tests/daemon/examples.rs) run them.
 cargo build --all-features --examples
-# Unit, integration, example and bench targets (benches run once each, as tests).
+# Unit, integration, example and bench targets of both packages (benches run once each,
+# as tests).
 cargo test --all-features --all-targets
 # Examples in the docs.
 cargo test --all-features --doc

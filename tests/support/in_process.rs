@@ -64,7 +64,7 @@ impl Scripted {
     }
 }
 
-#[async_trait::async_trait]
+#[torrent_stats::async_trait]
 impl SessionSource for Scripted {
     async fn session_status(&self, keys: &[StatusKey]) -> Result<SessionStatus, SourceError> {
         self.calls.fetch_add(1, Ordering::SeqCst);

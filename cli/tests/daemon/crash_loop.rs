@@ -28,7 +28,7 @@
 //! so is any excess (no double counting); the restarted daemon starts from the file, plus
 //! no more than its own session has moved. Since that read must come before the kill, the
 //! loss is also measured against the sim's ground truth at the signal (`session_loss`,
-//! the method of `tests/crash.rs`): what the killed session had moved by then, less what
+//! the method of `crash.rs`): what the killed session had moved by then, less what
 //! the file gained, is at most the same bound.
 //!
 //! **Clock jumps** (`clock_jumps_keep_totals_and_history_sane`): the daemon runs under

@@ -10,7 +10,7 @@
 //!   connect, log in, call and disconnect, twice: the heap a burst leaves is bounded, a
 //!   second burst reuses it, and within a minute the RSS is back within 2× idle with most
 //!   of the heap the bursts left given back to the system (the daemon trims glibc's
-//!   arenas, `src/bin/torrent-stats/trim.rs`). Prints idle, peak, after each burst and
+//!   arenas, `cli/src/trim.rs`). Prints idle, peak, after each burst and
 //!   when it was back.
 //!
 //! Clients connect at most [`CONNECTING`] at a time (the daemon's budget of

@@ -7,10 +7,10 @@
 
 pub mod console;
 pub mod daemon;
-#[path = "../../support/deluged.rs"]
+#[path = "../../../../tests/support/deluged.rs"]
 pub mod deluged;
 pub mod gtk;
-#[path = "../../support/in_process.rs"]
+#[path = "../../../../tests/support/in_process.rs"]
 mod in_process;
 pub mod rpc;
 

@@ -37,7 +37,7 @@ use crate::support::daemon::offline_totals;
 use crate::support::rpc::Raw;
 use crate::support::BIN;
 
-const UNIT: &str = include_str!("../../contrib/torrent-stats.service");
+const UNIT: &str = include_str!("../../../contrib/torrent-stats.service");
 const INSTALLED: &str = "/usr/local/bin/torrent-stats";
 
 /// `Key=value` lines of the unit (every occurrence).

@@ -37,7 +37,7 @@ impl Tmux {
     fn watch(port: u16, password: &str) -> Result<Tmux> {
         let version = Command::new("tmux").arg("-V").output();
         if !version.is_ok_and(|o| o.status.success()) {
-            panic!("tmux is missing: apt-get install tmux (tests/watch.rs needs a terminal)");
+            panic!("tmux is missing: apt-get install tmux (watch.rs needs a terminal)");
         }
         let files = tempfile::tempdir()?;
         let dir = files.path().display();

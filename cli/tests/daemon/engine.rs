@@ -2,7 +2,7 @@
 //! 127.0.0.1 (no DHT, trackers, LSD or UPnP) transfer a generated file, with a kill -9 of
 //! the downloader half-way; deluge-client and deluge-console add, list, pause, resume and
 //! remove torrents; Deluge's GTK client (on Xvfb) lists, adds and graphs. (Two engines in
-//! one process: `examples/loopback_swarm.rs`, run by tests/examples.rs.)
+//! one process: `examples/loopback_swarm.rs`, run by examples.rs.)
 
 use std::path::Path;
 use std::time::Duration;

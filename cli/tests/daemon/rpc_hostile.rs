@@ -15,7 +15,7 @@
 //! - In process (`server::run` with small [`server::Options`]): the partial-frame, idle
 //!   and handshake timeouts, the logged-in connection limit (a login over it closes its
 //!   connection; connecting is never refused, unauthenticated connections have their own
-//!   budget, see tests/rpc_admission.rs), and shutdown closing connections.
+//!   budget, see rpc_admission.rs), and shutdown closing connections.
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

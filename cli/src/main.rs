@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 
 /// All-time BitTorrent upload/download statistics, Deluge Stats-plugin compatible.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "torrent-stats", version, about)]
 struct Cli {
     /// Log format on stderr: text (coloured only on a terminal, and not with NO_COLOR
     /// set) or json (one JSON object per line).

@@ -1,7 +1,7 @@
 """Helpers shared by the interop scripts: arguments, checks, and a raw client.
 
-Every script is run by tests/rpc_interop.rs as
-``python3 tests/python/<script>.py HOST PORT USER PASSWORD`` and must exit 0.
+Every script is run by cli/tests/daemon/ (rpc_interop.rs and others) as
+``python3 cli/tests/python/<script>.py HOST PORT USER PASSWORD`` and must exit 0.
 deluge-client (1.10.2) has no event API and never checks request ids, so event checks
 use ``Raw``: TLS + Deluge's v1 framing + the rencode module shipped in deluge_client.
 """

@@ -49,7 +49,7 @@ pub fn require_deluge_client() -> Result<()> {
     Ok(())
 }
 
-/// Runs `python3 tests/python/<script> <args>` with a time limit, capturing its output.
+/// Runs `python3 cli/tests/python/<script> <args>` with a time limit, capturing its output.
 pub fn run_python(script: &str, args: &[&str], limit: Duration) -> Result<PyRun> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")

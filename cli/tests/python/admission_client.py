@@ -1,9 +1,9 @@
-"""A real deluge-client while the daemon is under attack (tests/rpc_admission.rs): N times
+"""A real deluge-client while the daemon is under attack (cli/tests/daemon/rpc_admission.rs): N times
 a fresh DelugeRPCClient connects (version probe, TLS, login) and calls
 stats.get_totals; one line per attempt: ``attempt I SECONDS ok|error``. Never raises:
 the test counts the attempts answered within its limit.
 
-Run as ``python3 tests/python/admission_client.py HOST PORT USER PASSWORD N``."""
+Run as ``python3 cli/tests/python/admission_client.py HOST PORT USER PASSWORD N``."""
 import sys
 import time
 import warnings

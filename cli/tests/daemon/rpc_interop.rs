@@ -5,7 +5,7 @@
 //!
 //! Each test starts `torrent-stats daemon --port 0` in a temporary config dir, reads the
 //! port from its `RPC listening on` line and the localclient password from `auth`, then
-//! runs `python3 tests/python/<script>.py HOST PORT USER PASSWORD` (which must exit 0).
+//! runs `python3 cli/tests/python/<script>.py HOST PORT USER PASSWORD` (which must exit 0).
 //! `python3` must have deluge-client 1.10.2 (scripts/test.sh installs it): without it the
 //! tests fail.
 use std::io::Write;

@@ -289,7 +289,7 @@ async fn page_assets_events_and_metrics() -> Result<()> {
         "page: {html}"
     );
     // Every file the page names is served from the binary; nothing comes from elsewhere.
-    for name in include_str!("../../src/web/assets/MANIFEST")
+    for name in include_str!("../../../src/web/assets/MANIFEST")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && *l != "index.html")
     {

@@ -36,8 +36,8 @@
 //! Also: `stats.totals` replaced by a directory while the daemon runs, then removed.
 //!
 //! Already covered elsewhere: a real full tmpfs during history saves and an immutable
-//! directory at the final save (tests/hardening.rs), an unwritable directory that becomes
-//! writable again (tests/persistence.rs).
+//! directory at the final save (hardening.rs), an unwritable directory that becomes
+//! writable again (`tests/library/persistence.rs`).
 //!
 //! Needs root (ptrace) and strace, which scripts/test.sh installs; fails without them.
 
