@@ -14,8 +14,9 @@ echo "disk free before the run: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 # client on an Xvfb display, driven with xdotool), deluge-client (PyPI); tmux, the
 # terminal watch.rs runs `torrent-stats watch` in; Chromium and chromedriver, the browser
 # web_browser.rs drives the web page in; strace, which fault_injection.rs attaches to the
-# daemon to fail a save's syscalls (those in cli/tests/daemon/). The tests fail, rather
-# than skip, when any of them is missing.
+# daemon to fail a save's syscalls (those in cli/tests/daemon/). Plain `cargo test` leaves
+# the tests that need them out (#[ignore] with the tool named); run here with
+# --include-ignored, they fail, rather than skip, when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
   || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
   || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
@@ -62,9 +63,11 @@ cargo check -p torrent-stats-cli --bin torrent-stats
 cargo check -p torrent-stats-cli --no-default-features --bin torrent-stats
 # The examples as programs: the daemon's tests (cli/tests/daemon/examples.rs) run them.
 cargo build --all-features --examples
-# Unit, integration, example and bench targets of both packages (benches run once each,
-# as tests).
-cargo test --all-features --all-targets
+# Unit, integration and example targets of both packages, the ignored tests (those that
+# need the tools installed above) included; then the benches, run once each as tests
+# (criterion takes no --include-ignored).
+cargo test --all-features --lib --bins --tests --examples -- --include-ignored
+cargo test --all-features --benches
 # Examples in the docs.
 cargo test --all-features --doc
 echo "target dir after the run: $(du -sh "$target_dir" | cut -f1), disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"

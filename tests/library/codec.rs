@@ -289,6 +289,7 @@ fn sample_values(n: usize) -> Vec<Value> {
 }
 
 #[test]
+#[ignore = "needs /usr/bin/python3 with Deluge's rencode (Debian deluge-common)"]
 fn deluge_rencode_reads_and_rewrites_our_encoding() -> Result<()> {
     let mut values = sample_values(400);
     values.extend(boundary_ints());
@@ -399,6 +400,7 @@ const CORPUS: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "needs /usr/bin/python3 with Deluge's rencode (Debian deluge-common)"]
 fn deluge_encodings_decode_as_deluge_reads_them() -> Result<()> {
     // For each expression and float width: Deluge's bytes, and what Deluge's own loads()
     // reads back, as JSON in our mapping (floats as their f64 bits, so nothing is lost to

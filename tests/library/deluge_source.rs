@@ -29,6 +29,7 @@ fn source(d: &Deluged) -> Arc<DelugeSource> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn our_client_against_real_deluged() {
     let d = Deluged::start().await;
     let mut c = Client::connect("127.0.0.1", d.port, CertPolicy::AnyCertificate)
@@ -114,6 +115,7 @@ async fn our_client_against_real_deluged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn all_keys_and_an_identity_stable_across_our_restarts() {
     let d = Deluged::start().await;
     let spec = d.spec();
@@ -174,6 +176,7 @@ async fn all_keys_and_an_identity_stable_across_our_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn a_deluged_restart_is_a_new_identity_and_a_dead_daemon_an_error() {
     let mut d = Deluged::start().await;
     let src = source(&d);
@@ -211,6 +214,7 @@ async fn a_deluged_restart_is_a_new_identity_and_a_dead_daemon_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn an_abandoned_poll_does_not_desynchronise_the_connection() {
     let d = Deluged::start().await;
     let src = source(&d);
@@ -260,6 +264,7 @@ impl SessionSource for Counting {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn stats_plugin_counts_from_deluged() {
     let d = Deluged::start().await;
     let counting = Arc::new(Counting {

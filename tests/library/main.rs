@@ -2,6 +2,10 @@
 //! handle, persistence; with feature `rpc` the wire codec, our client and server, the
 //! `deluge://` source against a real deluged; with `rpc` and `web` the fuzz corpus
 //! replay.
+//!
+//! A test that needs a program besides Rust's toolchain (deluged, Deluge's Python rencode)
+//! or root is `#[ignore]`d with what it needs named; `scripts/test.sh` installs them and
+//! runs those too (`--include-ignored`).
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -46,6 +46,7 @@ fn wait_for(d: &Target, want: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs deluge-console"]
 fn deluge_console_connects_lists_toggles_plugins_and_shows_status() {
     let daemon = DaemonProc::start_with("sim:up=1MiB/s,down=2MiB/s,peers=4").unwrap();
     let d = Target {

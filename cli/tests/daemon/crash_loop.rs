@@ -758,6 +758,7 @@ impl<'a> Faked<'a> {
 }
 
 #[test]
+#[ignore = "needs faketime (libfaketime)"]
 fn clock_jumps_keep_totals_and_history_sane() -> Result<()> {
     let began = Instant::now();
     let lib = libfaketime()?;

@@ -70,6 +70,7 @@ fn engine_daemon(download: &Path) -> Result<support::daemon::DaemonProc> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 with deluge-client"]
 async fn deluge_client_drives_two_engine_daemons() -> Result<()> {
     const SIZE: usize = 64 << 20;
     support::rpc::require_deluge_client()?;
@@ -132,6 +133,7 @@ fn console_until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluge-console"]
 async fn deluge_console_adds_lists_pauses_resumes_and_removes() -> Result<()> {
     let data_dir = tempfile::tempdir()?;
     let work = tempfile::tempdir()?;
@@ -570,6 +572,7 @@ async fn check_counts(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluged"]
 async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
     // Not a multiple of the piece length: librqbit 9.1.0's create_torrent adds one piece
     // hash too many for a file of whole pieces, which libtorrent refuses.
@@ -658,6 +661,7 @@ async fn our_engine_and_debians_deluged_trade_a_file_both_ways() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluge-web and python3 with deluge-client"]
 async fn deluge_web_lists_and_adds_torrents_through_a_non_localclient_account() -> Result<()> {
     support::rpc::require_deluge_client()?; // the script's helpers import it
     let data_dir = tempfile::tempdir()?;
@@ -764,6 +768,7 @@ fn rpc_calls(log: &str, outcome: &str) -> Vec<String> {
 /// daemon, rate-limited so it is seen in progress), and its Stats tab draws. Every call
 /// it makes is answered. Screenshots for a person: `target/tmp/deluge-gtk-*.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs deluge-gtk, Xvfb and xdotool"]
 async fn deluge_gtk_lists_adds_and_draws_against_the_engine() -> Result<()> {
     const SIZE: usize = 48 << 20;
     const RATE: u64 = 2 << 20;

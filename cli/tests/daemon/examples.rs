@@ -55,6 +55,7 @@ fn embed_counts_an_engine_restart_to_the_byte() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn embed_rpc_serves_deluge_client_and_stops_on_its_request() -> Result<()> {
     require_deluge_client()?;
     let dir = tempfile::tempdir()?;

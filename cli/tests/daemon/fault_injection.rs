@@ -609,6 +609,7 @@ async fn fail_each_step(target: Target, steps: &[Step]) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs strace"]
 async fn each_step_of_a_totals_save_fails_and_recovers() -> Result<()> {
     fail_each_step(
         Target::Totals,
@@ -619,6 +620,7 @@ async fn each_step_of_a_totals_save_fails_and_recovers() -> Result<()> {
 
 /// The history's directory fsync: see the final-save test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs strace"]
 async fn each_step_of_a_history_save_fails_and_recovers() -> Result<()> {
     fail_each_step(Target::History, &[Step::Write, Step::Fsync, Step::Rename]).await
 }
@@ -628,6 +630,7 @@ async fn each_step_of_a_history_save_fails_and_recovers() -> Result<()> {
 /// exit status is non-zero and names both; the files still parse; a restart without the
 /// fault counts on from them and saves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs strace"]
 async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files() -> Result<()> {
     require_strace()?;
     let dir = tempfile::tempdir()?;
@@ -688,6 +691,7 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
 /// rename onto a directory, the checkpoint's hard link for the `.bak`), counting goes on,
 /// the `.bak` still parses; once the directory is removed the totals are saved again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs strace"]
 async fn the_totals_file_replaced_by_a_directory_fails_saves_until_removed() -> Result<()> {
     let mut rig = Rig::start().await?;
     let file = rig.path("stats.totals");

@@ -276,6 +276,7 @@ fn big_history() -> History {
 }
 
 #[test]
+#[ignore = "needs root (mounts a tmpfs)"]
 fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let _tmpfs = Tmpfs::mount(dir.path(), "256k")?;
@@ -866,6 +867,7 @@ impl Drop for Immutable {
 }
 
 #[test]
+#[ignore = "needs chattr as root"]
 fn a_failed_final_save_exits_non_zero() -> Result<()> {
     let mut d = DaemonProc::start()?;
     wait_log(&d, "counting a new session", Duration::from_secs(20))?;

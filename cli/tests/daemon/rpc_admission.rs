@@ -183,6 +183,7 @@ fn log_bytes(daemon: &DaemonProc) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 with deluge-client"]
 async fn lockout_guessing_and_log_volume() -> Result<()> {
     let _serial = SERIAL.lock().await;
     require_deluge_client()?;
@@ -540,6 +541,7 @@ async fn web_logins_are_throttled_with_rpc_logins() -> Result<()> {
 /// busy elsewhere); a client logged in before the attack is never closed and
 /// answered within 1 s; the log still grows by less than 1 MB a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 with deluge-client"]
 async fn evictions_spare_clients_logging_in_and_logged_in() -> Result<()> {
     let _serial = SERIAL.lock().await;
     require_deluge_client()?;

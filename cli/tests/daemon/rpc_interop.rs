@@ -27,6 +27,7 @@ fn start() -> Result<DaemonProc> {
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn deluge_client_calls_every_stats_method() -> Result<()> {
     let daemon = start()?;
     python_ok(&daemon, "stats_methods.py", "localclient", &daemon.password)?;
@@ -34,6 +35,7 @@ fn deluge_client_calls_every_stats_method() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn deluge_client_gets_the_servers_errors_and_the_connection_survives() -> Result<()> {
     let daemon = start()?;
     python_ok(&daemon, "errors.py", "localclient", &daemon.password)?;
@@ -41,6 +43,7 @@ fn deluge_client_gets_the_servers_errors_and_the_connection_survives() -> Result
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn readonly_account_added_while_running() -> Result<()> {
     let mut daemon = start()?;
     let auth = daemon.dir.path().join("auth");
@@ -54,6 +57,7 @@ fn readonly_account_added_while_running() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn events_reach_only_subscribers() -> Result<()> {
     let daemon = start()?;
     python_ok(&daemon, "events.py", "localclient", &daemon.password)?;
@@ -61,6 +65,7 @@ fn events_reach_only_subscribers() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs python3 with deluge-client"]
 fn shutdown_over_rpc_exits_cleanly_with_totals_saved() -> Result<()> {
     let mut daemon = start()?;
     // Let the sim move some traffic so the saved totals are not trivially zero.

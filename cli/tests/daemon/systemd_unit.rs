@@ -56,6 +56,7 @@ fn value<'a>(key: &str) -> &'a str {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze"]
 fn systemd_analyze_verify_accepts_the_unit() -> Result<()> {
     let tool = Command::new("systemd-analyze").arg("--version").output();
     ensure!(
@@ -707,6 +708,7 @@ fn counter(totals: &Value, key: &str) -> Result<u64> {
 }
 
 #[test]
+#[ignore = "needs root, systemd, unshare and nsenter"]
 fn the_unit_runs_the_daemon_under_a_real_systemd() -> Result<()> {
     let started = Instant::now();
     let systemd = Systemd::boot()?;

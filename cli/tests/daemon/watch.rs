@@ -209,6 +209,7 @@ fn check_clean_exit(tmux: &Tmux) -> Result<()> {
 
 /// The view shows the daemon's totals, source and rates, and quits cleanly on `q`.
 #[test]
+#[ignore = "needs tmux"]
 fn shows_totals_rates_and_health_and_quits_on_q() -> Result<()> {
     let daemon = DaemonProc::start()?;
     let (port, password) = (daemon.port(), daemon.password.as_str());
@@ -253,6 +254,7 @@ fn shows_totals_rates_and_health_and_quits_on_q() -> Result<()> {
 /// A daemon killed under the view is shown as unreachable while watch keeps running and
 /// retrying; a daemon started again on the same port is shown again; Esc still quits.
 #[test]
+#[ignore = "needs tmux"]
 fn shows_a_dead_daemon_and_reconnects() -> Result<()> {
     let daemon = DaemonProc::start()?;
     let (port, password) = (daemon.port(), daemon.password.clone());

@@ -264,6 +264,7 @@ async fn json_api_sessions_levels_and_bad_requests() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs promtool (Prometheus)"]
 async fn page_assets_events_and_metrics() -> Result<()> {
     let d = DaemonProc::start()?;
     let mut web = Web::of(&d)?;
@@ -530,6 +531,7 @@ fn daemon_on(dir: tempfile::TempDir, web_port: u16, source: &str) -> Result<Daem
 /// together, within one poll plus one scrape interval (the traffic after the last scrape,
 /// which the daemon counts at its final poll on the stop but no scrape can see).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus"]
 async fn prometheus_scrapes_across_a_restart() -> Result<()> {
     const DOWN: u64 = 1 << 20; // the sim's download rate; update_interval 1: one poll = 1 MiB
     let work = tempfile::tempdir()?;
@@ -624,6 +626,7 @@ async fn prometheus_scrapes_across_a_restart() -> Result<()> {
 /// failed polls counted, the snapshot carries the error; the source's password appears
 /// nowhere (labels, snapshot, log).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs promtool (Prometheus)"]
 async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
     let d = DaemonProc::start_with("deluge://alice:s3cretpw@127.0.0.1:1")?;
     let mut web = Web::of(&d)?;
@@ -676,6 +679,7 @@ async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
 /// directory on a source that is down from the beginning (no poll ever succeeds) exports
 /// the saved all-time totals, equal to the file's, with `source_up 0`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs promtool (Prometheus)"]
 async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() -> Result<()> {
     let first = DaemonProc::start()?;
     tokio::time::sleep(Duration::from_secs(3)).await; // the sim counts

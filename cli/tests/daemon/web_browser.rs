@@ -344,6 +344,7 @@ async fn open_browser(work: &std::path::Path) -> Result<(Driver, Browser)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
 async fn the_page_in_chromium() -> Result<()> {
     let (mut daemon, web_port) = start_daemon(support::daemon::SOURCE)?;
     let work = tempfile::tempdir()?;
@@ -812,6 +813,7 @@ async fn screenshot_full(b: &Browser, width: u32, path: &str) -> Result<String> 
 /// A source that is down is shown on the page, not hidden: the banner with its error, the
 /// source marked down; no console errors. Screenshot: `target/tmp/web-page-down.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
 async fn a_down_source_on_the_page() -> Result<()> {
     let (daemon, web_port) = start_daemon("deluge://alice:pw@127.0.0.1:1")?;
     let work = tempfile::tempdir()?;
