@@ -207,9 +207,13 @@ const BOOT_TARGET: &str = "torrent-stats-test.target";
 /// namespace; `unshare` made it private before this runs): a fresh /proc for the PID
 /// namespace with /proc/sys read-only, a read-only sysfs with the cgroup namespace's
 /// cgroup2 tree, a /dev of its own (nothing of the host's devices, no console: systemd then
-/// logs to the journal only), and private /run, /tmp, /var/tmp; the work directory's passwd
-/// and group (with the service user), the built binary at /usr/local/bin/torrent-stats and
-/// the work directory's var-lib at /var/lib (the StateDirectory) over the host's.
+/// logs to the journal only), a private /run; the work directory's units at
+/// /run/torrent-stats-test/units (the unit path), its passwd and group (with the service
+/// user), the built binary at /usr/local/bin/torrent-stats and its var-lib at /var/lib (the
+/// StateDirectory) over the host's; last, private /tmp and /var/tmp. Everything taken from
+/// the work directory and the binary is bound before those two are covered: both live in
+/// the checkout's target dir, which may itself be under /tmp (a fresh clone in /tmp), and
+/// a bind mount keeps its source visible under the new tmpfs.
 const BOOT: &str = r#"set -eu
 w=$1
 mount --make-rprivate /
@@ -232,17 +236,20 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/systemd/journald.conf.d
 printf '[Journal]\nStorage=volatile\n' >/run/systemd/journald.conf.d/volatile.conf
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
+mkdir -p /run/torrent-stats-test/units /run/torrent-stats-test/none
+mount --bind "$w/units" /run/torrent-stats-test/units
 mount --bind "$w/passwd" /etc/passwd
 mount --bind "$w/group" /etc/group
 mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
 touch /usr/local/bin/torrent-stats
 mount --bind "$2" /usr/local/bin/torrent-stats
 mount --bind "$w/var-lib" /var/lib
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 export container=torrent-stats-test
-export SYSTEMD_UNIT_PATH="$w/units"
-export SYSTEMD_GENERATOR_PATH="$w/none" SYSTEMD_ENVIRONMENT_GENERATOR_PATH="$w/none"
+export SYSTEMD_UNIT_PATH=/run/torrent-stats-test/units
+export SYSTEMD_GENERATOR_PATH=/run/torrent-stats-test/none
+export SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/torrent-stats-test/none
 exec /lib/systemd/systemd --system --unit=torrent-stats-test.target --log-target=journal --show-status=no
 "#;
 
@@ -358,7 +365,6 @@ impl Systemd {
         fs::set_permissions(w.join("group"), fs::Permissions::from_mode(0o644))?;
         fs::create_dir(w.join("var-lib"))?;
         fs::set_permissions(w.join("var-lib"), fs::Permissions::from_mode(0o755))?;
-        fs::create_dir(w.join("none"))?;
         let units = w.join("units");
         fs::create_dir(&units)?;
         for unit in SYSTEM_UNITS {
