@@ -12,7 +12,7 @@
 //! It fails (never skips) without `chromium` and `chromedriver`:
 //! `apt-get install chromium chromium-driver`.
 use std::future::Future;
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use torrent_stats::rpc::tls::CertPolicy;
 
 use crate::support;
 use crate::support::daemon::DaemonProc;
-use crate::support::{free_port, COUNTERS};
+use crate::support::COUNTERS;
 
 const INSTALL: &str = "apt-get install chromium chromium-driver";
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -55,29 +55,109 @@ struct Driver {
     log: PathBuf,
 }
 
+/// How long chromedriver may take to say which port it listens on and then to answer
+/// `/status` with `ready`: a cold first start (nothing in the page cache, a loaded CI
+/// machine) takes seconds; a deadline, not a sleep, so a warm start goes on at once.
+const DRIVER_READY: Duration = Duration::from_secs(60);
+
 impl Driver {
-    fn start(program: &Path, dir: &Path) -> Result<Self> {
-        let port = free_port()?;
+    /// Starts chromedriver on a port it picks itself (`--port=0`: no window in which
+    /// another process can take a port picked for it) and waits until it is ready for a
+    /// session: its stdout names the port, then `GET /status` answers `"ready": true`.
+    /// Fails at once, with chromedriver's log, if it exits meanwhile.
+    async fn start(program: &Path, dir: &Path) -> Result<Self> {
         let log = dir.join("chromedriver.log");
-        let child = Command::new(program)
-            .arg(format!("--port={port}"))
+        let mut child = Command::new(program)
+            .arg("--port=0")
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("spawn {}; {INSTALL}", program.display()))?;
-        let driver = Driver { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // "ChromeDriver was started successfully on port N." once it listens; the thread
+        // keeps draining stdout so that chromedriver never blocks on it.
+        let stdout = child.stdout.take().context("chromedriver's stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    let _ = tx.send(rest.trim_end_matches('.').trim().parse::<u16>());
+                }
+            }
+        });
+        let mut driver = Driver {
+            child,
+            port: 0,
+            log,
+        };
+        let deadline = Instant::now() + DRIVER_READY;
+        driver.port = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(port) => break port.context("chromedriver's port")?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!(
+                        "chromedriver closed its stdout without naming its port\n{}",
+                        driver.log_tail()
+                    )
+                }
+            }
+            driver.alive()?;
             ensure!(
                 Instant::now() < deadline,
-                "chromedriver did not listen on port {port} within 20 s; its log: {}",
-                driver.log.display()
+                "chromedriver did not say which port it listens on within {DRIVER_READY:?}\n{}",
+                driver.log_tail()
             );
-            std::thread::sleep(Duration::from_millis(50));
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let status = format!("{}/status", driver.url());
+        loop {
+            let answer = match http.get(&status).send().await {
+                Ok(response) => response.bytes().await.map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
+            let ready = answer
+                .as_ref()
+                .ok()
+                .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                return Ok(driver);
+            }
+            driver.alive()?;
+            ensure!(
+                Instant::now() < deadline,
+                "chromedriver on port {} not ready within {DRIVER_READY:?} (last answer to /status: {answer:?})\n{}",
+                driver.port,
+                driver.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(driver)
+    }
+
+    /// Fails, with the end of its log, if chromedriver has exited.
+    fn alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("chromedriver exited ({status})\n{}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    /// The last lines of chromedriver's log, for error messages (the log's directory is
+    /// gone once the test fails).
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "chromedriver's log ({}), its end:\n{tail}",
+            self.log.display()
+        )
     }
 
     fn url(&self) -> String {
@@ -311,7 +391,7 @@ async fn open_browser(work: &std::path::Path) -> Result<(Driver, Browser)> {
         .with_context(|| format!("chromedriver not found: {INSTALL}"))?;
     let chromium = find_program(&["chromium", "chromium-browser", "/usr/bin/chromium"])
         .with_context(|| format!("chromium not found: {INSTALL}"))?;
-    let driver = Driver::start(&chromedriver, work)?;
+    let driver = Driver::start(&chromedriver, work).await?;
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
     caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
@@ -335,9 +415,9 @@ async fn open_browser(work: &std::path::Path) -> Result<(Driver, Browser)> {
         .await
         .with_context(|| {
             format!(
-                "WebDriver session with {} ({INSTALL}); chromedriver's log: {}",
+                "WebDriver session with {} ({INSTALL}); {}",
                 chromium.display(),
-                driver.log.display()
+                driver.log_tail()
             )
         })?;
     Ok((driver, browser))
