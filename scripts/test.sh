@@ -11,7 +11,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 echo "disk free before the run: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 
 # Interop peers: the real Deluge daemon, console, web UI and GTK client (Debian; the GTK
-# client on an Xvfb display, driven with xdotool), deluge-client (PyPI); tmux, the
+# client on an Xvfb display with a D-Bus session bus of its own, its widgets found through
+# the accessibility tree: AT-SPI's Python bindings), deluge-client (PyPI); tmux, the
 # terminal watch.rs runs `torrent-stats watch` in; Chromium and chromedriver, the browser
 # web_browser.rs drives the web page in; strace, which fault_injection.rs attaches to the
 # daemon to fail a save's syscalls (those in cli/tests/daemon/). Plain `cargo test` leaves
@@ -19,13 +20,18 @@ echo "disk free before the run: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 # --include-ignored, they fail, rather than skip, when any of them is missing.
 if ! command -v deluged >/dev/null || ! command -v deluge-console >/dev/null \
   || ! command -v deluge-web >/dev/null || ! command -v deluge-gtk >/dev/null \
-  || ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null \
+  || ! command -v Xvfb >/dev/null || ! command -v dbus-daemon >/dev/null \
   || ! command -v tmux >/dev/null || ! command -v chromium >/dev/null \
   || ! command -v chromedriver >/dev/null || ! command -v strace >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb xdotool tmux \
+  apt-get install -y -qq deluged deluge-console deluge-web deluge-gtk xvfb dbus tmux \
     chromium chromium-driver strace >/dev/null
+fi
+if ! /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' 2>/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends gir1.2-atspi-2.0 >/dev/null
 fi
 python3 -c 'import deluge_client' 2>/dev/null || python3 -m pip install -q 'deluge-client==1.10.2'
 # Prometheus: promtool checks /metrics, the server scrapes the daemon (web.rs).
