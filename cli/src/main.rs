@@ -4,12 +4,12 @@
 #![deny(unsafe_code)]
 
 mod config;
-mod daemon;
 mod import;
 mod notify;
 mod plugin;
 mod reset;
 mod rpc_args;
+mod serve;
 mod session;
 mod totals;
 mod trim;
@@ -52,7 +52,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: poll the session source and keep crash-safe all-time totals.
-    Daemon(daemon::Args),
+    Daemon(serve::Args),
     /// Print the all-time totals (from the daemon; --offline reads the files).
     Totals(totals::Args),
     /// Print the current session's totals, rates and peers.
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Daemon(args) => daemon::run(args),
+        Command::Daemon(args) => serve::run(args),
         Command::Totals(args) => totals::run(args),
         Command::Session(args) => session::run(args),
         Command::Config(command) => config::run(command),

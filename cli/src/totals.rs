@@ -1,13 +1,9 @@
 //! `torrent-stats totals`: the all-time totals, from the daemon or (`--offline`) the files.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::bail;
 use serde_json::json;
 use torrent_stats::units::format_bytes;
-use torrent_stats::unstable;
-use torrent_stats::unstable::Rejected;
-use torrent_stats::{Accumulator, Counters, TOTALS_FILE};
+use torrent_stats::{clock, offline, Counters, TOTALS_FILE};
 
 use crate::rpc_args::{self, RpcArgs, Unreachable};
 
@@ -91,29 +87,14 @@ async fn online(rpc: &RpcArgs) -> anyhow::Result<()> {
 }
 
 fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
-    let dir = rpc.dir()?;
-    let path = dir.join(TOTALS_FILE);
-    let acc = match unstable::read::<Accumulator>(&path) {
-        Ok(acc) => acc,
-        Err(Rejected::Missing) => bail!("no totals yet: {} does not exist", path.display()),
-        Err(reason) => {
-            let mut bak = path.clone().into_os_string();
-            bak.push(".bak");
-            match unstable::read::<Accumulator>(bak.as_ref()) {
-                Ok(acc) => {
-                    eprintln!(
-                        "warning: {} is unusable ({reason}); showing its backup",
-                        path.display()
-                    );
-                    acc
-                }
-                Err(b) => bail!(
-                    "{} is unusable ({reason}) and so is its backup ({b})",
-                    path.display()
-                ),
-            }
-        }
-    };
+    let read = offline::read_totals(&rpc.dir()?)?;
+    if let Some(reason) = &read.from_backup {
+        eprintln!(
+            "warning: {} is unusable ({reason}); showing its backup",
+            rpc.dir()?.join(TOTALS_FILE).display()
+        );
+    }
+    let acc = read.accumulator;
     let t = acc.totals;
     let s = acc.last;
     if rpc.json {
@@ -131,9 +112,7 @@ fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
     }
     print_human(&t, &s);
     if acc.updated > 0 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = clock::unix_now() as u64;
         println!("Updated:    {} s ago", now.saturating_sub(acc.updated));
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! `torrent-stats daemon`.
+//! `torrent-stats daemon`: builds the daemon on its source and serves until a stop signal.
 //!
 //! Signals: SIGTERM, SIGINT, SIGQUIT (and SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR,
 //! SIGXCPU, whose default would kill it unsaved) save everything and stop; SIGHUP re-reads
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
-use torrent_stats::Daemon;
 use torrent_stats::{BuiltSource, SourceContext, SourceSpec};
+use torrent_stats::{Daemon, Reloader};
 
 /// The source when none is given: the embedded engine if this build has it.
 #[cfg(feature = "rqbit")]
@@ -186,15 +186,20 @@ fn listen_addr(interface: Option<IpAddr>, allow_remote: bool, port: u16) -> Sock
     SocketAddr::new(ip, port)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let dir = crate::config_dir(args.config_dir.clone())?;
-    // Before anything writes into it (the embedded engine keeps its files there).
-    torrent_stats::prepare_config_dir(&dir, args.allow_insecure_config_dir)?;
-    let addr = listen_addr(args.interface, args.allow_remote, args.port);
-    if !addr.ip().is_loopback() && !args.allow_remote {
+/// Where the transports listen: Deluge RPC, and the web server unless it is off.
+struct Listen {
+    rpc: SocketAddr,
+    #[cfg(feature = "web")]
+    web: Option<SocketAddr>,
+}
+
+/// The listening addresses the flags give; a non-loopback one needs `--allow-remote`.
+fn listen(args: &Args) -> anyhow::Result<Listen> {
+    let rpc = listen_addr(args.interface, args.allow_remote, args.port);
+    if !rpc.ip().is_loopback() && !args.allow_remote {
         anyhow::bail!(
             "--interface {} is not a loopback address; add --allow-remote to accept remote clients",
-            addr.ip()
+            rpc.ip()
         );
     }
     #[cfg(feature = "web")]
@@ -207,86 +212,110 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             web.ip()
         );
     }
+    Ok(Listen {
+        rpc,
+        #[cfg(feature = "web")]
+        web,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dir = crate::config_dir(args.config_dir.clone())?;
+    // Before anything writes into it (the embedded engine keeps its files there).
+    torrent_stats::prepare_config_dir(&dir, args.allow_insecure_config_dir)?;
+    let listen = listen(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        // Signals first: from here on no signal of `signals()` ends the daemon unsaved (one
-        // that arrives while it starts is answered once it runs).
-        let mut signals = Signals::install()?;
-        let built = open_source(&args, &dir).await?;
-        let mut builder = Daemon::builder_for(&dir, &built)
-            .allow_insecure_config_dir(args.allow_insecure_config_dir);
-        builder = builder.rpc(addr).allow_remote(args.allow_remote);
-        #[cfg(feature = "web")]
-        if let Some(web) = web {
-            builder = builder.web(web);
+    runtime.block_on(serve(args, dir, listen))
+}
+
+/// Builds the daemon on its source, runs it until a stop signal, then stops the source.
+async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
+    // Signals first: from here on no signal of `signals()` ends the daemon unsaved (one
+    // that arrives while it starts is answered once it runs).
+    let signals = Signals::install()?;
+    let built = open_source(&args, &dir).await?;
+    let builder = Daemon::builder_for(&dir, &built)
+        .allow_insecure_config_dir(args.allow_insecure_config_dir)
+        .rpc(listen.rpc)
+        .allow_remote(args.allow_remote);
+    #[cfg(feature = "web")]
+    let builder = match listen.web {
+        Some(web) => builder.web(web),
+        None => builder,
+    };
+    let daemon = builder
+        .build()
+        .await
+        .with_context(|| format!("starting the daemon on {}", dir.display()))?;
+    if let Some(bound) = daemon.rpc_addr() {
+        // Tests and scripts that pass --port 0 read the bound port from this line.
+        eprintln!("RPC listening on {bound}");
+    }
+    #[cfg(feature = "web")]
+    if let Some(bound) = daemon.web_addr() {
+        eprintln!("Web listening on http://{bound}");
+    }
+    let reloader = daemon.reloader();
+    // Memory freed after a burst of clients goes back to the system.
+    crate::trim::spawn();
+    // systemd (Type=notify): ready once every transport listens and Stats counts.
+    let status = Status(crate::notify::Notifier::from_env());
+    status.send(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=counting; Deluge RPC on {}",
+        std::process::id(),
+        daemon
+            .rpc_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string())
+    ));
+    let result = daemon.run(until_stop(signals, reloader, status)).await;
+    built.stop().await;
+    // A failed final save is an error exit: the files lag what was counted.
+    result.context("stopping the daemon")?;
+    Ok(())
+}
+
+/// The daemon's state for systemd, when it runs under it (`Type=notify`).
+struct Status(Option<crate::notify::Notifier>);
+
+impl Status {
+    fn send(&self, state: &str) {
+        if let Some(n) = &self.0 {
+            n.send(state);
         }
-        let daemon = builder
-            .build()
-            .await
-            .with_context(|| format!("starting the daemon on {}", dir.display()))?;
-        if let Some(bound) = daemon.rpc_addr() {
-            // Tests and scripts that pass --port 0 read the bound port from this line.
-            eprintln!("RPC listening on {bound}");
-        }
-        #[cfg(feature = "web")]
-        if let Some(bound) = daemon.web_addr() {
-            eprintln!("Web listening on http://{bound}");
-        }
-        let reloader = daemon.reloader();
-        // Memory freed after a burst of clients goes back to the system.
-        crate::trim::spawn();
-        // systemd (Type=notify): ready once every transport listens and Stats counts.
-        let notifier = crate::notify::Notifier::from_env();
-        let notify = move |state: &str| {
-            if let Some(n) = &notifier {
-                n.send(state);
+    }
+}
+
+/// Answers signals until one says stop: SIGHUP reloads, the ignored ones are logged.
+async fn until_stop(mut signals: Signals, reloader: Reloader, status: Status) {
+    loop {
+        match signals.next().await {
+            (name, Action::Stop) => {
+                tracing::info!(signal = name, "{name} received: saving and stopping");
+                status.send("STOPPING=1\nSTATUS=saving and stopping");
+                return;
             }
-        };
-        notify(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=counting; Deluge RPC on {}",
-            std::process::id(),
-            daemon
-                .rpc_addr()
-                .map_or_else(|| "-".to_string(), |a| a.to_string())
-        ));
-        let result = daemon
-            .run(async move {
-                loop {
-                    match signals.next().await {
-                        (name, Action::Stop) => {
-                            tracing::info!(signal = name, "{name} received: saving and stopping");
-                            notify("STOPPING=1\nSTATUS=saving and stopping");
-                            break;
-                        }
-                        (name, Action::Reload) => {
-                            tracing::info!(
-                                signal = name,
-                                "{name} received: reloading auth, the TLS key pair and stats.conf"
-                            );
-                            // Each refusal is logged by the reload itself.
-                            match reloader.reload().await {
-                                Ok(()) => notify("STATUS=counting; reloaded"),
-                                Err(e) => notify(&format!(
-                                    "STATUS=counting; reload refused: {}",
-                                    e.to_string().replace('\n', " ")
-                                )),
-                            }
-                        }
-                        (name, Action::Ignore) => {
-                            tracing::info!(signal = name, "{name} received: ignored");
-                        }
-                    }
+            (name, Action::Reload) => {
+                tracing::info!(
+                    signal = name,
+                    "{name} received: reloading auth, the TLS key pair and stats.conf"
+                );
+                // Each refusal is logged by the reload itself.
+                match reloader.reload().await {
+                    Ok(()) => status.send("STATUS=counting; reloaded"),
+                    Err(e) => status.send(&format!(
+                        "STATUS=counting; reload refused: {}",
+                        e.to_string().replace('\n', " ")
+                    )),
                 }
-            })
-            .await;
-        built.stop().await;
-        // A failed final save is an error exit: the files lag what was counted.
-        result.context("stopping the daemon")?;
-        Ok(())
-    })
+            }
+            (name, Action::Ignore) => {
+                tracing::info!(signal = name, "{name} received: ignored");
+            }
+        }
+    }
 }
 
 /// The source the flags name, built on the library's one path (specification, then
