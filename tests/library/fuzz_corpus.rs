@@ -2,7 +2,7 @@
 //! found worth keeping) through the fuzz targets' bodies (`fuzz/common.rs`) on stable, so
 //! every CI run checks the frame and rencode decoders, the `stats.conf` loader, the other
 //! file loaders and the web JSON handler against them. Fuzzing itself: `cargo +nightly fuzz run TARGET`
-//! (README, BENCHMARKS.md).
+//! (docs/testing.md, BENCHMARKS.md).
 
 #[path = "../../fuzz/common.rs"]
 mod common;

@@ -1,6 +1,6 @@
 //! `contrib/torrent-stats.service`: `systemd-analyze verify` accepts it (the tool must be
 //! installed: `scripts/test.sh` installs Debian's `systemd`; the test fails without it), it
-//! has the sandboxing the README promises, its `ExecStart` arguments are the daemon's, and
+//! has the sandboxing docs/operations.md promises, its `ExecStart` arguments are the daemon's, and
 //! the daemon speaks `Type=notify`: `READY=1` once it serves, `STOPPING=1` on SIGTERM, to a
 //! datagram socket standing in for systemd's `$NOTIFY_SOCKET`.
 //!

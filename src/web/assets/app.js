@@ -672,7 +672,7 @@
       });
   }
 
-  // Hooks for the browser test (tests/web_browser.rs) and for curious users.
+  // Hooks for the browser test (cli/tests/daemon/web_browser.rs) and for curious users.
   window.__torrentStats = {
     points: () => state.data.rates[0].length,
     peerPoints: () => state.data.peers[0].length,
