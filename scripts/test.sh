@@ -70,10 +70,11 @@ cargo check -p torrent-stats-cli --no-default-features --bin torrent-stats
 # The examples as programs: the daemon's tests (cli/tests/daemon/examples.rs) run them.
 cargo build --all-features --examples
 # Unit, integration and example targets of both packages, the ignored tests (those that
-# need the tools installed above) included; then the benches, run once each as tests
-# (criterion takes no --include-ignored).
+# need the tools installed above) included; then the bench targets, each benchmark run
+# once as a test (criterion takes no --include-ignored; --bench '*' rather than
+# --benches, which would run the unit tests again).
 cargo test --all-features --lib --bins --tests --examples -- --include-ignored
-cargo test --all-features --benches
+cargo test --all-features --bench '*'
 # Examples in the docs.
 cargo test --all-features --doc
 echo "target dir after the run: $(du -sh "$target_dir" | cut -f1), disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"
