@@ -141,8 +141,8 @@ pub use stats::offline;
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
 pub use stats::remote;
 pub use stats::{
-    Accumulator, ConfigChange, ConfigError, ConfigFileError, ConfigKey, Counters, Health, Import,
-    ImportRefused, Rates, Snapshot, Stats, StatsConfig, StatsError, StatsHandle,
+    Accumulator, ChangeError, ConfigChange, ConfigError, ConfigFileError, ConfigKey, Counters,
+    Health, Import, ImportRefused, Rates, Snapshot, Stats, StatsConfig, StatsError, StatsHandle,
 };
 pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
 pub use store::{Durability, LockHolder, Persist, Store, StoreError};

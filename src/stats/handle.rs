@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::session::SourceError;
-use crate::stats::config::{ConfigChange, ConfigError, ConfigFileError, StatsConfig};
+use crate::stats::config::{ConfigChange, ConfigFileError, StatsConfig};
 use crate::stats::poller::{ChangeError, Command, Health, Import, SharedView, Snapshot, View};
-use crate::stats::totals::{Counters, ImportRefused};
+use crate::stats::totals::Counters;
 
 use super::Shared;
 
@@ -25,33 +25,13 @@ pub enum StatsError {
     /// The source did not answer a poll (or left out a required counter).
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// A preference out of its range; nothing changed.
+    /// The change was refused (a value out of range, totals imported already, or a save
+    /// that failed); nothing changed.
     #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Totals from that program were imported already; nothing changed.
-    #[error(transparent)]
-    Import(#[from] ImportRefused),
-    /// The change could not be saved, so it was not made.
-    #[error("{what}: {message}")]
-    Save {
-        /// What did not happen (`"preferences not changed"`, `"totals not reset"`, ...).
-        what: &'static str,
-        /// The store's error.
-        message: String,
-    },
+    Refused(#[from] ChangeError),
     /// The hand-edited `stats.conf` cannot be used; the running preferences stay.
     #[error("{0}; the running preferences stay")]
     ConfigFile(#[from] ConfigFileError),
-}
-
-impl From<ChangeError> for StatsError {
-    fn from(e: ChangeError) -> Self {
-        match e {
-            ChangeError::Config(e) => StatsError::Config(e),
-            ChangeError::Import(e) => StatsError::Import(e),
-            ChangeError::Save { what, message } => StatsError::Save { what, message },
-        }
-    }
 }
 
 /// What handles and exports reach while the plugin is enabled: the poll task's state

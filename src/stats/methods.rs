@@ -8,7 +8,7 @@ use crate::export::{kind, Args, AuthLevel, DispatchError, ExportError, ExportSco
 use crate::stats::config::{ConfigChange, ConfigKey};
 use crate::stats::handle::{Link, StatsError};
 use crate::stats::history;
-use crate::stats::poller::Import;
+use crate::stats::poller::{ChangeError, Import};
 use crate::stats::totals::{self, Counters};
 
 /// Registers every `stats.*` method on `scope`, answering from `link`.
@@ -89,11 +89,13 @@ fn counters_value(c: &Counters) -> Value {
 /// A typed refusal as the wire error Deluge's clients expect.
 fn refused(args: &Args, error: StatsError) -> DispatchError {
     match error {
-        StatsError::Config(e) => args.value_error(
+        StatsError::Refused(ChangeError::Config(e)) => args.value_error(
             &format!("config[{:?}]", e.key.as_str()),
             format!("{} is out of range {}..={}", e.value, e.min, e.max),
         ),
-        StatsError::Import(e) => args.value_error("fingerprint", e.to_string()),
+        StatsError::Refused(ChangeError::Import(e)) => {
+            args.value_error("fingerprint", e.to_string())
+        }
         other => DispatchError::Plugin {
             method: args.method().to_string(),
             message: other.to_string(),
@@ -125,7 +127,7 @@ fn config_change(args: &Args) -> Result<ConfigChange, DispatchError> {
         };
         let n = config_key
             .check(n)
-            .map_err(|e| refused(args, StatsError::Config(e)))?;
+            .map_err(|e| refused(args, ChangeError::Config(e).into()))?;
         change = change.with(config_key, n);
     }
     Ok(change)

@@ -36,7 +36,7 @@ use crate::store::{Durability, Persist, Store, StoreError};
 pub use config::{ConfigChange, ConfigError, ConfigFileError, ConfigKey, StatsConfig};
 pub use handle::{StatsError, StatsHandle};
 pub use history::History;
-pub use poller::{Health, Import, Rates, Snapshot};
+pub use poller::{ChangeError, Health, Import, Rates, Snapshot};
 pub use totals::{Accumulator, Counters, ImportRefused};
 
 use handle::Link;
