@@ -63,9 +63,9 @@ cargo build -p torrent-stats --no-default-features --lib
 for feature in rpc-client rpc rqbit web; do
   cargo check -p torrent-stats --no-default-features --features "$feature" --lib
 done
-# The daemon binary (package torrent-stats-cli): as shipped, and without its optional
-# parts (the embedded engine, the web server).
-cargo check -p torrent-stats-cli --bin torrent-stats
+# The daemon binary (package torrent-stats-cli) without its optional parts (the embedded
+# engine, the web server); as shipped (its default features, which are all of them) it
+# is built by the tests below.
 cargo check -p torrent-stats-cli --no-default-features --bin torrent-stats
 # The examples as programs: the daemon's tests (cli/tests/daemon/examples.rs) run them.
 cargo build --all-features --examples
