@@ -11,14 +11,14 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use torrent_stats::Daemon;
-//! use torrent_stats::SimSource;
+//! use torrent_stats::{Daemon, SimSource};
 //!
 //! # async fn demo() -> Result<(), torrent_stats::DaemonError> {
-//! let daemon = Daemon::builder("./stats-dir", Arc::new(SimSource::new(0, 0, 0)))
-//!     .rpc("127.0.0.1:58846".parse().unwrap())
-//!     .build()
-//!     .await?;
+//! let builder = Daemon::builder("./stats-dir", Arc::new(SimSource::new(0, 0, 0)));
+//! # #[cfg(feature = "rpc")] // the example compiles without the feature too
+//! let builder = builder.rpc("127.0.0.1:58846".parse().unwrap());
+//! let daemon = builder.build().await?;
+//! # #[cfg(feature = "rpc")]
 //! println!("Deluge RPC on {:?}", daemon.rpc_addr());
 //! daemon.run(async { /* your app's shutdown signal */ }).await
 //! # }

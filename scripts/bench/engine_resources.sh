@@ -298,3 +298,6 @@ row 'transfer CPU (% of one core)' xfer_cpu_pct '%10.1f'
 row 'transfer wall time (s)' xfer_wall_s '%10.1f'
 row 'after: seeding, polled (% of core)' polled_seed_cpu_pct '%10.2f'
 echo "files identical to the source (cmp): both"
+awk -v o="$(field idle_rss_mib "$ours")" -v t="$(field idle_rss_mib "$theirs")" 'BEGIN {
+  printf "target: idle RSS <= 1/5 of deluged'"'"'s: %.1f vs %.1f MiB (%.3f), %s\n", o, t, o / t,
+    (o <= t / 5 ? "met" : "NOT met") }'
