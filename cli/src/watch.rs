@@ -13,7 +13,7 @@
 //! the source's status; or the error), until Ctrl-C or until the reader goes away.
 
 use std::io::{self, IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -25,6 +25,7 @@ use ratatui::{DefaultTerminal, Frame};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use torrent_stats::clock::unix_now;
 use torrent_stats::units::format_bytes;
 use torrent_stats::Counters;
 
@@ -519,13 +520,6 @@ fn ratio(c: &Counters) -> String {
 /// How long ago the Unix time `t` (seconds) was.
 fn age(t: f64) -> String {
     span((unix_now() - t).max(0.0) as u64)
-}
-
-/// Now, in Unix seconds.
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A duration in seconds, minutes or hours.

@@ -16,7 +16,7 @@ pub mod rpc;
 
 pub use in_process::*;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use torrent_stats::Counters;
@@ -42,21 +42,8 @@ pub fn counter_values(c: &Counters) -> [u64; 4] {
     ]
 }
 
-/// The wall clock, Unix seconds.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-/// The wall clock, Unix nanoseconds.
-pub fn unix_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos()
-}
+/// The wall clock, as the daemon's files write it: the library's.
+pub use torrent_stats::clock::{unix_nanos, unix_now};
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> Result<u16> {
