@@ -164,6 +164,11 @@ pub struct SessionStatus {
     pub session: SessionId,
     /// Values by key; a key the source does not know is absent.
     pub values: BTreeMap<StatusKey, u64>,
+    /// How long the session has been running, in seconds, when the source knows it (a
+    /// remote daemon's uptime). Stats counts a new session when it goes down, or when it
+    /// is too short for the time since the last sample: a restart the identity cannot
+    /// show (see `docs/counting.md`).
+    pub uptime: Option<u64>,
 }
 
 impl SessionStatus {
@@ -172,6 +177,7 @@ impl SessionStatus {
         SessionStatus {
             session,
             values: BTreeMap::new(),
+            uptime: None,
         }
     }
 
@@ -183,6 +189,12 @@ impl SessionStatus {
     /// Sets `key` (builder style).
     pub fn with(mut self, key: StatusKey, value: u64) -> Self {
         self.values.insert(key, value);
+        self
+    }
+
+    /// Sets the session's uptime in seconds (builder style).
+    pub fn with_uptime(mut self, seconds: u64) -> Self {
+        self.uptime = Some(seconds);
         self
     }
 }

@@ -468,6 +468,7 @@ impl DelugeSource {
             SessionStatus {
                 session: conn.session.clone(),
                 values,
+                uptime: None,
             },
             ticks,
         ))

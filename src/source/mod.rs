@@ -22,6 +22,8 @@ mod http;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
+#[cfg(feature = "sidecars")]
+mod sidecar;
 mod sim;
 mod spec;
 
@@ -29,6 +31,8 @@ mod spec;
 pub use deluge::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
+#[cfg(feature = "sidecars")]
+pub use sidecar::SidecarSpecError;
 pub use sim::{SimParamError, SimSource};
 pub use spec::{
     BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError, SourceSpecReason,
