@@ -236,6 +236,9 @@ pub(crate) struct Poller {
     failing: Vec<(&'static str, String)>,
     poll_failing: bool,
     previous: Option<(Instant, Counters)>,
+    /// The session and uptime of the last answered sample that reported one, and when it
+    /// came (monotonic: a wall clock that jumps cannot fake a restart in one run).
+    last_uptime: Option<(Instant, SessionId, u64)>,
 }
 
 fn every(period: Duration, first: Instant) -> Interval {
@@ -275,6 +278,7 @@ impl Poller {
             failing: Vec::new(),
             poll_failing: false,
             previous: None,
+            last_uptime: None,
         }
     }
 
@@ -433,7 +437,13 @@ impl Poller {
             {
                 health.measured = measured.map(String::from).collect();
             }
-            let (mut next, step) = view.acc.apply(&status.session, counters);
+            let expected = self.expected_uptime(&view.acc, &status.session);
+            let (mut next, step) =
+                view.acc
+                    .apply_timed(&status.session, counters, status.uptime, expected);
+            self.last_uptime = status
+                .uptime
+                .map(|u| (Instant::now(), status.session.clone(), u));
             if step.new_session {
                 tracing::info!(session = %status.session, "counting a new session");
                 self.previous = None;
@@ -471,6 +481,22 @@ impl Poller {
         if changed {
             self.fast_dirty = true;
             self.durable_dirty = true;
+        }
+    }
+
+    /// The uptime the session of this sample would have now had it not restarted: from
+    /// the last sample of this run (monotonic clock), else from the totals file (the
+    /// uptime when they last changed plus the wall-clock time since).
+    fn expected_uptime(&self, acc: &Accumulator, session: &SessionId) -> Option<u64> {
+        match &self.last_uptime {
+            Some((at, s, uptime)) if s == session => {
+                Some(uptime.saturating_add(at.elapsed().as_secs()))
+            }
+            Some(_) => None,
+            None if acc.session.as_ref() == Some(session) => acc
+                .uptime
+                .map(|u| u.saturating_add((unix_now() as u64).saturating_sub(acc.updated))),
+            None => None,
         }
     }
 

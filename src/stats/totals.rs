@@ -140,7 +140,17 @@ pub struct Accumulator {
     /// Totals imported from other programs, once each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<Import>,
+    /// The session's uptime (seconds) when the totals last changed (at `updated`), for a
+    /// source that reports it: across a restart of ours, a remote session whose uptime is
+    /// shorter than this plus the time since is a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<u64>,
 }
+
+/// How much shorter than expected a session's uptime may be before it counts as a new
+/// session: the sampling jitter of a remote daemon's whole-second uptime and the poll's
+/// latency stay well below it.
+pub const UPTIME_SLACK: u64 = 10;
 
 /// One import of another program's all-time totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +192,7 @@ impl Default for Accumulator {
             totals: Counters::default(),
             last: Counters::default(),
             imports: Vec::new(),
+            uptime: None,
         }
     }
 }
@@ -190,8 +201,28 @@ impl Accumulator {
     /// Applies one sample: a delta in the same session, or the whole counters when the
     /// session is new (new identity, first sample ever, or any counter that went down).
     pub fn apply(&self, session: &SessionId, counters: Counters) -> (Accumulator, Step) {
+        self.apply_timed(session, counters, None, None)
+    }
+
+    /// [`apply`](Accumulator::apply) for a source that reports its session's `uptime`:
+    /// also a new session when the uptime is more than [`UPTIME_SLACK`] seconds shorter
+    /// than `expected`, the uptime the session would have now had it not restarted (the
+    /// caller knows the time since the last sample). The uptime is kept with the totals
+    /// when they change, so that it always belongs to `updated`.
+    pub fn apply_timed(
+        &self,
+        session: &SessionId,
+        counters: Counters,
+        uptime: Option<u64>,
+        expected: Option<u64>,
+    ) -> (Accumulator, Step) {
         let counters = counters.clamped();
-        let new_session = self.session.as_ref() != Some(session) || counters.any_below(&self.last);
+        let restarted = match (uptime, expected) {
+            (Some(now), Some(expected)) => now < expected.saturating_sub(UPTIME_SLACK),
+            _ => false,
+        };
+        let new_session =
+            self.session.as_ref() != Some(session) || counters.any_below(&self.last) || restarted;
         let delta = if new_session {
             counters
         } else {
@@ -204,8 +235,14 @@ impl Accumulator {
             totals: self.totals.saturating_add(delta),
             last: counters,
             imports: self.imports.clone(),
+            uptime: self.uptime,
         };
-        (next, Step { delta, new_session })
+        let step = Step { delta, new_session };
+        let next = Accumulator {
+            uptime: if step.changed() { uptime } else { self.uptime },
+            ..next
+        };
+        (next, step)
     }
 
     /// Adds another program's totals once per fingerprint; an error names the earlier
@@ -333,6 +370,28 @@ mod tests {
         let (a, _) = a.apply(&SessionId::new("two"), c(5, 5));
         assert_eq!(a.totals, c(165, 705));
         assert_eq!(a.last, c(5, 5));
+    }
+
+    #[test]
+    fn an_uptime_shorter_than_expected_is_a_new_session() {
+        let s = SessionId::new("remote");
+        let (a, _) = Accumulator::default().apply_timed(&s, c(100, 200), Some(50), None);
+        assert_eq!(a.uptime, Some(50));
+        // Within the slack: the same session (uptime sampled late or early).
+        let (b, step) = a.apply_timed(&s, c(150, 200), Some(55), Some(60));
+        assert!(!step.new_session && step.delta == c(50, 0), "{step:?}");
+        // The daemon restarted and moved more than before by the next sample: the counters
+        // did not go down, the uptime gives it away.
+        let (d, step) = b.apply_timed(&s, c(400, 900), Some(30), Some(3600));
+        assert!(step.new_session);
+        assert_eq!(d.totals, c(150 + 400, 200 + 900));
+        // An unchanged sample keeps the uptime that belongs to `updated`.
+        let (e, step) = d.apply_timed(&s, c(400, 900), Some(90), Some(90));
+        assert!(!step.changed());
+        assert_eq!(e.uptime, Some(30));
+        // No expectation (first sample of a run with no file): never a restart.
+        let (_, step) = e.apply_timed(&s, c(400, 900), Some(1), None);
+        assert!(!step.new_session);
     }
 
     #[test]
