@@ -33,7 +33,7 @@ use crate::plugin::CorePlugin;
 use crate::plugin::PluginError;
 use crate::service::Core;
 use crate::session::SessionSource;
-use crate::source::BuiltSource;
+use crate::source::{BuiltSource, SourceSet};
 use crate::stats::{Stats, StatsHandle};
 use crate::store::StoreError;
 use crate::torrent::TorrentEngine;
@@ -135,6 +135,7 @@ pub struct DaemonBuilder {
     web: Option<SocketAddr>,
     allow_remote: bool,
     allow_insecure_config_dir: bool,
+    sources: Option<Arc<tokio::sync::Mutex<SourceSet>>>,
 }
 
 /// Makes sure the config directory is safe to use: created with mode 0700 if missing; if
@@ -267,7 +268,10 @@ impl DaemonBuilder {
             None => None,
         };
         let core = Core::with_engine_conf(host, self.engine, engine_conf)?;
-        let stats = Arc::new(Stats::new());
+        let stats = Arc::new(match &self.sources {
+            Some(set) => Stats::with_sources(set.clone()),
+            None => Stats::new(),
+        });
         let handle = stats.handle();
         core.host().register(stats).await?;
         for plugin in self.plugins {
@@ -293,6 +297,7 @@ impl DaemonBuilder {
         Ok(Daemon {
             core,
             stats: handle,
+            sources: self.sources,
             #[cfg(feature = "rpc")]
             rpc,
             #[cfg(feature = "web")]
@@ -334,8 +339,9 @@ pub struct ReloadError {
 }
 
 impl Reloader {
-    /// Re-reads `auth`, the TLS key pair (for new connections) and `stats.conf`; logs each
-    /// refusal (with how to fix it) and returns them all.
+    /// Re-reads `auth`, the TLS key pair (for new connections), `stats.conf` and the
+    /// sources file (its difference applied); logs each refusal (with how to fix it) and
+    /// returns them all.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let mut problems = Vec::new();
         #[allow(unused_mut)]
@@ -370,6 +376,19 @@ impl Reloader {
             Err(crate::stats::StatsError::NotRunning) => {}
             Err(e) => problems.push(e.to_string()),
         }
+        match self.stats.reload_sources().await {
+            Ok(done) => {
+                for change in done {
+                    tracing::info!("sources file reloaded: {change}");
+                }
+            }
+            Err(refused) => {
+                for e in refused {
+                    tracing::error!(error = %e, "sources file: refused");
+                    problems.push(e);
+                }
+            }
+        }
         if problems.is_empty() {
             tracing::info!(config_dir = %self.dir.display(), "reloaded auth, the TLS key pair and stats.conf");
             Ok(())
@@ -383,6 +402,7 @@ impl Reloader {
 pub struct Daemon {
     core: Core,
     stats: StatsHandle,
+    sources: Option<Arc<tokio::sync::Mutex<SourceSet>>>,
     #[cfg(feature = "rpc")]
     rpc: Option<rpc::Bound>,
     #[cfg(feature = "web")]
@@ -415,7 +435,23 @@ impl Daemon {
             web: None,
             allow_remote: false,
             allow_insecure_config_dir: false,
+            sources: None,
         }
+    }
+
+    /// A builder for a daemon on `config_dir` counting a set of named sources (from
+    /// [`SourceSet::open`]): the embedded engine, if one of them is, behind Deluge's
+    /// torrent methods; sources added and removed at run time. [`run`](Daemon::run) stops
+    /// the sources when the daemon stopped.
+    pub fn builder_with_sources(config_dir: impl Into<PathBuf>, set: SourceSet) -> DaemonBuilder {
+        let primary = set
+            .primary()
+            .unwrap_or_else(|| Arc::new(crate::source::SimSource::new(0, 0, 0)));
+        let engine = set.engine();
+        let mut builder = Daemon::builder(config_dir, primary);
+        builder.engine = engine;
+        builder.sources = Some(Arc::new(tokio::sync::Mutex::new(set)));
+        builder
     }
 
     /// A builder for a daemon on `config_dir` counting a built source (from
@@ -496,6 +532,9 @@ impl Daemon {
             let _ = server.await;
         }
         let failures = self.core.host().shutdown().await;
+        if let Some(set) = &self.sources {
+            set.lock().await.stop().await;
+        }
         tracing::info!("daemon stopped");
         match failures.into_iter().next() {
             Some((_, e)) => Err(e.into()),

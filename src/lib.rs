@@ -126,9 +126,13 @@ pub use host::{HostConfig, PluginHost};
 pub use plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
 pub use service::{Core, EngineConfig};
 pub use session::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
+#[cfg(feature = "sidecars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+pub use source::SidecarSpecError;
 pub use source::{
-    BuildError, BuiltSource, SimParamError, SimSource, SourceContext, SourceSpec, SourceSpecError,
-    SourceSpecReason,
+    name_sources, split_named, BuildError, BuiltSource, Member, SimParamError, SimSource,
+    SourceContext, SourceEntry, SourceName, SourceNameError, SourceSet, SourceSetError, SourceSpec,
+    SourceSpecError, SourceSpecReason, SourcesFile, SOURCES_DIR, SOURCES_FILE,
 };
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
@@ -142,7 +146,8 @@ pub use stats::offline;
 pub use stats::remote;
 pub use stats::{
     Accumulator, ChangeError, ConfigChange, ConfigError, ConfigFileError, ConfigKey, Counters,
-    Health, Import, ImportRefused, Rates, Snapshot, Stats, StatsConfig, StatsError, StatsHandle,
+    Health, Import, ImportRefused, Rates, Snapshot, SourceChangeError, SourceSnapshot, Stats,
+    StatsConfig, StatsError, StatsHandle,
 };
 pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
 pub use store::{Durability, LockHolder, Persist, Store, StoreError};

@@ -230,4 +230,10 @@ pub trait SessionSource: Send + Sync + 'static {
     fn describe(&self) -> String {
         "custom".to_string()
     }
+
+    /// The kind of source (`sim`, `deluge`, `engine`, …): the name of a source not
+    /// given one.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }

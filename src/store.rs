@@ -138,6 +138,9 @@ pub trait Persist: Serialize + DeserializeOwned + Default + Send + Sync + 'stati
     /// history); false for preferences a user may edit by hand.
     const SEALED: bool;
 
+    /// Whether the file is readable by its owner only (mode 0600): it holds secrets.
+    const PRIVATE: bool = false;
+
     /// Checks a loaded value; an error makes the file count as corrupt.
     fn validate(&self) -> Result<(), String> {
         Ok(())
@@ -451,7 +454,7 @@ impl<T: Persist> Store<T> {
             path: self.path.clone(),
             message,
         })?;
-        let tmp = TempFile::create(&self.tmp)?;
+        let tmp = TempFile::create(&self.tmp, T::PRIVATE)?;
         let result = self.write_and_rename(tmp, text.as_bytes(), durability);
         if result.is_err() {
             let _ = fs::remove_file(sibling(&self.tmp, ".bak"));
@@ -509,13 +512,20 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn create(path: &Path) -> Result<TempFile, StoreError> {
+    /// A fresh temp file at `path`; owner-only (0600) if `private`.
+    fn create(path: &Path, private: bool) -> Result<TempFile, StoreError> {
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("remove stale temp file", path)(e)),
         }
-        let file = no_follow(OpenOptions::new().write(true).create_new(true))
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = no_follow(&mut options)
             .open(path)
             .map_err(io("create temp file", path))?;
         Ok(TempFile {

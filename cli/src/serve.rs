@@ -12,12 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
-use torrent_stats::{BuiltSource, SourceContext, SourceSpec};
 use torrent_stats::{Daemon, Reloader};
+use torrent_stats::{SourceContext, SourceSet};
 
-/// The source when none is given: the embedded engine if this build has it.
+/// The source when neither the sources file nor the command line has one: the embedded
+/// engine if this build has it.
 #[cfg(feature = "rqbit")]
-const DEFAULT_SOURCE: &str = "rqbit";
+const DEFAULT_SOURCE: &str = "engine";
 #[cfg(not(feature = "rqbit"))]
 const DEFAULT_SOURCE: &str = "sim:up=0,down=0";
 
@@ -27,17 +28,16 @@ pub struct Args {
     /// Directory for core.conf, stats.*, auth and ssl/.
     #[arg(long, env = "TORRENT_STATS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
-    /// Session source: `rqbit` (the embedded BitTorrent engine, the default when built
-    /// in), `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic) or
-    /// `deluge://USER:PASS@HOST[:PORT]` (a running Deluge 2 daemon). Set it through the
-    /// environment to keep a password out of the process list.
-    #[arg(
-        long,
-        env = "TORRENT_STATS_SOURCE",
-        hide_env_values = true,
-        default_value = DEFAULT_SOURCE
-    )]
-    source: String,
+    /// A source to count, `[NAME=]SPEC` (repeatable), added to the sources file
+    /// (`sources.toml` in the config directory, which keeps every source): `engine` (the
+    /// embedded BitTorrent engine, the default when built in and no source is in the
+    /// file), `sim:up=RATE,down=RATE[,peers=N]` (synthetic traffic),
+    /// `deluge://USER:PASS@HOST[:PORT]`, `transmission://USER:PASS@HOST[:PORT]`,
+    /// `qbittorrent://USER:PASS@HOST[:PORT]`, `rqbit://HOST[:PORT]`. Without NAME, the
+    /// source is named after its kind. Passwords belong in the sources file (mode 0600),
+    /// not on a command line: `torrent-stats source add` writes it.
+    #[arg(long, env = "TORRENT_STATS_SOURCE", hide_env_values = true)]
+    source: Vec<String>,
     /// Embedded engine: where torrents' data goes (default: ~/Downloads/torrent-stats, or
     /// <config-dir>/downloads without a home directory).
     #[arg(long, env = "TORRENT_STATS_DOWNLOAD_DIR")]
@@ -236,8 +236,8 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
     // Signals first: from here on no signal of `signals()` ends the daemon unsaved (one
     // that arrives while it starts is answered once it runs).
     let signals = Signals::install()?;
-    let built = open_source(&args, &dir).await?;
-    let builder = Daemon::builder_for(&dir, &built)
+    let set = open_sources(&args, &dir).await?;
+    let builder = Daemon::builder_with_sources(&dir, set)
         .allow_insecure_config_dir(args.allow_insecure_config_dir)
         .rpc(listen.rpc)
         .allow_remote(args.allow_remote);
@@ -271,7 +271,6 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
             .map_or_else(|| "-".to_string(), |a| a.to_string())
     ));
     let result = daemon.run(until_stop(signals, reloader, status)).await;
-    built.stop().await;
     // A failed final save is an error exit: the files lag what was counted.
     result.context("stopping the daemon")?;
     Ok(())
@@ -318,10 +317,11 @@ async fn until_stop(mut signals: Signals, reloader: Reloader, status: Status) {
     }
 }
 
-/// The source the flags name, built on the library's one path (specification, then
-/// context): the embedded engine's flags are part of the context whatever the kind.
-async fn open_source(args: &Args, config_dir: &std::path::Path) -> anyhow::Result<BuiltSource> {
-    let spec = SourceSpec::parse(&args.source)?;
+/// The sources file with the command line's sources added, each built on the library's
+/// one path (specification, then context): the embedded engine's flags are part of the
+/// context whatever the kinds.
+async fn open_sources(args: &Args, config_dir: &std::path::Path) -> anyhow::Result<SourceSet> {
+    let given = torrent_stats::name_sources(&args.source)?;
     #[allow(unused_mut)]
     let mut context = SourceContext::new(config_dir);
     #[cfg(feature = "rqbit")]
@@ -339,10 +339,18 @@ async fn open_source(args: &Args, config_dir: &std::path::Path) -> anyhow::Resul
         engine.lsd = !args.no_trackers;
         engine.upnp = args.upnp;
     }
-    let built = spec.build(&context).await?;
     #[cfg(feature = "rqbit")]
-    if built.engine.is_some() {
-        eprintln!("downloads go to {}", context.engine.download_dir.display());
+    let download_dir = context.engine.download_dir.clone();
+    let set = SourceSet::open(given, DEFAULT_SOURCE, context).await?;
+    for m in set.members() {
+        match &m.built {
+            Some(b) => eprintln!("source {}: {}", m.entry.name, b.source.describe()),
+            None => eprintln!("source {}: retired", m.entry.name),
+        }
     }
-    Ok(built)
+    #[cfg(feature = "rqbit")]
+    if set.engine().is_some() {
+        eprintln!("downloads go to {}", download_dir.display());
+    }
+    Ok(set)
 }

@@ -512,6 +512,10 @@ impl SessionSource for DelugeSource {
         }
     }
 
+    fn kind(&self) -> &'static str {
+        "deluge"
+    }
+
     fn describe(&self) -> String {
         format!(
             "deluge://{}@{}",

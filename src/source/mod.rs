@@ -22,6 +22,7 @@ mod http;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
+mod set;
 #[cfg(feature = "sidecars")]
 mod sidecar;
 mod sim;
@@ -31,6 +32,11 @@ mod spec;
 pub use deluge::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
+pub(crate) use set::ENGINE as ENGINE_KIND;
+pub use set::{
+    name_sources, split_named, Member, SourceEntry, SourceName, SourceNameError, SourceSet,
+    SourceSetError, SourcesFile, SOURCES_DIR, SOURCES_FILE,
+};
 #[cfg(feature = "sidecars")]
 pub use sidecar::SidecarSpecError;
 pub use sim::{SimParamError, SimSource};

@@ -238,6 +238,10 @@ impl SessionSource for RqbitEngine {
         Ok(status)
     }
 
+    fn kind(&self) -> &'static str {
+        crate::source::ENGINE_KIND
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }

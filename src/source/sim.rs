@@ -131,6 +131,10 @@ impl SessionSource for SimSource {
         Ok(status)
     }
 
+    fn kind(&self) -> &'static str {
+        "sim"
+    }
+
     fn describe(&self) -> String {
         format!(
             "sim:up={}B/s,down={}B/s,peers={}",

@@ -88,7 +88,8 @@ pub enum SourceSpec {
     #[cfg(feature = "rpc-client")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
     Deluge(Box<DelugeSource>),
-    /// `rqbit`: the embedded librqbit engine, started with the context's options.
+    /// `engine` (or `rqbit`, its older name): the embedded librqbit engine, started with
+    /// the context's options.
     #[cfg(feature = "rqbit")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
     Rqbit,
@@ -119,7 +120,11 @@ impl SourceSpec {
             #[cfg(not(feature = "rpc-client"))]
             "deluge" => Err(bad(redact_password(spec), SourceSpecReason::NoDelugeClient)),
             #[cfg(feature = "rqbit")]
-            "rqbit" if spec == "rqbit" => Ok(SourceSpec::Rqbit),
+            "rqbit" | "engine" if spec == "rqbit" || spec == "engine" => Ok(SourceSpec::Rqbit),
+            #[cfg(feature = "rqbit")]
+            "engine" => Err(bad(spec.to_string(), SourceSpecReason::EngineParams)),
+            #[cfg(not(feature = "rqbit"))]
+            "engine" => Err(bad(spec.to_string(), SourceSpecReason::NoEngine)),
             #[cfg(feature = "rqbit")]
             "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::EngineParams)),
             #[cfg(not(feature = "rqbit"))]
@@ -128,14 +133,15 @@ impl SourceSpec {
         }
     }
 
-    /// The kind's name: `sim`, `deluge` or `rqbit`.
+    /// The kind's name, which is also the name of a source not given one: `engine` (the
+    /// embedded engine), `sim`, `deluge`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Sim(_) => "sim",
             #[cfg(feature = "rpc-client")]
             SourceSpec::Deluge(_) => "deluge",
             #[cfg(feature = "rqbit")]
-            SourceSpec::Rqbit => "rqbit",
+            SourceSpec::Rqbit => super::set::ENGINE,
         }
     }
 
@@ -278,7 +284,7 @@ mod tests {
         assert_eq!(SourceSpec::parse("sim:up=1,down=2").unwrap().kind(), "sim");
         let rqbit = SourceSpec::parse("rqbit");
         #[cfg(feature = "rqbit")]
-        assert_eq!(rqbit.unwrap().kind(), "rqbit");
+        assert_eq!(rqbit.unwrap().kind(), "engine");
         #[cfg(not(feature = "rqbit"))]
         assert_eq!(rqbit.unwrap_err().reason, SourceSpecReason::NoEngine);
         let params = SourceSpec::parse("rqbit:port=1").unwrap_err().reason;

@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use crate::session::SourceError;
 use crate::stats::config::{ConfigChange, ConfigFileError, StatsConfig};
-use crate::stats::poller::{ChangeError, Command, Health, Import, SharedView, Snapshot, View};
+use crate::stats::poller::{ChangeError, Health, Import, Snapshot, SourceSnapshot};
+use crate::stats::registry::{Registry, SourceChangeError};
 use crate::stats::totals::Counters;
 
 use super::Shared;
@@ -32,62 +33,9 @@ pub enum StatsError {
     /// The hand-edited `stats.conf` cannot be used; the running preferences stay.
     #[error("{0}; the running preferences stay")]
     ConfigFile(#[from] ConfigFileError),
-}
-
-/// What handles and exports reach while the plugin is enabled: the poll task's state
-/// (read) and its command queue (changes).
-#[derive(Clone)]
-pub(crate) struct Link {
-    pub(crate) view: SharedView,
-    pub(crate) commands: mpsc::Sender<Command>,
-}
-
-impl Link {
-    /// Sends a command made around a reply channel and waits for the answer.
-    async fn ask<T, E: Into<StatsError>>(
-        &self,
-        command: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Command,
-    ) -> Result<T, StatsError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .await
-            .map_err(|_| StatsError::NotRunning)?;
-        answer
-            .await
-            .map_err(|_| StatsError::NotRunning)?
-            .map_err(Into::into)
-    }
-
-    /// Reads the current state.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&View) -> R) -> R {
-        f(&self.view.read())
-    }
-
-    /// Validates and applies `change`, all or nothing, saved before it applies.
-    pub(crate) async fn set_config(&self, change: ConfigChange) -> Result<(), StatsError> {
-        self.ask(|reply| Command::SetConfig(change, reply)).await
-    }
-
-    /// Zeroes the all-time totals; returns the totals before.
-    pub(crate) async fn reset_totals(&self) -> Result<Counters, StatsError> {
-        self.ask(Command::Reset).await
-    }
-
-    /// Adds another program's totals once; returns the new totals.
-    pub(crate) async fn import_totals(&self, import: Import) -> Result<Counters, StatsError> {
-        self.ask(|reply| Command::Import(import, reply)).await
-    }
-
-    /// Polls now, counts and saves; returns the totals.
-    pub(crate) async fn poll_now(&self) -> Result<Counters, StatsError> {
-        self.ask(Command::PollNow).await
-    }
-
-    /// Reads `stats.conf` again and applies it if it is valid.
-    pub(crate) async fn reload_config(&self) -> Result<(), StatsError> {
-        self.ask(Command::Reload).await
-    }
+    /// A change of the sources was refused; nothing changed.
+    #[error(transparent)]
+    Sources(#[from] SourceChangeError),
 }
 
 /// Typed, in-process access to a [`Stats`](super::Stats) plugin: the same operations as
@@ -134,7 +82,7 @@ impl std::fmt::Debug for StatsHandle {
 }
 
 impl StatsHandle {
-    fn link(&self) -> Result<Link, StatsError> {
+    fn link(&self) -> Result<Arc<Registry>, StatsError> {
         self.shared
             .link
             .read()
@@ -143,33 +91,35 @@ impl StatsHandle {
             .ok_or(StatsError::NotRunning)
     }
 
-    fn read<R>(&self, f: impl FnOnce(&View) -> R) -> Result<R, StatsError> {
-        Ok(self.link()?.read(f))
-    }
-
     /// Whether the plugin is enabled.
     pub fn is_running(&self) -> bool {
         self.link().is_ok()
     }
 
-    /// All-time totals.
+    /// All-time totals: every source's, retired ones included.
     pub fn totals(&self) -> Result<Counters, StatsError> {
-        self.read(|v| v.acc.totals)
+        Ok(self.link()?.totals())
     }
 
-    /// The current session's counters.
+    /// The current session's counters: the sum of each active source's.
     pub fn session_totals(&self) -> Result<Counters, StatsError> {
-        self.read(|v| v.acc.last)
+        Ok(self.link()?.session_totals())
     }
 
     /// Current preferences.
     pub fn config(&self) -> Result<StatsConfig, StatsError> {
-        self.read(|v| v.config.clone())
+        Ok(self.link()?.config())
     }
 
-    /// Source and file health (what `stats.get_status` returns).
+    /// Source and file health, combined over the sources (what `stats.get_status`
+    /// returns).
     pub fn status(&self) -> Result<Health, StatsError> {
-        self.read(|v| v.health.clone())
+        Ok(self.link()?.snapshot(true).health)
+    }
+
+    /// Each source: name, kind, description, totals, session, rates, health.
+    pub fn sources(&self) -> Result<Vec<SourceSnapshot>, StatsError> {
+        Ok(self.link()?.snapshot(true).sources)
     }
 
     /// The latest snapshot and every new one: it changes after every poll (answered or
@@ -182,33 +132,63 @@ impl StatsHandle {
     /// Validates and applies `change` (all or nothing, saved before it applies); returns
     /// the new preferences.
     pub async fn set_config(&self, change: ConfigChange) -> Result<StatsConfig, StatsError> {
-        self.link()?.set_config(change).await?;
-        self.config()
+        let link = self.link()?;
+        link.set_config(change).await?;
+        Ok(link.config())
     }
 
     /// Reads `stats.conf` again (what SIGHUP does) and applies it if it is valid; the file
     /// is not rewritten. If it is not valid, the running preferences stay and the error
     /// says where and why. Returns the preferences now in force.
     pub async fn reload_config(&self) -> Result<StatsConfig, StatsError> {
-        self.link()?.reload_config().await?;
-        self.config()
+        let link = self.link()?;
+        link.reload_config().await?;
+        Ok(link.config())
     }
 
-    /// Polls the source now (after any poll in flight), counts what it reports and saves
-    /// the totals; returns them. Call it before restarting your engine: bytes moved since
-    /// the last poll are then counted, not lost.
+    /// Polls every source now (after any poll in flight), counts what they report and
+    /// saves the totals; returns the combined totals. Call it before restarting your
+    /// engine: bytes moved since the last poll are then counted, not lost.
     pub async fn poll_now(&self) -> Result<Counters, StatsError> {
-        self.link()?.poll_now().await
+        self.link()?.poll_now(None).await
     }
 
-    /// Zeroes the all-time totals (the file before is kept); returns the totals before.
+    /// Zeroes the all-time totals of every active source (each file before is kept);
+    /// returns the totals before.
     pub async fn reset_totals(&self) -> Result<Counters, StatsError> {
-        self.link()?.reset_totals().await
+        self.link()?.reset_totals(None).await
     }
 
-    /// Adds another program's all-time totals once (what `stats.import_totals` does);
-    /// returns the new totals.
+    /// Adds another program's all-time totals once (what `stats.import_totals` does) to
+    /// the first active source; returns the new combined totals.
     pub async fn import_totals(&self, import: Import) -> Result<Counters, StatsError> {
-        self.link()?.import_totals(import).await
+        self.link()?.import_totals(import, None).await
+    }
+
+    /// Adds a source named `name` counting `spec` (or resumes a retired one of that name
+    /// with its totals); saved in the sources file first. No other source stops.
+    pub async fn add_source(&self, name: &str, spec: &str) -> Result<(), StatsError> {
+        self.link()?.add_source(name, spec).await
+    }
+
+    /// Retires a source: polled once more and saved, then no longer polled; its totals
+    /// stay in the combined figures. Returns its totals.
+    pub async fn remove_source(&self, name: &str) -> Result<Counters, StatsError> {
+        self.link()?.remove_source(name).await
+    }
+
+    /// Deletes a retired source's files: its totals leave the combined figures. Returns
+    /// the totals deleted.
+    pub async fn purge_source(&self, name: &str) -> Result<Counters, StatsError> {
+        self.link()?.purge_source(name).await
+    }
+
+    /// Applies the sources file as it is now (what SIGHUP does): returns what changed,
+    /// or each refusal (the sources concerned stay as they were).
+    pub async fn reload_sources(&self) -> Result<Vec<String>, Vec<String>> {
+        match self.link() {
+            Ok(link) => link.reload_sources().await,
+            Err(e) => Err(vec![e.to_string()]),
+        }
     }
 }

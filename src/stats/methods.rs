@@ -2,82 +2,186 @@
 //! the plugin, typed answers and errors encoded back. The only file of the plugin that
 //! knows the method table's [`Args`].
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use crate::export::{kind, Args, AuthLevel, DispatchError, ExportError, ExportScope};
+use crate::source::SourceName;
 use crate::stats::config::{ConfigChange, ConfigKey};
-use crate::stats::handle::{Link, StatsError};
+use crate::stats::handle::StatsError;
 use crate::stats::history;
 use crate::stats::poller::{ChangeError, Import};
+use crate::stats::registry::Registry;
 use crate::stats::totals::{self, Counters};
 
-/// Registers every `stats.*` method on `scope`, answering from `link`.
-pub(crate) fn export(scope: &ExportScope, link: &Link) -> Result<(), ExportError> {
-    read(scope, link, "get_status", |l| {
-        l.read(|v| serde_json::to_value(&v.health))
+/// Registers every `stats.*` method on `scope`, answering from `registry`.
+pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<(), ExportError> {
+    read(scope, registry, "get_status", status)?;
+    read(scope, registry, "get_totals", |r| {
+        serde_json::to_value(r.totals())
     })?;
-    read(scope, link, "get_totals", |l| {
-        l.read(|v| serde_json::to_value(v.acc.totals))
+    read(scope, registry, "get_session_totals", |r| {
+        serde_json::to_value(r.session_totals())
     })?;
-    read(scope, link, "get_session_totals", |l| {
-        l.read(|v| serde_json::to_value(v.acc.last))
+    read(scope, registry, "get_config", |r| {
+        serde_json::to_value(r.config())
     })?;
-    read(scope, link, "get_config", |l| {
-        l.read(|v| serde_json::to_value(&v.config))
+    read(scope, registry, "get_intervals", |r| {
+        let entries = r.entries();
+        let intervals = entries
+            .first()
+            .map(|e| e.view.read().history.intervals())
+            .unwrap_or_default();
+        serde_json::to_value(intervals)
     })?;
-    read(scope, link, "get_intervals", |l| {
-        l.read(|v| serde_json::to_value(v.history.intervals()))
+    read(scope, registry, "get_sources", |r| {
+        serde_json::to_value(r.snapshot(true).sources)
     })?;
-    let l = link.clone();
+    let r = registry.clone();
     scope.export("get_stats", move |args: Args| {
-        let result = get_stats(&l, &args);
+        let result = get_stats(&r, &args);
         async move { result }
     })?;
-    let l = link.clone();
+    let r = registry.clone();
     scope.export("set_config", move |args: Args| {
-        let l = l.clone();
+        let r = r.clone();
         async move {
             let change = config_change(&args)?;
-            l.set_config(change).await.map_err(|e| refused(&args, e))?;
+            r.set_config(change).await.map_err(|e| refused(&args, e))?;
             Ok(Value::Null)
         }
     })?;
-    let l = link.clone();
+    let r = registry.clone();
     scope.export_at("import_totals", AuthLevel::Admin, move |args: Args| {
-        let l = l.clone();
+        let r = r.clone();
         async move {
-            let import = import_args(&args)?;
-            let totals = l
-                .import_totals(import)
+            let (import, into) = import_args(&args)?;
+            let totals = r
+                .import_totals(import, into.as_deref())
                 .await
                 .map_err(|e| refused(&args, e))?;
             Ok(counters_value(&totals))
         }
     })?;
-    let l = link.clone();
+    let r = registry.clone();
     scope.export_at("reset_totals", AuthLevel::Admin, move |args: Args| {
-        let l = l.clone();
+        let r = r.clone();
         async move {
-            args.params(&[], 0)?;
-            let before = l.reset_totals().await.map_err(|e| refused(&args, e))?;
+            args.params(&["source"], 0)?;
+            let source = source_arg(&args, 0)?;
+            let before = r
+                .reset_totals(source.as_deref())
+                .await
+                .map_err(|e| refused(&args, e))?;
             Ok(counters_value(&before))
         }
     })?;
+    export_sources(scope, registry)
+}
+
+/// `stats.add_source(name, spec)`, `stats.remove_source(name)`, `stats.purge_source(name)`
+/// (ADMIN: the spec carries a password, and a purge deletes totals).
+fn export_sources(scope: &ExportScope, registry: &Arc<Registry>) -> Result<(), ExportError> {
+    let r = registry.clone();
+    scope.export_at("add_source", AuthLevel::Admin, move |args: Args| {
+        let r = r.clone();
+        async move {
+            args.params(&["name", "spec"], 2)?;
+            let name = name_arg(&args, 0)?;
+            let spec = args.str(1, "spec")?;
+            if spec.is_empty() || spec.len() > 2048 {
+                return Err(args.value_error("spec", "must be 1..=2048 characters".into()));
+            }
+            r.add_source(&name, spec)
+                .await
+                .map_err(|e| refused(&args, e))?;
+            Ok(Value::Null)
+        }
+    })?;
+    for (method, purge) in [("remove_source", false), ("purge_source", true)] {
+        let r = registry.clone();
+        scope.export_at(method, AuthLevel::Admin, move |args: Args| {
+            let r = r.clone();
+            async move {
+                args.params(&["name"], 1)?;
+                let name = name_arg(&args, 0)?;
+                let totals = if purge {
+                    r.purge_source(&name).await
+                } else {
+                    r.remove_source(&name).await
+                };
+                Ok(counters_value(&totals.map_err(|e| refused(&args, e))?))
+            }
+        })?;
+    }
     Ok(())
+}
+
+/// A source name argument: checked against the name rule.
+fn name_arg(args: &Args, index: usize) -> Result<String, DispatchError> {
+    let name = args.str(index, "name")?;
+    SourceName::new(name)
+        .map(|n| n.to_string())
+        .map_err(|e| args.value_error("name", e.to_string()))
+}
+
+/// An optional source name (`None` or absent: every source).
+fn source_arg(args: &Args, index: usize) -> Result<Option<String>, DispatchError> {
+    match args.value(index, "source") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => SourceName::new(s)
+            .map(|n| Some(n.to_string()))
+            .map_err(|e| args.value_error("source", e.to_string())),
+        Some(other) => Err(args.type_error(
+            "source",
+            format!("expected a source name or None, got {}", kind(other)),
+        )),
+    }
+}
+
+/// `stats.get_status()`: the combined health, and per source what it measures.
+fn status(r: &Registry) -> serde_json::Result<Value> {
+    let snapshot = r.snapshot(true);
+    let mut value = serde_json::to_value(&snapshot.health)?;
+    let sources: Map<String, Value> = snapshot
+        .sources
+        .iter()
+        .map(|s| {
+            let payload_only = !s.health.measured.iter().any(|m| m == "total_upload");
+            (
+                s.name.clone(),
+                json!({
+                    "kind": s.kind,
+                    "description": s.description,
+                    "retired": s.retired,
+                    "source_up": s.health.source_up,
+                    "measured": s.health.measured,
+                    "measures": if s.health.measured.is_empty() { "unknown yet" }
+                        else if payload_only { "payload only" } else { "wire bytes" },
+                    "last_error": s.health.last_error,
+                }),
+            )
+        })
+        .collect();
+    if let Value::Object(map) = &mut value {
+        map.insert("sources".into(), Value::Object(sources));
+    }
+    Ok(value)
 }
 
 /// Exports a method without arguments that answers from the state.
 fn read(
     scope: &ExportScope,
-    link: &Link,
+    registry: &Arc<Registry>,
     name: &str,
-    answer: fn(&Link) -> serde_json::Result<Value>,
+    answer: fn(&Registry) -> serde_json::Result<Value>,
 ) -> Result<(), ExportError> {
-    let l = link.clone();
+    let r = registry.clone();
     scope.export(name, move |args: Args| {
         let result = args
             .params(&[], 0)
-            .map(|()| answer(&l).unwrap_or(Value::Null));
+            .map(|()| answer(&r).unwrap_or(Value::Null));
         async move { result }
     })
 }
@@ -133,9 +237,10 @@ fn config_change(args: &Args) -> Result<ConfigChange, DispatchError> {
     Ok(change)
 }
 
-/// Decodes `stats.import_totals(source, fingerprint, totals)`'s arguments.
-fn import_args(args: &Args) -> Result<Import, DispatchError> {
-    args.params(&["source", "fingerprint", "totals"], 3)?;
+/// Decodes `stats.import_totals(source, fingerprint, totals, into=None)`'s arguments
+/// (`into`: the source name the totals go to; default the first active source).
+fn import_args(args: &Args) -> Result<(Import, Option<String>), DispatchError> {
+    args.params(&["source", "fingerprint", "totals", "into"], 3)?;
     let text = |i, name: &str, max: usize| -> Result<String, DispatchError> {
         let s = args.str(i, name)?;
         if s.is_empty() || s.len() > max {
@@ -181,40 +286,88 @@ fn import_args(args: &Args) -> Result<Import, DispatchError> {
         total_payload_upload: fields[2],
         total_payload_download: fields[3],
     };
-    Ok(Import {
-        source,
-        fingerprint,
-        totals,
-    })
+    let into = match args.value(3, "into") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            SourceName::new(s)
+                .map_err(|e| args.value_error("into", e.to_string()))?
+                .to_string(),
+        ),
+        Some(other) => {
+            return Err(args.type_error(
+                "into",
+                format!("expected a source name or None, got {}", kind(other)),
+            ))
+        }
+    };
+    Ok((
+        Import {
+            source,
+            fingerprint,
+            totals,
+        },
+        into,
+    ))
 }
 
-/// `stats.get_stats(keys, interval)`: the history series Deluge's graphs draw.
-fn get_stats(link: &Link, args: &Args) -> Result<Value, DispatchError> {
-    args.params(&["keys", "interval"], 2)?;
+/// `stats.get_stats(keys, interval, source=None)`: the history series Deluge's graphs
+/// draw, of one source or, without one, of every active source summed point by point
+/// (newest first).
+fn get_stats(registry: &Registry, args: &Args) -> Result<Value, DispatchError> {
+    args.params(&["keys", "interval", "source"], 2)?;
     let keys = args.str_list(0, "keys")?;
     let interval = args.u64(1, "interval")?;
-    link.read(|v| {
-        let Some(level) = v.history.level_for(interval) else {
-            return Err(args.value_error(
-                "interval",
-                format!("{interval} is not one of {:?}", v.history.intervals()),
-            ));
-        };
-        let mut out = Map::new();
-        for key in keys {
+    let source = source_arg(args, 2)?;
+    let entries = registry.entries();
+    let chosen: Vec<_> = entries
+        .iter()
+        .filter(|e| match &source {
+            Some(s) => e.name.as_str() == s,
+            None => !e.retired(),
+        })
+        .collect();
+    if let (Some(s), true) = (&source, chosen.is_empty()) {
+        return Err(args.value_error("source", format!("no source is named {s}")));
+    }
+    let views: Vec<_> = chosen.iter().map(|e| e.view.read()).collect();
+    let config = registry.config();
+    let intervals = views
+        .first()
+        .map(|v| v.history.intervals())
+        .unwrap_or_default();
+    let Some(level) = intervals.iter().position(|&i| i == interval) else {
+        return Err(args.value_error(
+            "interval",
+            format!("{interval} is not one of {intervals:?}"),
+        ));
+    };
+    let mut out = Map::new();
+    for key in keys {
+        let mut sum: Option<Vec<u64>> = None;
+        for v in &views {
             if let Some(series) = v.history.series(level, key) {
-                out.insert(key.to_string(), json!(series));
-            } else if history::SERIES.iter().any(|k| k.as_str() == key) {
-                // Deluge lists every stat it records at every interval, empty until filled.
-                out.insert(key.to_string(), json!([]));
+                let acc = sum.get_or_insert_with(Vec::new);
+                for (i, x) in series.iter().enumerate() {
+                    match acc.get_mut(i) {
+                        Some(a) => *a = a.saturating_add(*x),
+                        None => acc.push(*x),
+                    }
+                }
             }
         }
-        out.insert(
-            "_last_update".into(),
-            json!(v.history.levels[level].last_update),
-        );
-        out.insert("_length".into(), json!(v.config.length));
-        out.insert("_update_interval".into(), json!(interval));
-        Ok(Value::Object(out))
-    })
+        if let Some(series) = sum {
+            out.insert(key.to_string(), json!(series));
+        } else if history::SERIES.iter().any(|k| k.as_str() == key) {
+            // Deluge lists every stat it records at every interval, empty until filled.
+            out.insert(key.to_string(), json!([]));
+        }
+    }
+    let last_update = views
+        .iter()
+        .map(|v| v.history.levels[level].last_update)
+        .fold(0.0_f64, f64::max);
+    out.insert("_last_update".into(), json!(last_update));
+    out.insert("_length".into(), json!(config.length));
+    out.insert("_update_interval".into(), json!(interval));
+    Ok(Value::Object(out))
 }

@@ -6,12 +6,15 @@
 //! - [`config`]: validated preferences, typed changes ([`ConfigChange`]) and their errors.
 //! - [`poller`]: the task that polls, accumulates and owns the files.
 //! - `handle.rs`: the typed [`StatsHandle`] and [`StatsError`].
+//! - `registry.rs`: the sources of the running plugin (a poll task each), retired
+//!   sources, the shared preferences, the combined figures.
 //! - `methods.rs`: the exported `stats.*` methods, JSON decoded into the typed operations.
 //! - [`remote`] (feature `rpc-client`): the same methods on a remote daemon, typed.
 //!
-//! Files in the config directory: `stats.conf` (preferences, hand-editable TOML),
-//! `stats.totals` and `stats.history` (machine-owned TOML with a checksum line), each with
-//! a `.bak` kept by fsync'd checkpoints.
+//! Files in the config directory: `stats.conf` (preferences, hand-editable TOML); per
+//! source `stats.totals` and `stats.history` (machine-owned TOML with a checksum line),
+//! each with a `.bak` kept by fsync'd checkpoints, in `sources/<name>/` for a daemon's
+//! named sources or in the config directory itself for the one source of an embedder.
 
 pub mod config;
 mod handle;
@@ -19,6 +22,7 @@ pub mod history;
 mod methods;
 pub mod offline;
 pub mod poller;
+mod registry;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
 pub mod remote;
@@ -27,20 +31,19 @@ pub mod totals;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, watch, Mutex};
-use tokio::task::JoinHandle;
+use tokio::sync::{watch, Mutex};
 
-use crate::plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
-use crate::store::{Durability, Persist, Store, StoreError};
+use crate::plugin::{CorePlugin, PluginContext, PluginError};
+use crate::source::SourceSet;
+use crate::store::{Durability, Store};
 
 pub use config::{ConfigChange, ConfigError, ConfigFileError, ConfigKey, StatsConfig};
 pub use handle::{StatsError, StatsHandle};
-pub use history::History;
-pub use poller::{ChangeError, Health, Import, Rates, Snapshot};
+pub use poller::{ChangeError, Health, Import, Rates, Snapshot, SourceSnapshot};
+pub use registry::SourceChangeError;
 pub use totals::{Accumulator, Counters, ImportRefused};
 
-use handle::Link;
-use poller::{SharedView, View};
+use registry::{Origin, Registry};
 
 /// File names in the config directory.
 pub const CONF_FILE: &str = "stats.conf";
@@ -49,16 +52,13 @@ pub const TOTALS_FILE: &str = "stats.totals";
 /// The history file.
 pub const HISTORY_FILE: &str = "stats.history";
 
-struct Running {
-    stop: ShutdownTrigger,
-    /// Ends with the final save's error, if it failed.
-    task: JoinHandle<Result<(), String>>,
-}
-
 struct Shared {
-    running: Mutex<Option<Running>>,
-    link: RwLock<Option<Link>>,
+    /// The running plugin's sources (also the handles' link).
+    running: Mutex<Option<Arc<Registry>>>,
+    link: RwLock<Option<Arc<Registry>>>,
     snapshots: Arc<watch::Sender<Snapshot>>,
+    /// A daemon's named sources; `None`: the host's one source.
+    set: Option<Arc<Mutex<SourceSet>>>,
 }
 
 /// The Stats plugin. Register it with a [`PluginHost`](crate::host::PluginHost); keep a
@@ -74,14 +74,28 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// A disabled Stats plugin.
+    /// A disabled Stats plugin counting the host's session source, its files in the
+    /// config directory itself.
     pub fn new() -> Self {
+        Stats::with(None)
+    }
+
+    /// A disabled Stats plugin counting a daemon's named sources: each source's files in
+    /// `sources/<name>/`, sources added and removed at run time (saved in the sources
+    /// file). A config directory of before named sources becomes the first active
+    /// source's at the first enable.
+    pub fn with_sources(set: Arc<Mutex<SourceSet>>) -> Self {
+        Stats::with(Some(set))
+    }
+
+    fn with(set: Option<Arc<Mutex<SourceSet>>>) -> Self {
         let (snapshots, _) = watch::channel(Snapshot::default());
         Stats {
             shared: Arc::new(Shared {
                 running: Mutex::new(None),
                 link: RwLock::new(None),
                 snapshots: Arc::new(snapshots),
+                set,
             }),
         }
     }
@@ -93,14 +107,6 @@ impl Stats {
             shared: self.shared.clone(),
         }
     }
-}
-
-/// Loads a store's value (the store logs any recovery from its backup).
-fn load<T: Persist>(ctx: &PluginContext, store: &Store<T>) -> Result<T, PluginError> {
-    store
-        .load()
-        .map(|(value, _)| value)
-        .map_err(|e| ctx.store_error(e))
 }
 
 /// Opens `stats.conf` and reads it: a file people edit, refused with where and why,
@@ -140,30 +146,6 @@ async fn open_config(
     }
 }
 
-/// Loads the history for `config`: derived data, so an unusable file is kept aside and an
-/// empty history started, as is one recorded at another poll interval.
-fn load_history(
-    ctx: &PluginContext,
-    store: &Store<History>,
-    config: &StatsConfig,
-) -> Result<History, PluginError> {
-    let mut history = match store.load() {
-        Ok((h, _)) => h,
-        Err(e @ StoreError::Unrecoverable { .. }) => {
-            let kept = store.quarantine().map_err(|e| ctx.store_error(e))?;
-            tracing::warn!(error = %e, kept_as = ?kept, "history unusable; starting an empty one");
-            History::new(config.update_interval, config.length)
-        }
-        Err(e) => return Err(ctx.store_error(e)),
-    };
-    if history.base_interval != config.update_interval {
-        history = History::new(config.update_interval, config.length);
-    } else {
-        history.set_length(config.length);
-    }
-    Ok(history)
-}
-
 #[async_trait]
 impl CorePlugin for Stats {
     fn name(&self) -> &str {
@@ -178,76 +160,55 @@ impl CorePlugin for Stats {
 
     async fn enable(&self, ctx: PluginContext) -> Result<(), PluginError> {
         let mut running = self.shared.running.lock().await;
-        if let Some(run) = running.as_ref() {
-            if !run.task.is_finished() {
+        if let Some(registry) = running.as_ref() {
+            if !registry.finished() {
                 return Ok(());
             }
-            // A host that was dropped without a shutdown stopped the task.
+            // A host that was dropped without a shutdown stopped the tasks.
             *running = None;
         }
         let (conf, config) = open_config(&ctx).await?;
-        let totals = ctx.store::<totals::Accumulator>(TOTALS_FILE).await?;
-        let acc = load(&ctx, &totals)?;
-        let history_store = ctx.store::<History>(HISTORY_FILE).await?;
-        let history = load_history(&ctx, &history_store, &config)?;
-        let source = ctx.source();
-        tracing::info!(
-            source = %source.describe(),
-            upload = acc.totals.total_upload,
-            download = acc.totals.total_download,
-            payload_upload = acc.totals.total_payload_upload,
-            payload_download = acc.totals.total_payload_download,
-            "Stats enabled"
-        );
-        let view = SharedView::new(View {
-            acc,
-            history,
-            config,
-            health: Health {
-                source: source.describe(),
-                ..Health::default()
-            },
-            rates: Rates::default(),
-        });
-        let (tx, rx) = mpsc::channel(16);
-        let link = Link {
-            view: view.clone(),
-            commands: tx,
+        let origin = match &self.shared.set {
+            Some(set) => Origin::Set(set.clone()),
+            None => Origin::Single(ctx.source()),
         };
-        methods::export(ctx.exports(), &link).map_err(|source| PluginError::Export {
-            plugin: "Stats".into(),
-            source,
-        })?;
-        let files = poller::Files {
+        let registry = Registry::start(
+            ctx.config_dir(),
             conf,
-            totals,
-            history: history_store,
-        };
-        let (stop, stop_signal) = Shutdown::new();
-        let poller =
-            poller::Poller::new(source, view.clone(), files, self.shared.snapshots.clone());
-        let task = tokio::spawn(poller.run(rx, ctx.shutdown(), stop_signal));
-        *self.shared.link.write().unwrap_or_else(|e| e.into_inner()) = Some(link);
-        *running = Some(Running { stop, task });
+            config,
+            origin,
+            self.shared.snapshots.clone(),
+            ctx.shutdown(),
+        )
+        .await?;
+        if let Err(source) = methods::export(ctx.exports(), &registry) {
+            registry.stop().await;
+            return Err(PluginError::Export {
+                plugin: "Stats".into(),
+                source,
+            });
+        }
+        tracing::info!(sources = registry.entries().len(), "Stats enabled");
+        *self.shared.link.write().unwrap_or_else(|e| e.into_inner()) = Some(registry.clone());
+        *running = Some(registry);
         Ok(())
     }
 
     async fn disable(&self) -> Result<(), PluginError> {
-        let Some(run) = self.shared.running.lock().await.take() else {
+        let Some(registry) = self.shared.running.lock().await.take() else {
             return Ok(());
         };
         *self.shared.link.write().unwrap_or_else(|e| e.into_inner()) = None;
-        run.stop.trigger();
-        let saved = run.task.await.map_err(|e| PluginError::Failed {
-            plugin: "Stats".into(),
-            message: format!("poll task ended abnormally: {e}"),
-        })?;
-        saved.map_err(|e| PluginError::Failed {
-            plugin: "Stats".into(),
-            message: format!(
-                "the final save failed ({e}); the files keep the last totals saved before it"
-            ),
-        })?;
+        let failed = registry.stop().await;
+        if !failed.is_empty() {
+            return Err(PluginError::Failed {
+                plugin: "Stats".into(),
+                message: format!(
+                    "the final save failed ({}); the files keep the last totals saved before it",
+                    failed.join("; ")
+                ),
+            });
+        }
         tracing::info!("Stats disabled");
         Ok(())
     }

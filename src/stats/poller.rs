@@ -16,13 +16,13 @@ use std::time::Duration;
 use crate::clock::unix_now;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::plugin::Shutdown;
 use crate::session::SourceError;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
-use crate::stats::config::{self, ConfigChange, ConfigError, ConfigFileError, StatsConfig};
+use crate::stats::config::{ConfigError, StatsConfig};
 use crate::stats::history::History;
 use crate::stats::totals::{Accumulator, Counters, ImportRefused};
 use crate::store::StoreError;
@@ -81,8 +81,34 @@ pub struct Rates {
     pub num_peers: u64,
 }
 
+/// One source's figures in a [`Snapshot`] (and in `stats.get_sources`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SourceSnapshot {
+    /// Its name: the metrics label and the key in every API.
+    pub name: String,
+    /// Its kind (`engine`, `sim`, `deluge`, `transmission`, `qbittorrent`, `rqbit`).
+    pub kind: String,
+    /// What it is (address, port, paths; never a password). Shown, never a key.
+    pub description: String,
+    /// Removed: no longer polled, its totals still in the combined figures.
+    pub retired: bool,
+    /// Its all-time totals.
+    pub totals: Counters,
+    /// Its current session's counters (zero when retired).
+    pub session_totals: Counters,
+    /// Its current session's identity.
+    pub session: Option<SessionId>,
+    /// Its rates and peers (zero when retired).
+    pub rates: Rates,
+    /// Its health.
+    pub health: Health,
+}
+
 /// Everything an in-process reader may want after a poll: published on the Stats
-/// handle's [`watch`](crate::stats::StatsHandle::watch) channel.
+/// handle's [`watch`](crate::stats::StatsHandle::watch) channel. The top-level figures
+/// are the combined ones (every source's all-time totals, retired ones included; the sum
+/// of the active sources' sessions and rates); `sources` has each source's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Snapshot {
@@ -92,12 +118,14 @@ pub struct Snapshot {
     pub totals: Counters,
     /// The current session's counters.
     pub session_totals: Counters,
-    /// The current session's identity.
+    /// The current session's identity (with one active source; `None` with several).
     pub session: Option<SessionId>,
     /// Rates and peers.
     pub rates: Rates,
-    /// Source and file health.
+    /// Source and file health, combined.
     pub health: Health,
+    /// Each source, in the order they were added.
+    pub sources: Vec<SourceSnapshot>,
     /// Current preferences.
     pub config: StatsConfig,
     /// Unix seconds when this snapshot was made.
@@ -120,16 +148,26 @@ pub(crate) struct View {
 }
 
 impl View {
-    pub(crate) fn snapshot(&self, running: bool) -> Snapshot {
-        Snapshot {
-            running,
+    /// This source's part of a snapshot.
+    pub(crate) fn source_snapshot(&self, name: &str, kind: &str, retired: bool) -> SourceSnapshot {
+        SourceSnapshot {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            description: self.health.source.clone(),
+            retired,
             totals: self.acc.totals,
-            session_totals: self.acc.last,
+            session_totals: if retired {
+                Counters::default()
+            } else {
+                self.acc.last
+            },
             session: self.acc.session.clone(),
-            rates: self.rates,
+            rates: if retired {
+                Rates::default()
+            } else {
+                self.rates
+            },
             health: self.health.clone(),
-            config: self.config.clone(),
-            at: unix_now(),
         }
     }
 }
@@ -150,6 +188,11 @@ impl SharedView {
 
     fn write(&self) -> RwLockWriteGuard<'_, View> {
         self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the preferences of a view no poll task owns (a retired source's).
+    pub(crate) fn write_config(&self, config: StatsConfig) {
+        self.write().config = config;
     }
 }
 
@@ -184,19 +227,20 @@ pub struct Import {
     pub totals: Counters,
 }
 
-/// A request from a handle or an export to the poll task.
+/// A request from the plugin to one source's poll task.
 pub(crate) enum Command {
-    /// Apply this preference change (validated against the current preferences).
-    SetConfig(ConfigChange, oneshot::Sender<Result<(), ChangeError>>),
+    /// Make these preferences (validated and saved by the plugin) the ones in force.
+    Apply(StatsConfig, oneshot::Sender<()>),
     /// Zero the all-time totals; answers with the totals before the reset.
     Reset(oneshot::Sender<Result<Counters, ChangeError>>),
     /// Add another program's totals once; answers with the new totals.
     Import(Import, oneshot::Sender<Result<Counters, ChangeError>>),
     /// Poll now (after any poll in flight), count and save; answers with the totals.
     PollNow(oneshot::Sender<Result<Counters, SourceError>>),
-    /// Read the hand-edited `stats.conf` again and apply it if it is valid.
-    Reload(oneshot::Sender<Result<(), ConfigFileError>>),
 }
+
+/// Called after every change of a source's view: the plugin publishes its snapshot.
+pub(crate) type Publish = Arc<dyn Fn() + Send + Sync>;
 
 /// How long a disable waits for the final poll.
 pub const FINAL_POLL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -208,7 +252,6 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<SessionStatus, SourceError>
 
 /// The files the poll task owns.
 pub(crate) struct Files {
-    pub conf: Store<StatsConfig>,
     pub totals: Store<Accumulator>,
     pub history: Store<History>,
 }
@@ -225,7 +268,7 @@ pub(crate) struct Poller {
     source: Arc<dyn SessionSource>,
     view: SharedView,
     files: Arc<Files>,
-    snapshots: Arc<watch::Sender<Snapshot>>,
+    publish: Publish,
     /// `stats.totals` lags the memory state (a cheap write is due).
     fast_dirty: bool,
     /// Something changed since the last fsync'd checkpoint.
@@ -266,13 +309,13 @@ impl Poller {
         source: Arc<dyn SessionSource>,
         view: SharedView,
         files: Files,
-        snapshots: Arc<watch::Sender<Snapshot>>,
+        publish: Publish,
     ) -> Self {
         Poller {
             source,
             view,
             files: Arc::new(files),
-            snapshots,
+            publish,
             fast_dirty: false,
             durable_dirty: false,
             failing: Vec::new(),
@@ -325,23 +368,13 @@ impl Poller {
                         let answer = answer.map(|()| self.view.read().acc.totals);
                         let _ = reply.send(answer);
                     }
-                    Some(Command::SetConfig(change, reply)) => {
-                        let result = self.set_config(change).await;
-                        if let Ok(Some(new)) = &result {
+                    Some(Command::Apply(next, reply)) => {
+                        if let Some(new) = self.apply_config(next) {
                             poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
                             let period = secs(new.save_interval);
                             checkpoint = every(period, Instant::now() + period);
                         }
-                        let _ = reply.send(result.map(|_| ()));
-                    }
-                    Some(Command::Reload(reply)) => {
-                        let result = self.reload_config().await;
-                        if let Ok(Some(new)) = &result {
-                            poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
-                            let period = secs(new.save_interval);
-                            checkpoint = every(period, Instant::now() + period);
-                        }
-                        let _ = reply.send(result.map(|_| ()));
+                        let _ = reply.send(());
                     }
                     Some(Command::Reset(reply)) => {
                         let _ = reply.send(self.reset().await);
@@ -364,14 +397,13 @@ impl Poller {
             Err(_) => tracing::warn!("final poll timed out; saving the last counted totals"),
         }
         let saved = self.save_all("disable").await;
-        self.snapshots
-            .send_replace(self.view.read().snapshot(false));
+        self.publish();
         saved
     }
 
-    /// Publishes the current state to the watch channel.
+    /// Tells the plugin the view changed.
     fn publish(&self) {
-        self.snapshots.send_replace(self.view.read().snapshot(true));
+        (self.publish)();
     }
 
     fn start_poll(&self) -> PollFuture {
@@ -656,62 +688,12 @@ impl Poller {
         }
     }
 
-    /// Validates and applies a preference change; returns the new preferences if anything
-    /// that affects the timers changed.
-    async fn set_config(
-        &mut self,
-        change: ConfigChange,
-    ) -> Result<Option<StatsConfig>, ChangeError> {
-        let current = self.view.read().config.clone();
-        let next = current.with_change(change)?;
-        if next == current {
-            return Ok(None);
-        }
-        let files = self.files.clone();
-        let saved = next.clone();
-        blocking(move || files.conf.save(&saved, Durability::Durable))
-            .await
-            .map_err(|e| save_error("preferences not changed", e))?;
-        Ok(self.apply_config(current, next))
-    }
-
-    /// Reads `stats.conf` again and applies it (the file is not rewritten); on an error
-    /// the running preferences stay. Returns the new preferences if the timers changed.
-    async fn reload_config(&mut self) -> Result<Option<StatsConfig>, ConfigFileError> {
-        let path = self.files.conf.path().to_path_buf();
-        let read = tokio::task::spawn_blocking(move || config::read_file(&path))
-            .await
-            .unwrap_or_else(|e| {
-                Err(ConfigFileError {
-                    path: self.files.conf.path().to_path_buf(),
-                    line: None,
-                    key: None,
-                    message: format!("the read task failed: {e}"),
-                })
-            });
-        let current = self.view.read().config.clone();
-        let next = match read {
-            Ok(Some(next)) => next,
-            // A deleted file: the running preferences stay (the next change writes it).
-            Ok(None) => {
-                tracing::warn!(file = %self.files.conf.path().display(), "stats.conf is gone; the running preferences stay");
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "stats.conf not reloaded; the running preferences stay");
-                return Err(e);
-            }
-        };
-        if next == current {
-            tracing::info!(config = ?next, "stats.conf reloaded: unchanged");
-            return Ok(None);
-        }
-        tracing::info!(file = %self.files.conf.path().display(), "stats.conf reloaded");
-        Ok(self.apply_config(current, next))
-    }
-
     /// Makes `next` the preferences in force; returns it if the timers changed.
-    fn apply_config(&mut self, current: StatsConfig, next: StatsConfig) -> Option<StatsConfig> {
+    fn apply_config(&mut self, next: StatsConfig) -> Option<StatsConfig> {
+        let current = self.view.read().config.clone();
+        if next == current {
+            return None;
+        }
         let mut view = self.view.write();
         if next.update_interval != current.update_interval {
             tracing::info!(
@@ -726,7 +708,6 @@ impl Poller {
         view.config = next.clone();
         drop(view);
         self.publish();
-        tracing::info!(config = ?next, "preferences changed");
         let timers_changed = next.update_interval != current.update_interval
             || next.save_interval != current.save_interval;
         timers_changed.then_some(next)

@@ -3,10 +3,14 @@
 //! does) gets OpenMetrics text; any other client gets the Prometheus text format 0.0.4
 //! (what `promtool check metrics` and older tools read): the same samples, counter
 //! families named by their `_total` samples, no `# UNIT`/`# EOF` lines. Every series has
-//! one label, `source` (the source's description, never a password).
+//! the label `source`: the source's name, stable across changes of its address or paths.
+//! There is one series per source and no combined series: `sum()` makes it. A retired
+//! source keeps its all-time series (frozen), so a `sum()` never drops; its rates,
+//! session and health series end.
 //!
 //! | metric | type | |
 //! |---|---|---|
+//! | `torrent_stats_source_info` | gauge | 1 per source; labels `kind`, `description` (never a password), `retired` |
 //! | `torrent_stats_upload_bytes_total`, `…_download_bytes_total`, `…_payload_upload_bytes_total`, `…_payload_download_bytes_total` | counter | all-time totals: those the source measures and any that hold bytes (also before the first poll) |
 //! | `torrent_stats_session_upload_bytes`, `…_session_download_bytes`, `…_session_payload_upload_bytes`, `…_session_payload_download_bytes` | gauge | the current session's counters, as measured |
 //! | `torrent_stats_upload_rate_bytes_per_second`, `…_download_rate…`, `…_payload_upload_rate…`, `…_payload_download_rate…` | gauge | rates of the last poll |
@@ -25,7 +29,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::WebState;
-use crate::stats::{Counters, Snapshot, StatsHandle};
+use crate::stats::{Counters, Health, Rates, Snapshot, SourceSnapshot, StatsHandle};
 
 /// The registry with the Stats collector.
 pub(super) struct Metrics {
@@ -115,21 +119,27 @@ impl std::fmt::Debug for StatsCollector {
     }
 }
 
-/// Writes one metric with the `source` label.
-fn one(
+/// Writes one metric family: one series per `(source name, metric)`, labelled
+/// `source`; nothing when there is no series.
+fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    source: &str,
-    metric: &impl EncodeMetric,
+    series: Vec<(&str, M)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut m = encoder.encode_descriptor(name, help, unit, metric.metric_type())?;
-    metric.encode(m.encode_family(&[("source", source)])?)
+    let Some((_, first)) = series.first() else {
+        return Ok(());
+    };
+    let mut m = encoder.encode_descriptor(name, help, unit, first.metric_type())?;
+    for (source, metric) in &series {
+        metric.encode(m.encode_family(&[("source", *source)])?)?;
+    }
+    Ok(())
 }
 
 /// The four counters, each with whether the source measures it.
-fn counters(c: &Counters, s: &Snapshot) -> [(&'static str, u64, bool); 4] {
+fn counters(c: &Counters, s: &SourceSnapshot) -> [(&'static str, u64, bool); 4] {
     let measured = |key: &str| s.health.measured.iter().any(|m| m == key);
     [
         ("upload", c.total_upload, measured("total_upload")),
@@ -154,140 +164,172 @@ fn gauge(v: u64) -> ConstGauge<i64> {
 impl Collector for StatsCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = self.stats.watch().borrow().clone();
-        let src = s.health.source.as_str();
-        encode_totals(&mut e, &s, src)?;
-        encode_rates(&mut e, &s, src)?;
-        encode_health(&mut e, &s, src)
+        encode_info(&mut e, &s)?;
+        encode_totals(&mut e, &s)?;
+        encode_rates(&mut e, &s)?;
+        encode_health(&mut e, &s)
     }
 }
 
-/// The all-time totals and the engine session's counters.
-fn encode_totals(
-    e: &mut DescriptorEncoder<'_>,
-    s: &Snapshot,
-    src: &str,
-) -> Result<(), std::fmt::Error> {
-    // An all-time total is shown when the source measures it, or when it holds bytes
-    // counted before (loaded from the file): so the totals are there from the start,
-    // a source that is down from the beginning included.
-    for (name, value, measured) in counters(&s.totals, s) {
-        if measured || value > 0 {
-            let help = format!(
-                "All-time {} bytes (kept across restarts)",
-                name.replace('_', " ")
-            );
-            let metric = ConstCounter::new(value);
-            one(
-                e,
-                &format!("torrent_stats_{name}"),
-                &help,
-                Some(&Unit::Bytes),
-                src,
-                &metric,
-            )?;
-        }
+/// `torrent_stats_source_info`: 1 per source, with what the name stands for.
+fn encode_info(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    if s.sources.is_empty() {
+        return Ok(());
     }
-    for (name, value, measured) in counters(&s.session_totals, s) {
-        if measured {
-            let help = format!("The engine session's {} bytes", name.replace('_', " "));
-            one(
-                e,
-                &format!("torrent_stats_session_{name}"),
-                &help,
-                Some(&Unit::Bytes),
-                src,
-                &gauge(value),
-            )?;
-        }
+    let mut m = e.encode_descriptor(
+        "torrent_stats_source_info",
+        "Each source: its kind, what it is (never a password), whether it is retired",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for src in &s.sources {
+        let retired = if src.retired { "true" } else { "false" };
+        let labels = [
+            ("source", src.name.as_str()),
+            ("kind", src.kind.as_str()),
+            ("description", src.description.as_str()),
+            ("retired", retired),
+        ];
+        ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
     }
     Ok(())
 }
 
-/// The rates and the peers of the last poll.
-fn encode_rates(
-    e: &mut DescriptorEncoder<'_>,
-    s: &Snapshot,
-    src: &str,
-) -> Result<(), std::fmt::Error> {
-    let r = &s.rates;
-    for (name, value) in [
-        ("upload", r.upload_rate),
-        ("download", r.download_rate),
-        ("payload_upload", r.payload_upload_rate),
-        ("payload_download", r.payload_download_rate),
-    ] {
+/// The all-time totals (every source, retired ones frozen) and the active sessions'
+/// counters.
+fn encode_totals(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    for i in 0..4 {
+        // An all-time total is shown when the source measures it, or when it holds bytes
+        // counted before (loaded from the file): so the totals are there from the start,
+        // a source that is down from the beginning and a retired one included.
+        let mut name = "";
+        let series: Vec<(&str, ConstCounter)> = s
+            .sources
+            .iter()
+            .filter_map(|src| {
+                let (n, value, measured) = counters(&src.totals, src)[i];
+                name = n;
+                (measured || value > 0).then(|| (src.name.as_str(), ConstCounter::new(value)))
+            })
+            .collect();
+        let help = format!(
+            "All-time {} bytes (kept across restarts)",
+            name.replace('_', " ")
+        );
+        family(
+            e,
+            &format!("torrent_stats_{name}"),
+            &help,
+            Some(&Unit::Bytes),
+            series,
+        )?;
+    }
+    for i in 0..4 {
+        let mut name = "";
+        let series: Vec<(&str, ConstGauge<i64>)> = active(s)
+            .filter_map(|src| {
+                let (n, value, measured) = counters(&src.session_totals, src)[i];
+                name = n;
+                measured.then(|| (src.name.as_str(), gauge(value)))
+            })
+            .collect();
+        let help = format!("The current session's {} bytes", name.replace('_', " "));
+        family(
+            e,
+            &format!("torrent_stats_session_{name}"),
+            &help,
+            Some(&Unit::Bytes),
+            series,
+        )?;
+    }
+    Ok(())
+}
+
+/// The active sources.
+fn active(s: &Snapshot) -> impl Iterator<Item = &SourceSnapshot> {
+    s.sources.iter().filter(|src| !src.retired)
+}
+
+/// The rates and the peers of the last poll of each active source.
+fn encode_rates(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    let unit = Unit::Other("bytes_per_second".into());
+    let rates: [(&str, fn(&Rates) -> u64); 4] = [
+        ("upload", |r| r.upload_rate),
+        ("download", |r| r.download_rate),
+        ("payload_upload", |r| r.payload_upload_rate),
+        ("payload_download", |r| r.payload_download_rate),
+    ];
+    for (name, rate) in rates {
         let help = format!("{} rate at the last poll", name.replace('_', " "));
-        let unit = Unit::Other("bytes_per_second".into());
-        one(
+        let series = active(s)
+            .map(|src| (src.name.as_str(), gauge(rate(&src.rates))))
+            .collect();
+        family(
             e,
             &format!("torrent_stats_{name}_rate"),
             &help,
             Some(&unit),
-            src,
-            &gauge(value),
+            series,
         )?;
     }
-    one(
+    let peers = active(s)
+        .map(|src| (src.name.as_str(), gauge(src.rates.num_peers)))
+        .collect();
+    family(
         e,
         "torrent_stats_peers",
         "Connected peers at the last poll",
         None,
-        src,
-        &gauge(r.num_peers),
+        peers,
     )
 }
 
-/// Whether the source answers, the poll and save counts, the last save.
-fn encode_health(
-    e: &mut DescriptorEncoder<'_>,
-    s: &Snapshot,
-    src: &str,
-) -> Result<(), std::fmt::Error> {
-    let h = &s.health;
-    let up = ConstGauge::new(i64::from(s.running && h.source_up));
-    one(
+/// Whether each active source answers, the poll and save counts, the last save.
+fn encode_health(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    let up = active(s)
+        .map(|src| {
+            let up = s.running && src.health.source_up;
+            (src.name.as_str(), ConstGauge::new(i64::from(up)))
+        })
+        .collect();
+    family(
         e,
         "torrent_stats_source_up",
         "1 when the last poll of the source was answered",
         None,
-        src,
-        &up,
+        up,
     )?;
-    for (name, help, count) in [
-        ("polls", "Answered polls since the daemon started", h.polls),
+    let counts: [(&str, &str, fn(&Health) -> u64); 3] = [
+        ("polls", "Answered polls since the daemon started", |h| {
+            h.polls
+        }),
         (
             "poll_errors",
             "Failed polls since the daemon started",
-            h.poll_errors,
+            |h| h.poll_errors,
         ),
         (
             "save_errors",
             "Failed saves since the daemon started",
-            h.save_errors,
+            |h| h.save_errors,
         ),
-    ] {
-        let metric = ConstCounter::new(count);
-        one(
-            e,
-            &format!("torrent_stats_{name}"),
-            help,
-            None,
-            src,
-            &metric,
-        )?;
+    ];
+    for (name, help, count) in counts {
+        let series = active(s)
+            .map(|src| (src.name.as_str(), ConstCounter::new(count(&src.health))))
+            .collect();
+        family(e, &format!("torrent_stats_{name}"), help, None, series)?;
     }
-    if let Some(at) = h.last_save {
-        let metric = ConstGauge::new(at);
-        one(
-            e,
-            "torrent_stats_last_save_timestamp",
-            "When totals were last written (Unix time)",
-            Some(&Unit::Seconds),
-            src,
-            &metric,
-        )?;
-    }
-    Ok(())
+    let saves = active(s)
+        .filter_map(|src| Some((src.name.as_str(), ConstGauge::new(src.health.last_save?))))
+        .collect();
+    family(
+        e,
+        "torrent_stats_last_save_timestamp",
+        "When totals were last written (Unix time)",
+        Some(&Unit::Seconds),
+        saves,
+    )
 }
 
 #[cfg(test)]

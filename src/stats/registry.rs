@@ -1,0 +1,941 @@
+//! The running plugin's sources: one poll task per active source (its own accumulator,
+//! session identity, health, history and files), retired sources' frozen figures, the
+//! preferences they share, and the combined figures.
+//!
+//! A source's poll task never waits for another's: a slow or dead source only delays its
+//! own polls. Changes of the set (add, remove, purge, SIGHUP) are serialized by one lock
+//! and saved to the sources file before they apply.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::clock::unix_now;
+use crate::plugin::{PluginError, Shutdown, ShutdownTrigger};
+use crate::session::{SessionSource, SourceError};
+use crate::source::{Member, SourceEntry, SourceName, SourceSet, SourceSetError, SOURCES_DIR};
+use crate::stats::config::{self, ConfigChange, ConfigFileError, StatsConfig};
+use crate::stats::history::History;
+use crate::stats::poller::{
+    self, ChangeError, Command, Health, Import, Rates, SharedView, Snapshot, SourceSnapshot, View,
+};
+use crate::stats::totals::{Accumulator, Counters};
+use crate::stats::{StatsError, HISTORY_FILE, TOTALS_FILE};
+use crate::store::{Durability, Store, StoreError, RELEASE_WAIT};
+
+/// A running poll task.
+struct Running {
+    stop: ShutdownTrigger,
+    /// Ends with the final save's error, if it failed.
+    task: JoinHandle<Result<(), String>>,
+    commands: mpsc::Sender<Command>,
+}
+
+/// One source of the running plugin.
+pub(crate) struct Entry {
+    pub(crate) name: SourceName,
+    pub(crate) kind: String,
+    pub(crate) view: SharedView,
+    run: Option<Running>,
+}
+
+impl Entry {
+    /// Whether it is retired (not polled).
+    pub(crate) fn retired(&self) -> bool {
+        self.run.is_none()
+    }
+}
+
+/// What went wrong with a change of the set of sources; nothing of it applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceChangeError {
+    /// This plugin counts one source given by its embedder, not a set.
+    #[error(
+        "this daemon counts one source given by its program; sources cannot be added or removed"
+    )]
+    Fixed,
+    /// No source of that name.
+    #[error("no source is named {0}; stats.get_sources lists them")]
+    Unknown(String),
+    /// A source of that name is active.
+    #[error("a source named {0} is counting already; remove it first, or choose another name")]
+    Exists(String),
+    /// Only a retired source can be purged.
+    #[error("source {0} is active: remove it first (stats.remove_source), then purge it")]
+    Active(String),
+    /// The embedded engine starts with the daemon.
+    #[error(
+        "the embedded engine starts with the daemon: add it to the sources file (or \
+         --source engine) and restart; a daemon runs at most one"
+    )]
+    Engine,
+    /// The set or its file refused it.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<SourceSetError> for SourceChangeError {
+    fn from(e: SourceSetError) -> Self {
+        SourceChangeError::Refused(e.to_string())
+    }
+}
+
+/// Where the plugin's sources come from.
+pub(crate) enum Origin {
+    /// One source given by the embedder: its files are the config directory's.
+    Single(Arc<dyn SessionSource>),
+    /// A daemon's named set: each source's files in `sources/<name>/`.
+    Set(Arc<Mutex<SourceSet>>),
+}
+
+/// The running plugin: what handles and exports reach.
+pub(crate) struct Registry {
+    conf: Store<StatsConfig>,
+    config: RwLock<StatsConfig>,
+    entries: RwLock<Vec<Entry>>,
+    origin: Origin,
+    /// Serializes preference and set changes.
+    ops: Mutex<()>,
+    snapshots: Arc<watch::Sender<Snapshot>>,
+    host_shutdown: Shutdown,
+    this: Weak<Registry>,
+}
+
+/// Why opening a source's files failed.
+fn store_failed(name: &SourceName, e: StoreError) -> PluginError {
+    PluginError::Failed {
+        plugin: "Stats".into(),
+        message: format!("source {name}: {e}"),
+    }
+}
+
+/// Loads the history for `config`: derived data, so an unusable file is kept aside and an
+/// empty history started, as is one recorded at another poll interval.
+fn load_history(store: &Store<History>, config: &StatsConfig) -> Result<History, StoreError> {
+    let mut history = match store.load() {
+        Ok((h, _)) => h,
+        Err(e @ StoreError::Unrecoverable { .. }) => {
+            let kept = store.quarantine()?;
+            tracing::warn!(error = %e, kept_as = ?kept, "history unusable; starting an empty one");
+            History::new(config.update_interval, config.length)
+        }
+        Err(e) => return Err(e),
+    };
+    if history.base_interval != config.update_interval {
+        history = History::new(config.update_interval, config.length);
+    } else {
+        history.set_length(config.length);
+    }
+    Ok(history)
+}
+
+/// Moves a single-source config directory's files (`stats.totals`, `stats.history` and
+/// their backups) into `sources/<name>/`: the first start of a daemon with named sources
+/// on a directory written before them. The totals file moves last, so a crash half-way
+/// is finished by the next start.
+fn migrate(root: &Path, name: &SourceName) -> Result<(), String> {
+    let old = root.join(TOTALS_FILE);
+    let new_dir = root.join(SOURCES_DIR).join(name.as_str());
+    let bak = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".bak");
+        PathBuf::from(s)
+    };
+    if !old.exists() && !bak(&old).exists() {
+        return Ok(());
+    }
+    if new_dir.join(TOTALS_FILE).exists() {
+        return Err(format!(
+            "both {} and {} exist: the totals of before named sources, and source {name}'s; \
+             move one of them away (or import it with `torrent-stats import`) and start again",
+            old.display(),
+            new_dir.join(TOTALS_FILE).display()
+        ));
+    }
+    std::fs::create_dir_all(&new_dir).map_err(|e| format!("{}: {e}", new_dir.display()))?;
+    for file in [HISTORY_FILE, TOTALS_FILE] {
+        let from = root.join(file);
+        for (from, to) in [
+            (bak(&from), bak(&new_dir.join(file))),
+            (from.clone(), new_dir.join(file)),
+        ] {
+            if from.exists() {
+                std::fs::rename(&from, &to)
+                    .map_err(|e| format!("moving {} to {}: {e}", from.display(), to.display()))?;
+            }
+        }
+    }
+    for dir in [&new_dir, &root.to_path_buf()] {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("fsync {}: {e}", dir.display()))?;
+    }
+    tracing::info!(source = %name, dir = %new_dir.display(), "the totals of before named sources are now source {name}'s");
+    Ok(())
+}
+
+/// Retired sources found as directories under `sources/` without an entry in the set
+/// (an entry deleted from the file by hand): their totals still count.
+fn orphans(root: &Path, known: &[SourceName]) -> Vec<SourceName> {
+    let Ok(dir) = std::fs::read_dir(root.join(SOURCES_DIR)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SourceName> = dir
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(TOTALS_FILE).exists())
+        .filter_map(|e| SourceName::new(&e.file_name().to_string_lossy()).ok())
+        .filter(|n| !known.contains(n))
+        .collect();
+    out.sort();
+    out
+}
+
+impl Registry {
+    /// Opens every source's files, starts a poll task per active source.
+    pub(crate) async fn start(
+        root: &Path,
+        conf: Store<StatsConfig>,
+        config: StatsConfig,
+        origin: Origin,
+        snapshots: Arc<watch::Sender<Snapshot>>,
+        host_shutdown: Shutdown,
+    ) -> Result<Arc<Registry>, PluginError> {
+        let registry = Arc::new_cyclic(|this| Registry {
+            conf,
+            config: RwLock::new(config),
+            entries: RwLock::new(Vec::new()),
+            origin,
+            ops: Mutex::new(()),
+            snapshots,
+            host_shutdown,
+            this: this.clone(),
+        });
+        let failed = |message: String| PluginError::Failed {
+            plugin: "Stats".into(),
+            message,
+        };
+        match &registry.origin {
+            Origin::Single(source) => {
+                let name = SourceName::new(source.kind())
+                    .unwrap_or_else(|_| SourceName::new("source").expect("a valid name"));
+                let entry = registry
+                    .open_entry(&name, source.kind(), Some(source.clone()), root)
+                    .await?;
+                registry.entries_mut().push(entry);
+            }
+            Origin::Set(set) => {
+                let set = set.lock().await;
+                if let Some(first) = set.members().iter().find(|m| m.built.is_some()) {
+                    let (root, name) = (root.to_path_buf(), first.entry.name.clone());
+                    tokio::task::spawn_blocking(move || migrate(&root, &name))
+                        .await
+                        .map_err(|e| failed(e.to_string()))?
+                        .map_err(failed)?;
+                }
+                let known: Vec<SourceName> =
+                    set.members().iter().map(|m| m.entry.name.clone()).collect();
+                for member in set.members() {
+                    let entry = registry.open_member(&set, member).await?;
+                    registry.entries_mut().push(entry);
+                }
+                for name in orphans(root, &known) {
+                    tracing::warn!(source = %name, "sources/{name} has totals but no entry in the sources file: kept as a retired source");
+                    let dir = set.files_dir(&name);
+                    let entry = registry.open_entry(&name, "unknown", None, &dir).await?;
+                    registry.entries_mut().push(entry);
+                }
+            }
+        }
+        registry.publish();
+        Ok(registry)
+    }
+
+    fn entries_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Entry>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether every poll task has ended (a host dropped without a shutdown stops them).
+    pub(crate) fn finished(&self) -> bool {
+        self.entries()
+            .iter()
+            .filter_map(|e| e.run.as_ref())
+            .all(|r| r.task.is_finished())
+    }
+
+    /// Reads every entry.
+    pub(crate) fn entries(&self) -> std::sync::RwLockReadGuard<'_, Vec<Entry>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The preferences in force.
+    pub(crate) fn config(&self) -> StatsConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn open_member(&self, set: &SourceSet, member: &Member) -> Result<Entry, PluginError> {
+        let source = member.built.as_ref().map(|b| b.source.clone());
+        let dir = set.files_dir(&member.entry.name);
+        self.open_entry(&member.entry.name, member.kind, source, &dir)
+            .await
+    }
+
+    /// Opens a source's files in `dir` and, for an active source, starts its poll task.
+    async fn open_entry(
+        &self,
+        name: &SourceName,
+        kind: &str,
+        source: Option<Arc<dyn SessionSource>>,
+        dir: &Path,
+    ) -> Result<Entry, PluginError> {
+        let totals = Store::<Accumulator>::open_waiting(dir.join(TOTALS_FILE), RELEASE_WAIT)
+            .await
+            .map_err(|e| store_failed(name, e))?;
+        let history_store = Store::<History>::open_waiting(dir.join(HISTORY_FILE), RELEASE_WAIT)
+            .await
+            .map_err(|e| store_failed(name, e))?;
+        let config = self.config();
+        let (acc, history, totals, history_store) = tokio::task::spawn_blocking(move || {
+            let acc = totals.load().map(|(a, _)| a)?;
+            let history = load_history(&history_store, &config)?;
+            Ok::<_, StoreError>((acc, history, totals, history_store))
+        })
+        .await
+        .map_err(|e| store_failed(name, StoreError::Task(e.to_string())))?
+        .map_err(|e| store_failed(name, e))?;
+        let description = source
+            .as_ref()
+            .map(|s| s.describe())
+            .unwrap_or_else(|| format!("retired {kind} source"));
+        tracing::info!(
+            source = %name,
+            description = %description,
+            active = source.is_some(),
+            upload = acc.totals.total_upload,
+            download = acc.totals.total_download,
+            payload_upload = acc.totals.total_payload_upload,
+            payload_download = acc.totals.total_payload_download,
+            "source opened"
+        );
+        let view = SharedView::new(View {
+            acc,
+            history,
+            config: self.config(),
+            health: Health {
+                source: description,
+                ..Health::default()
+            },
+            rates: Rates::default(),
+        });
+        let run = source.map(|source| {
+            let (tx, rx) = mpsc::channel(16);
+            let files = poller::Files {
+                totals,
+                history: history_store,
+            };
+            let this = self.this.clone();
+            let publish: poller::Publish = Arc::new(move || {
+                if let Some(registry) = this.upgrade() {
+                    registry.publish();
+                }
+            });
+            let (stop, stop_signal) = Shutdown::new();
+            let poller = poller::Poller::new(source, view.clone(), files, publish);
+            let task = tokio::spawn(poller.run(rx, self.host_shutdown.clone(), stop_signal));
+            Running {
+                stop,
+                task,
+                commands: tx,
+            }
+        });
+        Ok(Entry {
+            name: name.clone(),
+            kind: kind.to_string(),
+            view,
+            run,
+        })
+    }
+
+    /// The snapshot of every source and the combined figures.
+    pub(crate) fn snapshot(&self, running: bool) -> Snapshot {
+        let entries = self.entries();
+        let sources: Vec<SourceSnapshot> = entries
+            .iter()
+            .map(|e| {
+                e.view
+                    .read()
+                    .source_snapshot(e.name.as_str(), &e.kind, e.retired())
+            })
+            .collect();
+        let mut s = Snapshot {
+            running,
+            config: self.config(),
+            at: unix_now(),
+            ..Snapshot::default()
+        };
+        for src in &sources {
+            s.totals = s.totals.saturating_add(src.totals);
+            s.session_totals = s.session_totals.saturating_add(src.session_totals);
+            let r = &mut s.rates;
+            r.upload_rate += src.rates.upload_rate;
+            r.download_rate += src.rates.download_rate;
+            r.payload_upload_rate += src.rates.payload_upload_rate;
+            r.payload_download_rate += src.rates.payload_download_rate;
+            r.num_peers += src.rates.num_peers;
+        }
+        s.health = combined_health(&sources);
+        let mut active = sources.iter().filter(|s| !s.retired);
+        if let (Some(only), None) = (active.next(), active.next()) {
+            s.session = only.session.clone();
+        }
+        s.sources = sources;
+        s
+    }
+
+    /// Publishes the current snapshot.
+    pub(crate) fn publish(&self) {
+        self.snapshots.send_replace(self.snapshot(true));
+    }
+
+    /// The all-time totals of every source, retired ones included.
+    pub(crate) fn totals(&self) -> Counters {
+        self.entries().iter().fold(Counters::default(), |t, e| {
+            t.saturating_add(e.view.read().acc.totals)
+        })
+    }
+
+    /// The sum of the active sources' current sessions.
+    pub(crate) fn session_totals(&self) -> Counters {
+        self.entries()
+            .iter()
+            .filter(|e| !e.retired())
+            .fold(Counters::default(), |t, e| {
+                t.saturating_add(e.view.read().acc.last)
+            })
+    }
+
+    /// The active sources' command queues, or one source's (`None`: all).
+    fn targets(
+        &self,
+        source: Option<&str>,
+    ) -> Result<Vec<(SourceName, mpsc::Sender<Command>)>, StatsError> {
+        let entries = self.entries();
+        let mut out = Vec::new();
+        for e in entries.iter() {
+            if source.is_some_and(|s| s != e.name.as_str()) {
+                continue;
+            }
+            match &e.run {
+                Some(run) => out.push((e.name.clone(), run.commands.clone())),
+                None if source.is_some() => {
+                    return Err(StatsError::Sources(SourceChangeError::Refused(format!(
+                        "source {} is retired: add it again to count it",
+                        e.name
+                    ))))
+                }
+                None => {}
+            }
+        }
+        match source {
+            Some(s) if out.is_empty() => Err(StatsError::Sources(SourceChangeError::Unknown(
+                s.to_string(),
+            ))),
+            _ => Ok(out),
+        }
+    }
+
+    /// Validates and applies a preference change to every source, saved first.
+    pub(crate) async fn set_config(&self, change: ConfigChange) -> Result<(), StatsError> {
+        let _op = self.ops.lock().await;
+        let current = self.config();
+        let next = current.with_change(change).map_err(ChangeError::from)?;
+        if next == current {
+            return Ok(());
+        }
+        let saved = next.clone();
+        let this = self.this.upgrade().ok_or(StatsError::NotRunning)?;
+        blocking(move || this.conf.save(&saved, Durability::Durable))
+            .await
+            .map_err(|e| ChangeError::Save {
+                what: "preferences not changed",
+                message: e.to_string(),
+            })?;
+        self.apply_config(next).await;
+        Ok(())
+    }
+
+    fn conf_path(&self) -> PathBuf {
+        self.conf.path().to_path_buf()
+    }
+
+    async fn apply_config(&self, next: StatsConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        for (_, commands) in self.targets(None).unwrap_or_default() {
+            let (reply, done) = oneshot::channel();
+            if commands
+                .send(Command::Apply(next.clone(), reply))
+                .await
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+        }
+        for e in self.entries().iter().filter(|e| e.retired()) {
+            e.view.write_config(next.clone());
+        }
+        tracing::info!(config = ?next, "preferences changed");
+        self.publish();
+    }
+
+    /// Reads `stats.conf` again and applies it if it is valid.
+    pub(crate) async fn reload_config(&self) -> Result<(), StatsError> {
+        let _op = self.ops.lock().await;
+        let path = self.conf_path();
+        let read = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || config::read_file(&path)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(ConfigFileError {
+                path: path.clone(),
+                line: None,
+                key: None,
+                message: format!("the read task failed: {e}"),
+            })
+        });
+        let next = match read {
+            Ok(Some(next)) => next,
+            Ok(None) => {
+                tracing::warn!(file = %path.display(), "stats.conf is gone; the running preferences stay");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "stats.conf not reloaded; the running preferences stay");
+                return Err(e.into());
+            }
+        };
+        if next == self.config() {
+            tracing::info!(config = ?next, "stats.conf reloaded: unchanged");
+            return Ok(());
+        }
+        tracing::info!(file = %path.display(), "stats.conf reloaded");
+        self.apply_config(next).await;
+        Ok(())
+    }
+
+    /// Asks each target and waits for every answer (concurrently: a slow source does not
+    /// hold up the others' answers).
+    async fn ask_all<T: Send + 'static, E: Into<StatsError> + Send + 'static>(
+        &self,
+        source: Option<&str>,
+        command: impl Fn(oneshot::Sender<Result<T, E>>) -> Command,
+    ) -> Result<Vec<(SourceName, Result<T, StatsError>)>, StatsError> {
+        let mut waits = Vec::new();
+        for (name, commands) in self.targets(source)? {
+            let (reply, answer) = oneshot::channel();
+            let sent = commands.send(command(reply)).await;
+            waits.push(tokio::spawn(async move {
+                if sent.is_err() {
+                    return (name, Err(StatsError::NotRunning));
+                }
+                let result = match answer.await {
+                    Ok(r) => r.map_err(Into::into),
+                    Err(_) => Err(StatsError::NotRunning),
+                };
+                (name, result)
+            }));
+        }
+        let mut out = Vec::new();
+        for w in waits {
+            out.push(w.await.map_err(|_| StatsError::NotRunning)?);
+        }
+        Ok(out)
+    }
+
+    /// Polls every active source (or one) now; answers with the combined totals, or the
+    /// first source's error.
+    pub(crate) async fn poll_now(&self, source: Option<&str>) -> Result<Counters, StatsError> {
+        let answers = self.ask_all(source, Command::PollNow).await?;
+        let many = answers.len() > 1;
+        for (name, result) in answers {
+            if let Err(e) = result {
+                return Err(match e {
+                    StatsError::Source(SourceError::Failed(m)) if many => {
+                        StatsError::Source(SourceError::Failed(format!("source {name}: {m}")))
+                    }
+                    StatsError::Source(SourceError::Unavailable(m)) if many => {
+                        StatsError::Source(SourceError::Unavailable(format!("source {name}: {m}")))
+                    }
+                    other => other,
+                });
+            }
+        }
+        Ok(match source {
+            Some(_) => self.totals_of(source),
+            None => self.totals(),
+        })
+    }
+
+    fn totals_of(&self, source: Option<&str>) -> Counters {
+        self.entries()
+            .iter()
+            .filter(|e| source.is_none_or(|s| s == e.name.as_str()))
+            .fold(Counters::default(), |t, e| {
+                t.saturating_add(e.view.read().acc.totals)
+            })
+    }
+
+    /// Zeroes the all-time totals of every active source (or one); answers with the
+    /// totals before.
+    pub(crate) async fn reset_totals(&self, source: Option<&str>) -> Result<Counters, StatsError> {
+        let _op = self.ops.lock().await;
+        let mut before = Counters::default();
+        for (_, result) in self.ask_all(source, Command::Reset).await? {
+            before = before.saturating_add(result?);
+        }
+        self.publish();
+        Ok(before)
+    }
+
+    /// Adds another program's totals once to `source` (default: the first active one).
+    pub(crate) async fn import_totals(
+        &self,
+        import: Import,
+        source: Option<&str>,
+    ) -> Result<Counters, StatsError> {
+        let _op = self.ops.lock().await;
+        let target = match source {
+            Some(s) => s.to_string(),
+            None => {
+                let entries = self.entries();
+                let first = entries.iter().find(|e| !e.retired());
+                first
+                    .map(|e| e.name.to_string())
+                    .ok_or(StatsError::NotRunning)?
+            }
+        };
+        let mut answers = self
+            .ask_all(Some(&target), |reply| {
+                Command::Import(import.clone(), reply)
+            })
+            .await?;
+        let (_, result) = answers.pop().ok_or(StatsError::NotRunning)?;
+        result?;
+        self.publish();
+        Ok(self.totals())
+    }
+
+    fn set(&self) -> Result<&Arc<Mutex<SourceSet>>, SourceChangeError> {
+        match &self.origin {
+            Origin::Set(set) => Ok(set),
+            Origin::Single(_) => Err(SourceChangeError::Fixed),
+        }
+    }
+
+    /// Adds `name` counting `spec`, or resumes a retired source of that name; saved to
+    /// the sources file before it starts. Nothing else stops.
+    pub(crate) async fn add_source(&self, name: &str, spec: &str) -> Result<(), StatsError> {
+        let _op = self.ops.lock().await;
+        let set = self.set()?;
+        let name = SourceName::new(name).map_err(|e| SourceChangeError::Refused(e.to_string()))?;
+        if let Some(e) = self.entries().iter().find(|e| e.name == name) {
+            if !e.retired() {
+                return Err(SourceChangeError::Exists(name.to_string()).into());
+            }
+        }
+        let parsed = crate::source::SourceSpec::parse(spec)
+            .map_err(|e| SourceChangeError::Refused(format!("source {name}: {e}")))?;
+        if parsed.kind() == crate::source::ENGINE_KIND {
+            return Err(SourceChangeError::Engine.into());
+        }
+        drop(parsed);
+        let mut set = set.lock().await;
+        let member = set
+            .build(SourceEntry {
+                name: name.clone(),
+                spec: spec.to_string(),
+                retired: false,
+            })
+            .await
+            .map_err(SourceChangeError::from)?;
+        set.put(member.clone()).map_err(SourceChangeError::from)?;
+        self.stop_entry(&name).await;
+        let entry = self.open_member(&set, &member).await.map_err(|e| {
+            SourceChangeError::Refused(format!("{e}; the sources file lists it, a restart retries"))
+        })?;
+        tracing::info!(source = %name, kind = member.kind, "source added");
+        self.put_entry(entry);
+        self.publish();
+        Ok(())
+    }
+
+    fn put_entry(&self, entry: Entry) {
+        let mut entries = self.entries_mut();
+        match entries.iter_mut().find(|e| e.name == entry.name) {
+            Some(e) => *e = entry,
+            None => entries.push(entry),
+        }
+    }
+
+    /// Stops `name`'s poll task (a final poll and save) and keeps its view as retired.
+    async fn stop_entry(&self, name: &SourceName) -> Option<Result<(), String>> {
+        let run = {
+            let mut entries = self.entries_mut();
+            entries
+                .iter_mut()
+                .find(|e| &e.name == name)
+                .and_then(|e| e.run.take())
+        }?;
+        run.stop.trigger();
+        Some(match run.task.await {
+            Ok(r) => r,
+            Err(e) => Err(format!("poll task ended abnormally: {e}")),
+        })
+    }
+
+    /// Retires `name`: its poll task stops after a final poll and save; its totals stay in
+    /// the combined figures; it is saved as retired in the sources file.
+    pub(crate) async fn remove_source(&self, name: &str) -> Result<Counters, StatsError> {
+        let _op = self.ops.lock().await;
+        let set = self.set()?;
+        let name = self.known(name)?;
+        let mut set = set.lock().await;
+        let Some(member) = set.member(&name).cloned() else {
+            return Err(SourceChangeError::Unknown(name.to_string()).into());
+        };
+        if member.entry.retired {
+            return Err(
+                SourceChangeError::Refused(format!("source {name} is retired already")).into(),
+            );
+        }
+        if member.built.as_ref().is_some_and(|b| b.engine.is_some()) {
+            return Err(SourceChangeError::Refused(format!(
+                "source {name} is the embedded engine, which holds the daemon's torrents: \
+                 remove it from the sources file and restart"
+            ))
+            .into());
+        }
+        let retired = Member {
+            entry: SourceEntry {
+                retired: true,
+                ..member.entry.clone()
+            },
+            built: None,
+            ..member
+        };
+        set.put(retired).map_err(SourceChangeError::from)?;
+        if let Some(Err(e)) = self.stop_entry(&name).await {
+            tracing::warn!(source = %name, error = %e, "the removed source's final save failed; its files keep the last totals saved");
+        }
+        tracing::info!(source = %name, "source retired: no longer polled, its totals still count");
+        self.publish();
+        Ok(self.totals_of(Some(name.as_str())))
+    }
+
+    fn known(&self, name: &str) -> Result<SourceName, SourceChangeError> {
+        self.entries()
+            .iter()
+            .find(|e| e.name.as_str() == name)
+            .map(|e| e.name.clone())
+            .ok_or_else(|| SourceChangeError::Unknown(name.chars().take(64).collect()))
+    }
+
+    /// Deletes a retired source's files and forgets it: its totals leave the combined
+    /// figures. Answers with the totals deleted.
+    pub(crate) async fn purge_source(&self, name: &str) -> Result<Counters, StatsError> {
+        let _op = self.ops.lock().await;
+        let set = self.set()?;
+        let name = self.known(name)?;
+        if self
+            .entries()
+            .iter()
+            .any(|e| e.name == name && !e.retired())
+        {
+            return Err(SourceChangeError::Active(name.to_string()).into());
+        }
+        let mut set = set.lock().await;
+        let dir = set.files_dir(&name);
+        set.forget(&name).map_err(SourceChangeError::from)?;
+        let removed = {
+            let mut entries = self.entries_mut();
+            let i = entries.iter().position(|e| e.name == name);
+            i.map(|i| entries.remove(i))
+        };
+        let totals = removed
+            .map(|e| e.view.read().acc.totals)
+            .unwrap_or_default();
+        // The stores' locks go with the entry; then the files.
+        let result = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || std::fs::remove_dir_all(&dir)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(Err(e)) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not delete a purged source's files")
+            }
+            Err(e) => tracing::warn!(error = %e, "the purge task failed"),
+        }
+        tracing::warn!(source = %name, upload = totals.total_upload, download = totals.total_download, "source purged: its files are deleted and its totals no longer count");
+        self.publish();
+        Ok(totals)
+    }
+
+    /// Applies the sources file as it is now (SIGHUP): new active entries start, entries
+    /// retired or gone stop (retired), changed specs restart with their totals. Returns
+    /// what changed; each refusal is one message and leaves that source as it was.
+    pub(crate) async fn reload_sources(&self) -> Result<Vec<String>, Vec<String>> {
+        let Ok(set) = self.set() else {
+            return Ok(Vec::new());
+        };
+        let file = {
+            let set = set.lock().await;
+            set.read_file()
+                .map_err(|e| vec![format!("{e}; the running sources stay")])?
+        };
+        let running: Vec<(SourceName, String)> = {
+            let set = set.lock().await;
+            set.members()
+                .iter()
+                .filter(|m| !m.entry.retired)
+                .map(|m| (m.entry.name.clone(), m.entry.spec.clone()))
+                .collect()
+        };
+        let mut done = Vec::new();
+        let mut problems = Vec::new();
+        for (name, spec) in &running {
+            match file.get(name) {
+                Some(e) if !e.retired && &e.spec == spec => {}
+                Some(e) if !e.retired => match self.restart_with(name, &e.spec).await {
+                    Ok(()) => done.push(format!("source {name} restarted with its new spec")),
+                    Err(err) => problems.push(format!("source {name}: {err}")),
+                },
+                _ => match self.remove_source(name.as_str()).await {
+                    Ok(_) => done.push(format!("source {name} retired")),
+                    Err(err) => problems.push(format!("source {name}: {err}")),
+                },
+            }
+        }
+        for e in file.sources.iter().filter(|e| !e.retired) {
+            if running.iter().any(|(n, _)| n == &e.name) {
+                continue;
+            }
+            match self.add_source(e.name.as_str(), &e.spec).await {
+                Ok(()) => done.push(format!("source {} added", e.name)),
+                Err(err) => problems.push(format!("source {}: {err}", e.name)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(done)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Replaces an active source's spec, keeping its totals.
+    async fn restart_with(&self, name: &SourceName, spec: &str) -> Result<(), StatsError> {
+        self.remove_source(name.as_str()).await?;
+        self.add_source(name.as_str(), spec).await
+    }
+
+    /// Stops every poll task (each polls once more and saves); the errors of the final
+    /// saves that failed.
+    pub(crate) async fn stop(&self) -> Vec<String> {
+        let names: Vec<SourceName> = self.entries().iter().map(|e| e.name.clone()).collect();
+        let mut failed = Vec::new();
+        let mut stops = Vec::new();
+        for name in names {
+            let run = {
+                let mut entries = self.entries_mut();
+                entries
+                    .iter_mut()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.run.take())
+            };
+            if let Some(run) = run {
+                run.stop.trigger();
+                stops.push((name, run.task));
+            }
+        }
+        for (name, task) in stops {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push(format!("source {name}: {e}")),
+                Err(e) => failed.push(format!("source {name}: poll task ended abnormally: {e}")),
+            }
+        }
+        self.snapshots.send_replace(self.snapshot(false));
+        failed
+    }
+}
+
+/// The health of several sources as one: up while every active source is up; the first
+/// failure named; the oldest checkpoint (what a power cut could lose goes back to it).
+fn combined_health(sources: &[SourceSnapshot]) -> Health {
+    let active: Vec<&SourceSnapshot> = sources.iter().filter(|s| !s.retired).collect();
+    if let [only] = active.as_slice() {
+        return only.health.clone();
+    }
+    let mut h = Health {
+        source: format!(
+            "{} sources: {}",
+            active.len(),
+            active
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        source_up: !active.is_empty(),
+        ..Health::default()
+    };
+    for s in &active {
+        let sh = &s.health;
+        h.source_up &= sh.source_up;
+        if h.last_error.is_none() {
+            h.last_error = sh.last_error.as_ref().map(|e| format!("{}: {e}", s.name));
+        }
+        h.failing_since = pick(h.failing_since, sh.failing_since, f64::min);
+        h.last_poll = pick(h.last_poll, sh.last_poll, f64::max);
+        h.last_save = pick(h.last_save, sh.last_save, f64::max);
+        h.last_checkpoint = pick(h.last_checkpoint, sh.last_checkpoint, f64::min);
+        h.save_failing |= sh.save_failing;
+        if h.save_error.is_none() {
+            h.save_error = sh.save_error.as_ref().map(|e| format!("{}: {e}", s.name));
+        }
+        for m in &sh.measured {
+            if !h.measured.contains(m) {
+                h.measured.push(m.clone());
+            }
+        }
+        h.polls += sh.polls;
+        h.poll_errors += sh.poll_errors;
+        h.save_errors += sh.save_errors;
+    }
+    h
+}
+
+/// `f` of both times, or the one there is.
+fn pick(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Runs a store operation on a blocking thread.
+async fn blocking<R: Send + 'static>(
+    op: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+}
