@@ -19,6 +19,8 @@
 mod deluge;
 #[cfg(feature = "rqbit")]
 mod http;
+#[cfg(feature = "sidecars")]
+mod qbittorrent;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
@@ -29,6 +31,8 @@ mod spec;
 
 #[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
+#[cfg(feature = "sidecars")]
+pub use qbittorrent::QbittorrentSource;
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
 #[cfg(feature = "sidecars")]
