@@ -49,6 +49,15 @@ if ! command -v systemd-analyze >/dev/null; then
   apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 
+# qBittorrent (qbittorrent-nox, its WebUI) and mktorrent, which makes the torrents it moves:
+# the qbittorrent:// source's tests (tests/library/qbittorrent_source.rs); python3 hashes
+# the WebUI password into its config.
+if ! command -v qbittorrent-nox >/dev/null || ! command -v mktorrent >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends qbittorrent-nox mktorrent >/dev/null
+fi
+
 # faketime (libfaketime): crash_loop.rs moves the daemon's wall clock with it.
 if ! command -v faketime >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive

@@ -19,6 +19,8 @@
 mod deluge;
 #[cfg(feature = "rqbit")]
 mod http;
+#[cfg(feature = "sidecars")]
+mod qbittorrent;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
@@ -30,6 +32,8 @@ mod spec;
 
 #[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
+#[cfg(feature = "sidecars")]
+pub use qbittorrent::QbittorrentSource;
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
 pub(crate) use set::ENGINE as ENGINE_KIND;

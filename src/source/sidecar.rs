@@ -97,6 +97,7 @@ pub(crate) enum Login {
     /// `USER:PASS@` may be given (or left out for a daemon without authentication).
     Optional,
     /// `USER:PASS@` is refused.
+    #[allow(dead_code)] // until rqbit:// (the kind without logins) uses it
     Never,
 }
 
@@ -155,7 +156,16 @@ impl SidecarUrl {
             kind,
             https,
             host,
-            port: url.port().unwrap_or(default_port),
+            // `Url::port` is `None` for the scheme's own port (80, 443) written out.
+            port: url.port().unwrap_or(if has_explicit_port(rest) {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            } else {
+                default_port
+            }),
             path,
             user,
             password,
@@ -192,6 +202,17 @@ impl SidecarUrl {
             self.path
         )
     }
+}
+
+/// Whether the authority of `rest` (what follows `://`) ends with a non-empty `:PORT`.
+fn has_explicit_port(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.split_once(':').map(|(_, p)| p),
+    };
+    port.is_some_and(|p| !p.is_empty())
 }
 
 /// An HTTP client for one sidecar: connect and request deadlines, no redirects (a login
@@ -291,6 +312,17 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.https), ("::1", 443, true));
         assert_eq!(u.url("/x"), "https://[::1]:443/x");
         assert_eq!(u.path, "/rpc");
+        // The scheme's own port written out is that port, not the kind's default.
+        for (spec, port) in [
+            ("transmission+https://h:443", 443),
+            ("transmission://u:p@h:80/x", 80),
+            ("transmission://[::1]:80", 80),
+            ("transmission://h:", 9091),
+            ("transmission://[::1]", 9091),
+            ("transmission://u:p@h", 9091),
+        ] {
+            assert_eq!(parse(spec).unwrap().port, port, "{spec}");
+        }
         for (bad, want) in [
             ("qbittorrent://h", "expected transmission://"),
             ("transmission://me@h", "give both USER and PASS"),

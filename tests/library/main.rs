@@ -1,7 +1,7 @@
 //! The library's integration tests, one binary: accounting, the plugin host, the typed
 //! handle, persistence; with feature `rpc` the wire codec, our client and server, the
 //! `deluge://` source against a real deluged; with `rpc` and `web` the fuzz corpus
-//! replay.
+//! replay; with `sidecars` the `qbittorrent://` source against a real qbittorrent-nox.
 //!
 //! A test that needs a program besides Rust's toolchain (deluged, Deluge's Python rencode)
 //! or root is `#[ignore]`d with what it needs named; `scripts/test.sh` installs them and
@@ -20,5 +20,7 @@ mod fuzz_corpus;
 mod handle;
 mod host;
 mod persistence;
+#[cfg(feature = "sidecars")]
+mod qbittorrent_source;
 #[cfg(feature = "rpc")]
 mod rpc_client;
