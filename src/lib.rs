@@ -126,6 +126,9 @@ pub use host::{HostConfig, PluginHost};
 pub use plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
 pub use service::{Core, EngineConfig};
 pub use session::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
+#[cfg(feature = "sidecars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+pub use source::TransmissionSource;
 pub use source::{
     BuildError, BuiltSource, SimParamError, SimSource, SourceContext, SourceSpec, SourceSpecError,
     SourceSpecReason,
