@@ -280,12 +280,15 @@ struct State {
 /// of 16 KiB); its download counter is the payload exactly.
 ///
 /// # Session identity
-/// `transmission://HOST:PORT/PATH#session=N`, N being `cumulative-stats.sessionCount`:
-/// Transmission increments it at each start, so it is the same for one run of the daemon
-/// (and for any source polling it) and changes at a restart after a clean exit. It is
-/// only saved with the cumulative figures, so after a `kill -9` (or a crash, a power cut)
-/// the next run may repeat it; the uptime (`secondsActive`, which starts from 0 again)
-/// and the counters going down then show the restart.
+/// `transmission://HOST:PORT/PATH#session=N`, N being `cumulative-stats.sessionCount`,
+/// which Transmission increments at each start: the same for one run of the daemon (and
+/// for any source polling it, so also across our restarts). It is saved only with the
+/// cumulative figures, so the next run gets a new N only if this one saved them: at a
+/// clean exit, or every 6 minutes, after bytes moved (Transmission 3.00 saves nothing for
+/// an idle run; 4.x saves every 6 minutes regardless). After an idle run, or a `kill -9`
+/// (a crash, a power cut) before a save, N repeats; the restart then shows in the uptime
+/// (`secondsActive` starts from 0 again) and in the counters going down. (The
+/// `X-Transmission-Session-Id` token is no identity: Transmission renews it hourly.)
 ///
 /// # Errors
 /// A wrong user or password (HTTP 401) is reported with what to fix, and the login is not

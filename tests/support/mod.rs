@@ -1,5 +1,6 @@
 //! Helpers for the library's integration tests (`tests/library/`): the in-process ones,
-//! which `cli/tests/daemon/` shares, and a real `deluged`.
+//! which `cli/tests/daemon/` shares, a real `deluged`, a real `transmission-daemon` and a
+//! minimal tracker for loopback swarms of real clients.
 #![allow(dead_code)]
 
 mod in_process;
@@ -8,3 +9,7 @@ pub use in_process::*;
 
 #[cfg(feature = "rpc")]
 pub mod deluged;
+#[cfg(feature = "sidecars")]
+pub mod tracker;
+#[cfg(feature = "sidecars")]
+pub mod transmission;
