@@ -65,6 +65,14 @@ if ! command -v faketime >/dev/null; then
   apt-get install -y -qq --no-install-recommends faketime >/dev/null
 fi
 
+# Transmission 3.00 (Debian): the transmission:// source's tests run transmission-daemon
+# (tests/library/transmission_source.rs) and make torrents with transmission-create.
+if ! command -v transmission-daemon >/dev/null || ! command -v transmission-create >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends transmission-daemon transmission-cli >/dev/null
+fi
+
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).
 cargo build -p torrent-stats --no-default-features --lib

@@ -126,9 +126,6 @@ pub use host::{HostConfig, PluginHost};
 pub use plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
 pub use service::{Core, EngineConfig};
 pub use session::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
-#[cfg(feature = "sidecars")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
-pub use source::SidecarSpecError;
 pub use source::{
     name_sources, split_named, BuildError, BuiltSource, Member, SimParamError, SimSource,
     SourceContext, SourceEntry, SourceName, SourceNameError, SourceSet, SourceSetError, SourceSpec,
@@ -142,7 +139,7 @@ pub use source::{DelugeSource, DelugeSpecError};
 pub use source::{EngineError, EngineOptions, RqbitEngine};
 #[cfg(feature = "sidecars")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
-pub use source::{QbittorrentSource, SidecarSpecError};
+pub use source::{QbittorrentSource, SidecarSpecError, TransmissionSource};
 pub use stats::offline;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]

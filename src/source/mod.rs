@@ -5,6 +5,9 @@
 //!   feature `rpc-client`).
 //! - `RqbitEngine`: the embedded librqbit BitTorrent engine (feature `rqbit`; payload
 //!   counters only).
+//! - `TransmissionSource`: a running Transmission daemon's RPC
+//!   (`transmission://[USER:PASS@]HOST[:PORT][/PATH]`, feature `sidecars`; payload counters
+//!   only).
 //!
 //! Every kind is named by a specification and built on one path:
 //! [`SourceSpec::parse`] (a `--source` string) then [`SourceSpec::build`] with a
@@ -29,6 +32,8 @@ mod set;
 mod sidecar;
 mod sim;
 mod spec;
+#[cfg(feature = "sidecars")]
+mod transmission;
 
 #[cfg(feature = "rpc-client")]
 pub use deluge::{DelugeSource, DelugeSpecError};
@@ -47,3 +52,5 @@ pub use sim::{SimParamError, SimSource};
 pub use spec::{
     BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError, SourceSpecReason,
 };
+#[cfg(feature = "sidecars")]
+pub use transmission::TransmissionSource;

@@ -13,6 +13,8 @@ use crate::torrent::TorrentEngine;
 use super::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 use super::{EngineError, EngineOptions, RqbitEngine};
+#[cfg(feature = "sidecars")]
+use super::{QbittorrentSource, SidecarSpecError, TransmissionSource};
 use super::{SimParamError, SimSource};
 
 /// A source specification could not be understood.
@@ -37,6 +39,15 @@ pub enum SourceSpecReason {
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
     #[error(transparent)]
     Deluge(#[from] DelugeSpecError),
+    /// A bad `transmission://`, `qbittorrent://` or `rqbit://` address.
+    #[cfg(feature = "sidecars")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+    #[error(transparent)]
+    Sidecar(#[from] SidecarSpecError),
+    /// A `transmission://`, `qbittorrent://` or `rqbit://` source in a build without
+    /// feature `sidecars`.
+    #[error("this build has no HTTP sidecar sources (feature `sidecars`)")]
+    NoSidecars,
     /// A `deluge://` source in a build without feature `rpc-client`.
     #[error("this build has no Deluge client (feature `rpc-client`)")]
     NoDelugeClient,
@@ -46,10 +57,11 @@ pub enum SourceSpecReason {
     /// `rqbit` with parameters (it takes none: its options come from the context).
     #[error("rqbit takes no parameters; the engine's options are the daemon's flags")]
     EngineParams,
-    /// Neither `sim:`, `deluge://` nor `rqbit`.
+    /// None of the kinds.
     #[error(
-        "unknown source kind; expected rqbit, sim:up=RATE,down=RATE[,peers=N] or \
-         deluge://USER:PASS@HOST[:PORT]"
+        "unknown source kind; expected engine, sim:up=RATE,down=RATE[,peers=N], \
+         deluge://USER:PASS@HOST[:PORT], transmission://USER:PASS@HOST[:PORT], \
+         qbittorrent://USER:PASS@HOST[:PORT] or rqbit://HOST[:PORT]"
     )]
     UnknownKind,
 }
@@ -93,6 +105,16 @@ pub enum SourceSpec {
     #[cfg(feature = "rqbit")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
     Rqbit,
+    /// `transmission://[USER:PASS@]HOST[:PORT][/PATH]` (or `transmission+https://`): a
+    /// running Transmission daemon.
+    #[cfg(feature = "sidecars")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+    Transmission(Box<TransmissionSource>),
+    /// `qbittorrent://[USER:PASS@]HOST[:PORT]` (or `qbittorrent+https://`): a running
+    /// qBittorrent's WebUI API.
+    #[cfg(feature = "sidecars")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+    Qbittorrent(Box<QbittorrentSource>),
 }
 
 impl FromStr for SourceSpec {
@@ -129,12 +151,27 @@ impl SourceSpec {
             "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::EngineParams)),
             #[cfg(not(feature = "rqbit"))]
             "rqbit" => Err(bad(spec.to_string(), SourceSpecReason::NoEngine)),
-            _ => Err(bad(spec.to_string(), SourceSpecReason::UnknownKind)),
+            #[cfg(feature = "sidecars")]
+            "transmission" | "transmission+https" => TransmissionSource::from_spec(spec)
+                .map(|t| SourceSpec::Transmission(Box::new(t)))
+                .map_err(|e| bad(redact_password(spec), e.into())),
+            #[cfg(feature = "sidecars")]
+            "qbittorrent" | "qbittorrent+https" => QbittorrentSource::from_spec(spec)
+                .map(|q| SourceSpec::Qbittorrent(Box::new(q)))
+                .map_err(|e| bad(redact_password(spec), e.into())),
+            #[cfg(not(feature = "sidecars"))]
+            "transmission" | "transmission+https" | "qbittorrent" | "qbittorrent+https"
+            | "rqbit+https" => Err(bad(redact_password(spec), SourceSpecReason::NoSidecars)),
+            #[cfg(not(feature = "sidecars"))]
+            "rqbit" if rest.starts_with("//") => {
+                Err(bad(redact_password(spec), SourceSpecReason::NoSidecars))
+            }
+            _ => Err(bad(redact_password(spec), SourceSpecReason::UnknownKind)),
         }
     }
 
     /// The kind's name, which is also the name of a source not given one: `engine` (the
-    /// embedded engine), `sim`, `deluge`.
+    /// embedded engine), `sim`, `deluge`, `transmission`, `qbittorrent`, `rqbit`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Sim(_) => "sim",
@@ -142,6 +179,10 @@ impl SourceSpec {
             SourceSpec::Deluge(_) => "deluge",
             #[cfg(feature = "rqbit")]
             SourceSpec::Rqbit => super::set::ENGINE,
+            #[cfg(feature = "sidecars")]
+            SourceSpec::Transmission(_) => "transmission",
+            #[cfg(feature = "sidecars")]
+            SourceSpec::Qbittorrent(_) => "qbittorrent",
         }
     }
 
@@ -156,6 +197,10 @@ impl SourceSpec {
             }
             #[cfg(feature = "rpc-client")]
             SourceSpec::Deluge(deluge) => Ok(BuiltSource::new(Arc::new(*deluge))),
+            #[cfg(feature = "sidecars")]
+            SourceSpec::Transmission(t) => Ok(BuiltSource::new(Arc::new(*t))),
+            #[cfg(feature = "sidecars")]
+            SourceSpec::Qbittorrent(q) => Ok(BuiltSource::new(Arc::new(*q))),
             #[cfg(feature = "rqbit")]
             SourceSpec::Rqbit => {
                 let engine = Arc::new(RqbitEngine::start(context.engine.clone()).await?);
@@ -244,14 +289,14 @@ impl BuiltSource {
     }
 }
 
-/// `deluge://USER:PASS@...` with the password replaced by `***`, for messages.
-fn redact_password(spec: &str) -> String {
-    let Some(rest) = spec.strip_prefix("deluge://") else {
+/// `KIND://USER:PASS@...` with the password replaced by `***`, for messages.
+pub(crate) fn redact_password(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
         return spec.to_string();
     };
     match rest.rsplit_once('@') {
         Some((userinfo, hostport)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("deluge://{user}:***@{hostport}"),
+            Some((user, _)) => format!("{scheme}://{user}:***@{hostport}"),
             None => spec.to_string(),
         },
         None => spec.to_string(),

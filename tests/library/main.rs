@@ -1,9 +1,11 @@
 //! The library's integration tests, one binary: accounting, the plugin host, the typed
 //! handle, persistence; with feature `rpc` the wire codec, our client and server, the
 //! `deluge://` source against a real deluged; with `rpc` and `web` the fuzz corpus
-//! replay; with `sidecars` the `qbittorrent://` source against a real qbittorrent-nox.
+//! replay; with `sidecars` the `qbittorrent://` and `transmission://` sources against a real
+//! qbittorrent-nox and real transmission-daemons.
 //!
-//! A test that needs a program besides Rust's toolchain (deluged, Deluge's Python rencode)
+//! A test that needs a program besides Rust's toolchain (deluged, Deluge's Python rencode,
+//! transmission-daemon)
 //! or root is `#[ignore]`d with what it needs named; `scripts/test.sh` installs them and
 //! runs those too (`--include-ignored`).
 
@@ -24,3 +26,5 @@ mod persistence;
 mod qbittorrent_source;
 #[cfg(feature = "rpc")]
 mod rpc_client;
+#[cfg(feature = "sidecars")]
+mod transmission_source;

@@ -1,5 +1,6 @@
 //! Helpers for the library's integration tests (`tests/library/`): the in-process ones,
-//! which `cli/tests/daemon/` shares, a real `deluged` and a real `qbittorrent-nox`.
+//! which `cli/tests/daemon/` shares, a real `deluged`, a real `qbittorrent-nox`, a real
+//! `transmission-daemon` and a minimal tracker for loopback swarms of real clients.
 #![allow(dead_code)]
 
 mod in_process;
@@ -10,3 +11,7 @@ pub use in_process::*;
 pub mod deluged;
 #[cfg(feature = "sidecars")]
 pub mod qbittorrent;
+#[cfg(feature = "sidecars")]
+pub mod tracker;
+#[cfg(feature = "sidecars")]
+pub mod transmission;
