@@ -11,6 +11,7 @@ mod reset;
 mod rpc_args;
 mod serve;
 mod session;
+mod source;
 mod totals;
 mod trim;
 mod watch;
@@ -68,6 +69,9 @@ enum Command {
     /// Add another client's all-time totals (Deluge, Transmission) to ours.
     #[command(subcommand)]
     Import(import::Command),
+    /// List, add, remove or purge the daemon's sources.
+    #[command(subcommand)]
+    Source(source::Command),
     /// Show totals, rates, peers and the source's health live (q quits).
     Watch(watch::Args),
 }
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Reset(args) => reset::run(args),
         Command::Import(command) => import::run(command),
         Command::Watch(args) => watch::run(args),
+        Command::Source(command) => source::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::source::{SourceName, SOURCES_DIR};
 use crate::stats::totals::Accumulator;
 use crate::stats::TOTALS_FILE;
 use crate::store::{self, Rejected};
@@ -64,4 +65,33 @@ pub fn read_totals(config_dir: &Path) -> Result<OfflineTotals, OfflineError> {
             backup: backup.to_string(),
         }),
     }
+}
+
+/// The totals of every source of a daemon's config directory, by name: each
+/// `sources/<name>/` (named sources), and the config directory's own `stats.totals` as
+/// `""` when it has one (a directory of before named sources, or an embedder's single
+/// source). Sorted by name; empty when there are no totals at all.
+pub fn read_sources(config_dir: &Path) -> Vec<(String, Result<OfflineTotals, OfflineError>)> {
+    let mut out = Vec::new();
+    let own = config_dir.join(TOTALS_FILE);
+    let mut own_bak = own.clone().into_os_string();
+    own_bak.push(".bak");
+    if own.exists() || Path::new(&own_bak).exists() {
+        out.push((String::new(), read_totals(config_dir)));
+    }
+    if let Ok(dir) = std::fs::read_dir(config_dir.join(SOURCES_DIR)) {
+        let mut named: Vec<(String, PathBuf)> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                SourceName::new(&name).ok().map(|_| (name, e.path()))
+            })
+            .filter(|(_, path)| path.join(TOTALS_FILE).exists())
+            .collect();
+        named.sort();
+        for (name, path) in named {
+            out.push((name, read_totals(&path)));
+        }
+    }
+    out
 }
