@@ -47,12 +47,6 @@ pub enum SidecarSpecError {
         /// The kind.
         kind: &'static str,
     },
-    /// The kind takes no login (`rqbit://`).
-    #[error("{kind}:// takes no USER:PASS@")]
-    NoLogin {
-        /// The kind.
-        kind: &'static str,
-    },
     /// A query or fragment.
     #[error("nothing may follow the path (no '?' or '#')")]
     Query,
@@ -91,13 +85,12 @@ impl fmt::Debug for SidecarUrl {
     }
 }
 
-/// Whether a kind takes a login.
+/// Whether a kind takes a login. Every kind's daemon has optional authentication (rqbit's
+/// HTTP API too: its optional basic authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Login {
     /// `USER:PASS@` may be given (or left out for a daemon without authentication).
     Optional,
-    /// `USER:PASS@` is refused.
-    Never,
 }
 
 impl SidecarUrl {
@@ -142,8 +135,7 @@ impl SidecarUrl {
             }
         };
         match (login, &user, &password) {
-            (Login::Never, None, None) | (Login::Optional, None, None) => {}
-            (Login::Never, _, _) => return Err(SidecarSpecError::NoLogin { kind }),
+            (Login::Optional, None, None) => {}
             (Login::Optional, Some(_), Some(_)) => {}
             (Login::Optional, _, _) => return Err(SidecarSpecError::HalfLogin { kind }),
         }
@@ -151,11 +143,18 @@ impl SidecarUrl {
             "" => default_path.trim_end_matches('/').to_string(),
             p => p.to_string(),
         };
+        // The URL parser drops a port equal to its scheme's (80, 443): such a port was
+        // given, and is not the kind's default.
+        let port = match url.port() {
+            Some(port) => port,
+            None if explicit_port(rest) => url.port_or_known_default().unwrap_or(default_port),
+            None => default_port,
+        };
         Ok(SidecarUrl {
             kind,
             https,
             host,
-            port: url.port().unwrap_or(default_port),
+            port,
             path,
             user,
             password,
@@ -239,6 +238,16 @@ pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>
     Ok(body)
 }
 
+/// Whether the authority of `rest` (what follows `://`) writes a port.
+fn explicit_port(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty())
+}
+
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -291,6 +300,9 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.https), ("::1", 443, true));
         assert_eq!(u.url("/x"), "https://[::1]:443/x");
         assert_eq!(u.path, "/rpc");
+        assert_eq!(parse("transmission://h:80").unwrap().port, 80);
+        assert_eq!(parse("transmission://u:p:w@h/").unwrap().port, 9091);
+        assert_eq!(parse("transmission+https://[::1]/").unwrap().port, 9091);
         for (bad, want) in [
             ("qbittorrent://h", "expected transmission://"),
             ("transmission://me@h", "give both USER and PASS"),
@@ -302,17 +314,5 @@ mod tests {
             assert!(e.contains(want), "{bad}: {e}");
             assert!(!e.contains("s3cret"), "{e}");
         }
-        let never = SidecarUrl::parse(
-            "rqbit://u:p@h",
-            "rqbit",
-            "HOST[:PORT]",
-            3030,
-            "",
-            Login::Never,
-        );
-        assert_eq!(
-            never.unwrap_err(),
-            SidecarSpecError::NoLogin { kind: "rqbit" }
-        );
     }
 }
