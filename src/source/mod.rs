@@ -23,6 +23,8 @@ mod http;
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
 #[cfg(feature = "sidecars")]
+mod rqbit_http;
+#[cfg(feature = "sidecars")]
 mod sidecar;
 mod sim;
 mod spec;
@@ -31,6 +33,8 @@ mod spec;
 pub use deluge::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
+#[cfg(feature = "sidecars")]
+pub use rqbit_http::RqbitHttpSource;
 #[cfg(feature = "sidecars")]
 pub use sidecar::SidecarSpecError;
 pub use sim::{SimParamError, SimSource};
