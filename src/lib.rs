@@ -136,6 +136,9 @@ pub use source::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 pub use source::{EngineError, EngineOptions, RqbitEngine};
+#[cfg(feature = "sidecars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+pub use source::{RqbitHttpSource, SidecarSpecError};
 pub use stats::offline;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
