@@ -22,3 +22,5 @@ mod host;
 mod persistence;
 #[cfg(feature = "rpc")]
 mod rpc_client;
+#[cfg(feature = "sidecars")]
+mod rqbit_source;
