@@ -139,7 +139,7 @@ pub use source::{DelugeSource, DelugeSpecError};
 pub use source::{EngineError, EngineOptions, RqbitEngine};
 #[cfg(feature = "sidecars")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
-pub use source::{QbittorrentSource, SidecarSpecError, TransmissionSource};
+pub use source::{QbittorrentSource, RqbitHttpSource, SidecarSpecError, TransmissionSource};
 pub use stats::offline;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]

@@ -179,7 +179,10 @@ pub fn print_rows(rows: &[Row]) {
         let (up, down) = if r.measures() == "wire" {
             (r.totals.total_upload, r.totals.total_download)
         } else {
-            (r.totals.total_payload_upload, r.totals.total_payload_download)
+            (
+                r.totals.total_payload_upload,
+                r.totals.total_payload_download,
+            )
         };
         println!(
             "{:<16} {:<12} {:<8} {:<8} {:>10} {:>10}  {}",
@@ -225,7 +228,10 @@ async fn remove(name: String, rpc: RpcArgs) -> anyhow::Result<()> {
     let totals = conn.call("stats.remove_source", vec![json!(name)]).await?;
     let totals = rpc_args::counters("stats.remove_source", totals)?;
     if rpc.json {
-        println!("{}", json!({"name": name, "retired": true, "totals": totals}));
+        println!(
+            "{}",
+            json!({"name": name, "retired": true, "totals": totals})
+        );
     } else {
         println!(
             "source {name} retired: no longer polled; its totals ({} up, {} down) still \
@@ -242,7 +248,10 @@ async fn purge(name: String, rpc: RpcArgs) -> anyhow::Result<()> {
     let totals = conn.call("stats.purge_source", vec![json!(name)]).await?;
     let totals = rpc_args::counters("stats.purge_source", totals)?;
     if rpc.json {
-        println!("{}", json!({"name": name, "purged": true, "totals": totals}));
+        println!(
+            "{}",
+            json!({"name": name, "purged": true, "totals": totals})
+        );
     } else {
         println!("source {name} purged: its files are deleted; its totals no longer count");
     }

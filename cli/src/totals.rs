@@ -107,7 +107,11 @@ fn offline(rpc: &RpcArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut updated = 0;
     for (name, result) in read {
-        let label = if name.is_empty() { "(config dir)".to_string() } else { name };
+        let label = if name.is_empty() {
+            "(config dir)".to_string()
+        } else {
+            name
+        };
         match result {
             Ok(read) => {
                 if let Some(reason) = &read.from_backup {

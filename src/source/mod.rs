@@ -27,6 +27,8 @@ mod qbittorrent;
 #[cfg(feature = "rqbit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rqbit")))]
 mod rqbit;
+#[cfg(feature = "sidecars")]
+mod rqbit_http;
 mod set;
 #[cfg(feature = "sidecars")]
 mod sidecar;
@@ -41,6 +43,8 @@ pub use deluge::{DelugeSource, DelugeSpecError};
 pub use qbittorrent::QbittorrentSource;
 #[cfg(feature = "rqbit")]
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
+#[cfg(feature = "sidecars")]
+pub use rqbit_http::RqbitHttpSource;
 pub(crate) use set::ENGINE as ENGINE_KIND;
 pub use set::{
     name_sources, split_named, Member, SourceEntry, SourceName, SourceNameError, SourceSet,

@@ -47,12 +47,6 @@ pub enum SidecarSpecError {
         /// The kind.
         kind: &'static str,
     },
-    /// The kind takes no login (`rqbit://`).
-    #[error("{kind}:// takes no USER:PASS@")]
-    NoLogin {
-        /// The kind.
-        kind: &'static str,
-    },
     /// A query or fragment.
     #[error("nothing may follow the path (no '?' or '#')")]
     Query,
@@ -91,14 +85,12 @@ impl fmt::Debug for SidecarUrl {
     }
 }
 
-/// Whether a kind takes a login.
+/// Whether a kind takes a login. Every kind's daemon has optional authentication (rqbit's
+/// HTTP API too: its optional basic authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Login {
     /// `USER:PASS@` may be given (or left out for a daemon without authentication).
     Optional,
-    /// `USER:PASS@` is refused.
-    #[allow(dead_code)] // until rqbit:// (the kind without logins) uses it
-    Never,
 }
 
 impl SidecarUrl {
@@ -143,8 +135,7 @@ impl SidecarUrl {
             }
         };
         match (login, &user, &password) {
-            (Login::Never, None, None) | (Login::Optional, None, None) => {}
-            (Login::Never, _, _) => return Err(SidecarSpecError::NoLogin { kind }),
+            (Login::Optional, None, None) => {}
             (Login::Optional, Some(_), Some(_)) => {}
             (Login::Optional, _, _) => return Err(SidecarSpecError::HalfLogin { kind }),
         }
@@ -152,20 +143,18 @@ impl SidecarUrl {
             "" => default_path.trim_end_matches('/').to_string(),
             p => p.to_string(),
         };
+        // The URL parser drops a port equal to its scheme's (80, 443): such a port was
+        // given, and is not the kind's default.
+        let port = match url.port() {
+            Some(port) => port,
+            None if explicit_port(rest) => url.port_or_known_default().unwrap_or(default_port),
+            None => default_port,
+        };
         Ok(SidecarUrl {
             kind,
             https,
             host,
-            // `Url::port` is `None` for the scheme's own port (80, 443) written out.
-            port: url.port().unwrap_or(if has_explicit_port(rest) {
-                if https {
-                    443
-                } else {
-                    80
-                }
-            } else {
-                default_port
-            }),
+            port,
             path,
             user,
             password,
@@ -202,17 +191,6 @@ impl SidecarUrl {
             self.path
         )
     }
-}
-
-/// Whether the authority of `rest` (what follows `://`) ends with a non-empty `:PORT`.
-fn has_explicit_port(rest: &str) -> bool {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let port = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
-        None => host_port.split_once(':').map(|(_, p)| p),
-    };
-    port.is_some_and(|p| !p.is_empty())
 }
 
 /// An HTTP client for one sidecar: connect and request deadlines, no redirects (a login
@@ -258,6 +236,16 @@ pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Whether the authority of `rest` (what follows `://`) writes a port.
+fn explicit_port(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    after_host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty())
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
@@ -334,17 +322,5 @@ mod tests {
             assert!(e.contains(want), "{bad}: {e}");
             assert!(!e.contains("s3cret"), "{e}");
         }
-        let never = SidecarUrl::parse(
-            "rqbit://u:p@h",
-            "rqbit",
-            "HOST[:PORT]",
-            3030,
-            "",
-            Login::Never,
-        );
-        assert_eq!(
-            never.unwrap_err(),
-            SidecarSpecError::NoLogin { kind: "rqbit" }
-        );
     }
 }

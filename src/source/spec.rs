@@ -14,7 +14,7 @@ use super::{DelugeSource, DelugeSpecError};
 #[cfg(feature = "rqbit")]
 use super::{EngineError, EngineOptions, RqbitEngine};
 #[cfg(feature = "sidecars")]
-use super::{QbittorrentSource, SidecarSpecError, TransmissionSource};
+use super::{QbittorrentSource, RqbitHttpSource, SidecarSpecError, TransmissionSource};
 use super::{SimParamError, SimSource};
 
 /// A source specification could not be understood.
@@ -115,6 +115,11 @@ pub enum SourceSpec {
     #[cfg(feature = "sidecars")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
     Qbittorrent(Box<QbittorrentSource>),
+    /// `rqbit://[USER:PASS@]HOST[:PORT]` (or `rqbit+https://`): a running rqbit server's
+    /// HTTP API.
+    #[cfg(feature = "sidecars")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sidecars")))]
+    RqbitHttp(Box<RqbitHttpSource>),
 }
 
 impl FromStr for SourceSpec {
@@ -126,12 +131,22 @@ impl FromStr for SourceSpec {
 }
 
 impl SourceSpec {
-    /// Parses a specification: `rqbit`, `sim:up=RATE,down=RATE[,peers=N]` or
-    /// `deluge://USER:PASS@HOST[:PORT]`.
+    /// Parses a specification: `engine` (or `rqbit`), `sim:up=RATE,down=RATE[,peers=N]`,
+    /// `deluge://USER:PASS@HOST[:PORT]`, `transmission://[USER:PASS@]HOST[:PORT][/PATH]`,
+    /// `qbittorrent://[USER:PASS@]HOST[:PORT]`, `rqbit://[USER:PASS@]HOST[:PORT]` (the
+    /// last three also as `KIND+https://`).
     pub fn parse(spec: &str) -> Result<SourceSpec, SourceSpecError> {
         let (scheme, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let bad = |spec: String, reason: SourceSpecReason| SourceSpecError { spec, reason };
         match scheme {
+            #[cfg(feature = "sidecars")]
+            "rqbit" | "rqbit+https" if rest.starts_with("//") => RqbitHttpSource::from_spec(spec)
+                .map(|r| SourceSpec::RqbitHttp(Box::new(r)))
+                .map_err(|e| bad(redact_password(spec), e.into())),
+            #[cfg(not(feature = "sidecars"))]
+            "rqbit" if rest.starts_with("//") => {
+                Err(bad(redact_password(spec), SourceSpecReason::NoSidecars))
+            }
             "sim" => SimSource::from_params(rest)
                 .map(SourceSpec::Sim)
                 .map_err(|e| bad(spec.to_string(), e.into())),
@@ -162,10 +177,6 @@ impl SourceSpec {
             #[cfg(not(feature = "sidecars"))]
             "transmission" | "transmission+https" | "qbittorrent" | "qbittorrent+https"
             | "rqbit+https" => Err(bad(redact_password(spec), SourceSpecReason::NoSidecars)),
-            #[cfg(not(feature = "sidecars"))]
-            "rqbit" if rest.starts_with("//") => {
-                Err(bad(redact_password(spec), SourceSpecReason::NoSidecars))
-            }
             _ => Err(bad(redact_password(spec), SourceSpecReason::UnknownKind)),
         }
     }
@@ -183,6 +194,8 @@ impl SourceSpec {
             SourceSpec::Transmission(_) => "transmission",
             #[cfg(feature = "sidecars")]
             SourceSpec::Qbittorrent(_) => "qbittorrent",
+            #[cfg(feature = "sidecars")]
+            SourceSpec::RqbitHttp(_) => "rqbit",
         }
     }
 
@@ -201,6 +214,8 @@ impl SourceSpec {
             SourceSpec::Transmission(t) => Ok(BuiltSource::new(Arc::new(*t))),
             #[cfg(feature = "sidecars")]
             SourceSpec::Qbittorrent(q) => Ok(BuiltSource::new(Arc::new(*q))),
+            #[cfg(feature = "sidecars")]
+            SourceSpec::RqbitHttp(r) => Ok(BuiltSource::new(Arc::new(*r))),
             #[cfg(feature = "rqbit")]
             SourceSpec::Rqbit => {
                 let engine = Arc::new(RqbitEngine::start(context.engine.clone()).await?);
@@ -322,6 +337,23 @@ mod tests {
         }
         assert_eq!(redact_password("deluge://u:pw@h:1"), "deluge://u:***@h:1");
         assert_eq!(redact_password("sim:up=1"), "sim:up=1");
+    }
+
+    #[cfg(feature = "sidecars")]
+    #[test]
+    fn sidecar_kinds_parse_and_hide_their_password() {
+        for (spec, kind) in [
+            ("transmission://u:pw@nas:9091", "transmission"),
+            ("transmission+https://u:pw@nas", "transmission"),
+            ("qbittorrent://admin:pw@box:8080", "qbittorrent"),
+            ("rqbit://localhost:3030", "rqbit"),
+            ("rqbit+https://u:pw@host", "rqbit"),
+        ] {
+            assert_eq!(SourceSpec::parse(spec).unwrap().kind(), kind, "{spec}");
+        }
+        let e = SourceSpec::parse("qbittorrent://admin:s3cret@box:99999").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("qbittorrent://admin:***@"), "{e}");
     }
 
     #[test]

@@ -27,4 +27,6 @@ mod qbittorrent_source;
 #[cfg(feature = "rpc")]
 mod rpc_client;
 #[cfg(feature = "sidecars")]
+mod rqbit_source;
+#[cfg(feature = "sidecars")]
 mod transmission_source;
