@@ -5,6 +5,7 @@
 
 mod config;
 mod import;
+mod listen;
 mod notify;
 mod plugin;
 mod reset;

@@ -24,9 +24,10 @@ pub struct RpcArgs {
     /// The daemon's host.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// The daemon's RPC port.
-    #[arg(long, default_value_t = 58846)]
-    pub port: u16,
+    /// The daemon's RPC port [default: the one the daemon of the config directory wrote
+    /// in its listen.toml, else 58846].
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Account to log in as [default: localclient].
     #[arg(long)]
     pub user: Option<String>,
@@ -96,12 +97,19 @@ pub struct Conn {
 }
 
 impl RpcArgs {
+    /// The port: given, else the running daemon's (`listen.toml`), else Deluge's.
+    pub fn port(&self) -> u16 {
+        self.port
+            .or_else(|| self.dir().ok().and_then(|d| crate::listen::rpc_port(&d)))
+            .unwrap_or(58846)
+    }
+
     /// `host:port`.
     pub fn addr(&self) -> String {
         if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+            format!("[{}]:{}", self.host, self.port())
         } else {
-            format!("{}:{}", self.host, self.port)
+            format!("{}:{}", self.host, self.port())
         }
     }
 
@@ -130,7 +138,7 @@ impl RpcArgs {
         let addr = self.addr();
         let connected = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            Client::connect(&self.host, self.port, policy),
+            Client::connect(&self.host, self.port(), policy),
         )
         .await
         .map_err(|_| {

@@ -58,9 +58,10 @@ pub struct Args {
     /// Address the RPC server listens on (default 127.0.0.1; 0.0.0.0 with --allow-remote).
     #[arg(long)]
     interface: Option<IpAddr>,
-    /// RPC port (Deluge's default).
-    #[arg(long, default_value_t = 58846)]
-    port: u16,
+    /// RPC port [default: 58846, Deluge's; when another program holds it, the next free
+    /// one of the ten after it, said on stderr and written to listen.toml].
+    #[arg(long)]
+    port: Option<u16>,
     /// Allow RPC and web connections from other hosts.
     #[arg(long)]
     allow_remote: bool,
@@ -68,10 +69,11 @@ pub struct Args {
     #[cfg(feature = "web")]
     #[arg(long)]
     web_interface: Option<IpAddr>,
-    /// Web server port: the page, /json, /metrics, /events (Deluge-Web's default).
+    /// Web server port: the page, /json, /metrics, /events [default: 8112, Deluge-Web's;
+    /// when another program holds it, the next free one of the ten after it].
     #[cfg(feature = "web")]
-    #[arg(long, default_value_t = torrent_stats::DEFAULT_WEB_PORT)]
-    web_port: u16,
+    #[arg(long)]
+    web_port: Option<u16>,
     /// No web server.
     #[cfg(feature = "web")]
     #[arg(long)]
@@ -195,7 +197,11 @@ struct Listen {
 
 /// The listening addresses the flags give; a non-loopback one needs `--allow-remote`.
 fn listen(args: &Args) -> anyhow::Result<Listen> {
-    let rpc = listen_addr(args.interface, args.allow_remote, args.port);
+    let rpc = listen_addr(
+        args.interface,
+        args.allow_remote,
+        args.port.unwrap_or(58846),
+    );
     if !rpc.ip().is_loopback() && !args.allow_remote {
         anyhow::bail!(
             "--interface {} is not a loopback address; add --allow-remote to accept remote clients",
@@ -203,8 +209,10 @@ fn listen(args: &Args) -> anyhow::Result<Listen> {
         );
     }
     #[cfg(feature = "web")]
-    let web =
-        (!args.no_web).then(|| listen_addr(args.web_interface, args.allow_remote, args.web_port));
+    let web = (!args.no_web).then(|| {
+        let port = args.web_port.unwrap_or(torrent_stats::DEFAULT_WEB_PORT);
+        listen_addr(args.web_interface, args.allow_remote, port)
+    });
     #[cfg(feature = "web")]
     if let Some(web) = web.filter(|a| !a.ip().is_loopback() && !args.allow_remote) {
         anyhow::bail!(
@@ -212,6 +220,10 @@ fn listen(args: &Args) -> anyhow::Result<Listen> {
             web.ip()
         );
     }
+    let rpc = crate::listen::free_or_fallback(rpc, args.port.is_some(), "Deluge RPC");
+    #[cfg(feature = "web")]
+    let web =
+        web.map(|w| crate::listen::free_or_fallback(w, args.web_port.is_some(), "the web server"));
     Ok(Listen {
         rpc,
         #[cfg(feature = "web")]
@@ -257,6 +269,17 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
     #[cfg(feature = "web")]
     if let Some(bound) = daemon.web_addr() {
         eprintln!("Web listening on http://{bound}");
+    }
+    let listening = crate::listen::Listening {
+        rpc: daemon.rpc_addr(),
+        #[cfg(feature = "web")]
+        web: daemon.web_addr(),
+        #[cfg(not(feature = "web"))]
+        web: None,
+        pid: std::process::id(),
+    };
+    if let Err(e) = crate::listen::write(&dir, &listening) {
+        tracing::warn!(error = %e, "could not write {}: torrent-stats commands need --port", crate::listen::LISTEN_FILE);
     }
     let reloader = daemon.reloader();
     // Memory freed after a burst of clients goes back to the system.

@@ -335,7 +335,7 @@ fn get_stats(registry: &Registry, args: &Args) -> Result<Value, DispatchError> {
         .first()
         .map(|v| v.history.intervals())
         .unwrap_or_default();
-    let Some(level) = intervals.iter().position(|&i| i == interval) else {
+    let Some(level) = views.first().and_then(|v| v.history.level_for(interval)) else {
         return Err(args.value_error(
             "interval",
             format!("{interval} is not one of {intervals:?}"),
