@@ -150,6 +150,11 @@ impl SidecarUrl {
             None if explicit_port(rest) => url.port_or_known_default().unwrap_or(default_port),
             None => default_port,
         };
+        if port == 0 {
+            return Err(SidecarSpecError::Url(
+                "port 0: give a port from 1 to 65535".into(),
+            ));
+        }
         Ok(SidecarUrl {
             kind,
             https,

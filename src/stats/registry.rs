@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::clock::unix_now;
 use crate::plugin::{PluginError, Shutdown, ShutdownTrigger};
@@ -346,7 +347,13 @@ impl Registry {
             });
             let (stop, stop_signal) = Shutdown::new();
             let poller = poller::Poller::new(source, view.clone(), files, publish);
-            let task = tokio::spawn(poller.run(rx, self.host_shutdown.clone(), stop_signal));
+            // Every log line of the poll task names its source.
+            let span = tracing::info_span!("source", name = %name);
+            let task = tokio::spawn(
+                poller
+                    .run(rx, self.host_shutdown.clone(), stop_signal)
+                    .instrument(span),
+            );
             Running {
                 stop,
                 task,

@@ -22,6 +22,7 @@ mod load;
 mod rpc_admission;
 mod rpc_hostile;
 mod rpc_interop;
+mod sources;
 mod systemd_unit;
 mod watch;
 mod web;
