@@ -29,4 +29,6 @@ mod rpc_client;
 #[cfg(feature = "sidecars")]
 mod rqbit_source;
 #[cfg(feature = "sidecars")]
+mod sources;
+#[cfg(feature = "sidecars")]
 mod transmission_source;
