@@ -126,6 +126,19 @@ pub struct Row {
     pub totals: Counters,
     /// Health.
     pub health: Health,
+    /// Rates of its last poll.
+    #[serde(default)]
+    pub rates: Rates,
+}
+
+/// The rates of a source's last poll.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct Rates {
+    /// Bytes/s sent (payload for a payload-only source).
+    pub upload_rate: u64,
+    /// Bytes/s received.
+    pub download_rate: u64,
 }
 
 /// The part of a source's health the CLI shows.
@@ -146,6 +159,18 @@ impl Row {
             (true, _) => "retired",
             (false, true) => "up",
             (false, false) => "down",
+        }
+    }
+
+    /// Its all-time (upload, download): wire bytes, or payload for a payload-only source.
+    pub fn up_down(&self) -> (u64, u64) {
+        if self.measures() == "wire" {
+            (self.totals.total_upload, self.totals.total_download)
+        } else {
+            (
+                self.totals.total_payload_upload,
+                self.totals.total_payload_download,
+            )
         }
     }
 

@@ -94,6 +94,9 @@ struct Snapshot {
     /// Seconds between two history points (the finest of `stats.get_intervals`).
     interval: u64,
     history: History,
+    /// Each source (`stats.get_sources`), and its JSON for `--json`.
+    sources: Vec<crate::source::Row>,
+    sources_json: Value,
 }
 
 /// A failed poll.
@@ -162,6 +165,7 @@ fn json_line(poll: Result<Snapshot, Failure>, time: f64) -> Value {
                 "payload_download_rate": newest(&s.history.payload_download_rate),
                 "num_peers": newest(&s.history.num_peers),
                 "status": s.status,
+                "sources": s.sources_json,
             })
         }
         Err(f) => json!({"time": time, "error": f.error, "reached": f.reached}),
@@ -299,12 +303,15 @@ async fn poll(rpc: &RpcArgs, conn: &mut Option<Conn>) -> anyhow::Result<Snapshot
     let history = conn
         .call("stats.get_stats", vec![json!(SERIES), json!(interval)])
         .await?;
+    let (sources_json, sources) = crate::source::fetch(conn).await?;
     Ok(Snapshot {
         totals: rpc_args::counters("stats.get_totals", totals)?,
         session: rpc_args::counters("stats.get_session_totals", session)?,
         status: serde_json::from_value(status).context("stats.get_status: unexpected shape")?,
         interval,
         history: serde_json::from_value(history).context("stats.get_stats: unexpected shape")?,
+        sources,
+        sources_json,
     })
 }
 
@@ -324,9 +331,15 @@ impl View {
     /// Draws the health, totals and rates blocks and the key help.
     fn render(&self, frame: &mut Frame) {
         let (health, trouble) = self.health();
-        let [top, totals, rates, help] = Layout::vertical([
+        let sources = self.sources();
+        let [top, totals, each, rates, help] = Layout::vertical([
             Constraint::Length(health.len() as u16 + 2),
             Constraint::Length(8),
+            Constraint::Length(if sources.is_empty() {
+                0
+            } else {
+                sources.len() as u16 + 2
+            }),
             Constraint::Min(7),
             Constraint::Length(1),
         ])
@@ -351,8 +364,51 @@ impl View {
                 .block(Block::bordered().title(" Totals ")),
             totals,
         );
+        if !sources.is_empty() {
+            frame.render_widget(
+                Paragraph::new(sources)
+                    .style(stale)
+                    .block(Block::bordered().title(" Sources (totals: wire bytes, or payload where that is all a source measures) ")),
+                each,
+            );
+        }
         self.render_rates(frame, rates, stale);
         frame.render_widget(Line::from(" q, Esc, Ctrl-C: quit").dim(), help);
+    }
+
+    /// With more than one source, a header and one line per source: name, state, what it
+    /// measures, all-time up and down, current rates.
+    fn sources(&self) -> Vec<Line<'static>> {
+        let Some(snapshot) = &self.last else {
+            return Vec::new();
+        };
+        if snapshot.sources.len() < 2 {
+            return Vec::new();
+        }
+        let mut out = vec![Line::raw(format!(
+            " {:<16} {:<8} {:<8} {:>11} {:>11} {:>11} {:>11}",
+            "name", "state", "measures", "uploaded", "downloaded", "up/s", "down/s"
+        ))
+        .bold()];
+        for r in &snapshot.sources {
+            let (up, down) = r.up_down();
+            let line = format!(
+                " {:<16} {:<8} {:<8} {:>11} {:>11} {:>11} {:>11}",
+                r.name,
+                r.state(),
+                r.measures(),
+                format_bytes(up),
+                format_bytes(down),
+                format_bytes(r.rates.upload_rate),
+                format_bytes(r.rates.download_rate)
+            );
+            out.push(match r.state() {
+                "down" => Line::raw(line).red(),
+                "retired" => Line::raw(line).dim(),
+                _ => Line::raw(line),
+            });
+        }
+        out
     }
 
     /// The daemon, source, poll and save lines, and whether any of them is in trouble.
