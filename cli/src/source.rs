@@ -238,12 +238,25 @@ async fn list(rpc: RpcArgs) -> anyhow::Result<()> {
 
 async fn add(name: String, spec: String, rpc: RpcArgs) -> anyhow::Result<()> {
     let mut conn = rpc.connect().await?;
-    conn.call("stats.add_source", vec![json!(name), json!(spec)])
+    let added = conn
+        .call("stats.add_source", vec![json!(name), json!(spec)])
         .await?;
     if rpc.json {
-        println!("{}", json!({"name": name, "added": true}));
-    } else {
-        println!("source {name} added; it is in the daemon's sources file");
+        println!("{}", serde_json::to_string_pretty(&added)?);
+        return Ok(());
+    }
+    println!("source {name} added; it is in the daemon's sources file");
+    let health = &added["health"];
+    if health["source_up"] == json!(true) {
+        println!(
+            "it answers: {}",
+            added["description"].as_str().unwrap_or("")
+        );
+    } else if let Some(e) = health["last_error"].as_str() {
+        eprintln!(
+            "warning: its first poll failed: {e}\nit is polled again every interval; \
+             `torrent-stats source list` shows how it does"
+        );
     }
     Ok(())
 }

@@ -166,8 +166,9 @@ impl StatsHandle {
     }
 
     /// Adds a source named `name` counting `spec` (or resumes a retired one of that name
-    /// with its totals); saved in the sources file first. No other source stops.
-    pub async fn add_source(&self, name: &str, spec: &str) -> Result<(), StatsError> {
+    /// with its totals); saved in the sources file first. No other source stops. Returns
+    /// the source after its first poll (within 5 s): its health says whether it answers.
+    pub async fn add_source(&self, name: &str, spec: &str) -> Result<SourceSnapshot, StatsError> {
         self.link()?.add_source(name, spec).await
     }
 

@@ -93,10 +93,11 @@ fn export_sources(scope: &ExportScope, registry: &Arc<Registry>) -> Result<(), E
             if spec.is_empty() || spec.len() > 2048 {
                 return Err(args.value_error("spec", "must be 1..=2048 characters".into()));
             }
-            r.add_source(&name, spec)
+            let added = r
+                .add_source(&name, spec)
                 .await
                 .map_err(|e| refused(&args, e))?;
-            Ok(Value::Null)
+            Ok(serde_json::to_value(added).unwrap_or(Value::Null))
         }
     })?;
     for (method, purge) in [("remove_source", false), ("purge_source", true)] {

@@ -26,6 +26,9 @@ use crate::stats::totals::{Accumulator, Counters};
 use crate::stats::{StatsError, HISTORY_FILE, TOTALS_FILE};
 use crate::store::{Durability, Store, StoreError, RELEASE_WAIT};
 
+/// How long an add waits for the new source's first poll.
+const FIRST_POLL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running poll task.
 struct Running {
     stop: ShutdownTrigger,
@@ -647,7 +650,11 @@ impl Registry {
 
     /// Adds `name` counting `spec`, or resumes a retired source of that name; saved to
     /// the sources file before it starts. Nothing else stops.
-    pub(crate) async fn add_source(&self, name: &str, spec: &str) -> Result<(), StatsError> {
+    pub(crate) async fn add_source(
+        &self,
+        name: &str,
+        spec: &str,
+    ) -> Result<SourceSnapshot, StatsError> {
         let _op = self.ops.lock().await;
         let set = self.set()?;
         let name = SourceName::new(name).map_err(|e| SourceChangeError::Refused(e.to_string()))?;
@@ -679,7 +686,28 @@ impl Registry {
         tracing::info!(source = %name, kind = member.kind, "source added");
         self.put_entry(entry);
         self.publish();
-        Ok(())
+        Ok(self.first_poll(&name).await)
+    }
+
+    /// `name`'s snapshot once its first poll is answered or failed (at most
+    /// [`FIRST_POLL_WAIT`]), so an add can say at once whether the source answers.
+    async fn first_poll(&self, name: &SourceName) -> SourceSnapshot {
+        let mut snapshots = self.snapshots.subscribe();
+        let find = |s: &Snapshot| s.sources.iter().find(|x| &x.name == name.as_str()).cloned();
+        let deadline = tokio::time::Instant::now() + FIRST_POLL_WAIT;
+        loop {
+            let current = find(&snapshots.borrow_and_update());
+            if let Some(s) = current
+                .as_ref()
+                .filter(|s| s.health.polls + s.health.poll_errors > 0)
+            {
+                return s.clone();
+            }
+            match tokio::time::timeout_at(deadline, snapshots.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return current.unwrap_or_default(),
+            }
+        }
     }
 
     fn put_entry(&self, entry: Entry) {
@@ -836,7 +864,7 @@ impl Registry {
                 continue;
             }
             match self.add_source(e.name.as_str(), &e.spec).await {
-                Ok(()) => done.push(format!("source {} added", e.name)),
+                Ok(_) => done.push(format!("source {} added", e.name)),
                 Err(err) => problems.push(format!("source {}: {err}", e.name)),
             }
         }
@@ -850,7 +878,7 @@ impl Registry {
     /// Replaces an active source's spec, keeping its totals.
     async fn restart_with(&self, name: &SourceName, spec: &str) -> Result<(), StatsError> {
         self.remove_source(name.as_str()).await?;
-        self.add_source(name.as_str(), spec).await
+        self.add_source(name.as_str(), spec).await.map(|_| ())
     }
 
     /// Stops every poll task (each polls once more and saves); the errors of the final
