@@ -33,6 +33,11 @@ pub enum Command {
 pub struct FileArgs {
     /// The file to import.
     path: PathBuf,
+    /// The source the totals go to (its all-time totals grow by them; e.g. the
+    /// `transmission` sidecar counting that Transmission from now on) [default: the
+    /// daemon's first active source].
+    #[arg(long, value_name = "NAME")]
+    into: Option<String>,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -42,6 +47,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Deluge(args) => (ImportFormat::Deluge, args),
         Command::Transmission(args) => (ImportFormat::Transmission, args),
     };
+    if let Some(name) = &args.into {
+        torrent_stats::SourceName::new(name)?;
+    }
     let source = format.as_str();
     let bytes = import::read_file(&args.path)?;
     let totals = format.parse(&bytes).with_context(|| {
@@ -61,6 +69,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     json!(source),
                     json!(fingerprint),
                     serde_json::to_value(totals)?,
+                    json!(args.into),
                 ],
             )
             .await

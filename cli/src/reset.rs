@@ -11,6 +11,9 @@ pub struct Args {
     /// Really reset (nothing is asked interactively; without --yes nothing happens).
     #[arg(long)]
     yes: bool,
+    /// Reset only this source's totals [default: every active source's].
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     #[command(flatten)]
     rpc: RpcArgs,
 }
@@ -24,7 +27,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     rpc_args::block_on(async move {
         let mut conn = args.rpc.connect().await?;
-        let before = conn.call("stats.reset_totals", vec![]).await?;
+        if let Some(name) = &args.source {
+            torrent_stats::SourceName::new(name)?;
+        }
+        let params = match &args.source {
+            Some(name) => vec![serde_json::json!(name)],
+            None => vec![],
+        };
+        let before = conn.call("stats.reset_totals", params).await?;
         let before = rpc_args::counters("stats.reset_totals", before)?;
         if args.rpc.json {
             #[derive(serde::Serialize)]
@@ -38,8 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("All-time totals reset. They were:");
         crate::totals::print_counters(&before);
         println!(
-            "The file before the reset is kept as {TOTALS_FILE}.reset-<unix time> in the \
-             daemon's config directory."
+            "The file before the reset is kept as {TOTALS_FILE}.reset-<unix time> in each \
+             source's directory (sources/<name>/ in the daemon's config directory)."
         );
         Ok(())
     })
