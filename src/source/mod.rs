@@ -45,7 +45,6 @@ pub use qbittorrent::QbittorrentSource;
 pub use rqbit::{EngineError, EngineOptions, RqbitEngine};
 #[cfg(feature = "sidecars")]
 pub use rqbit_http::RqbitHttpSource;
-pub(crate) use set::ENGINE as ENGINE_KIND;
 pub use set::{
     name_sources, split_named, Member, SourceEntry, SourceName, SourceNameError, SourceSet,
     SourceSetError, SourcesFile, SOURCES_DIR, SOURCES_FILE,
@@ -53,6 +52,7 @@ pub use set::{
 #[cfg(feature = "sidecars")]
 pub use sidecar::SidecarSpecError;
 pub use sim::{SimParamError, SimSource};
+pub(crate) use spec::ENGINE as ENGINE_KIND;
 pub use spec::{
     BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError, SourceSpecReason,
 };

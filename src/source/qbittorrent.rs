@@ -521,44 +521,8 @@ impl QbittorrentSource {
             }
             state.banned_until = None;
         }
-        let probe = self
-            .send(self.request(reqwest::Method::GET, "app/webapiVersion", None))
-            .await?;
-        let status = probe.status().as_u16();
-        let cookie = session_cookie(&probe);
-        let body = self.body(probe).await?;
-        match status {
-            200 => {
-                let text = String::from_utf8_lossy(&body);
-                let text = text.trim();
-                if text.is_empty()
-                    || !text
-                        .split('.')
-                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    return Err(self.not_qbittorrent(&format!(
-                        "app/webapiVersion answered {}",
-                        excerpt(&body)
-                    )));
-                }
-                // No login needed from this address: the answer started a session.
-                state.cookie = Some(cookie.unwrap_or_default());
-                return Ok(());
-            }
-            403 => {}
-            401 if body.trim_ascii() == b"Unauthorized" => {
-                return Err(SourceError::Failed(format!(
-                    "{d}: qBittorrent refused the request's Host or Origin (401): add the host \
-                     as written in the source's spec to the WebUI's server domains, or write \
-                     the address qBittorrent expects"
-                )));
-            }
-            other => {
-                return Err(self.not_qbittorrent(&format!(
-                    "app/webapiVersion answered {other} {}",
-                    excerpt(&body)
-                )))
-            }
+        if !self.probe(state).await? {
+            return Ok(());
         }
         let Auth::Login { user, password } = &self.auth else {
             return Err(SourceError::Failed(format!(
@@ -614,6 +578,53 @@ impl QbittorrentSource {
                     .not_qbittorrent(&format!("its login answered {status} {}", excerpt(&body))))
             }
         }
+    }
+
+    /// Asks `app/webapiVersion` without a session: whether a login is needed (`true`), or
+    /// the answer started a session (`false`, `state.cookie` set); an error for anything
+    /// that is not qBittorrent.
+    async fn probe(&self, state: &mut State) -> Result<bool, SourceError> {
+        let d = self.describe();
+        let probe = self
+            .send(self.request(reqwest::Method::GET, "app/webapiVersion", None))
+            .await?;
+        let status = probe.status().as_u16();
+        let cookie = session_cookie(&probe);
+        let body = self.body(probe).await?;
+        match status {
+            200 => {
+                let text = String::from_utf8_lossy(&body);
+                let text = text.trim();
+                if text.is_empty()
+                    || !text
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(self.not_qbittorrent(&format!(
+                        "app/webapiVersion answered {}",
+                        excerpt(&body)
+                    )));
+                }
+                // No login needed from this address: the answer started a session.
+                state.cookie = Some(cookie.unwrap_or_default());
+                return Ok(false);
+            }
+            403 => {}
+            401 if body.trim_ascii() == b"Unauthorized" => {
+                return Err(SourceError::Failed(format!(
+                    "{d}: qBittorrent refused the request's Host or Origin (401): add the host \
+                     as written in the source's spec to the WebUI's server domains, or write \
+                     the address qBittorrent expects"
+                )));
+            }
+            other => {
+                return Err(self.not_qbittorrent(&format!(
+                    "app/webapiVersion answered {other} {}",
+                    excerpt(&body)
+                )))
+            }
+        }
+        Ok(true)
     }
 
     fn banned_error(&self) -> SourceError {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError};
+use super::spec::{BuildError, BuiltSource, SourceContext, SourceSpec, SourceSpecError, ENGINE};
 use crate::session::SessionSource;
 use crate::store::{Durability, Persist, Rejected, Store, StoreError};
 use crate::torrent::TorrentEngine;
@@ -225,9 +225,6 @@ fn check(entries: &[SourceEntry]) -> Result<(), SourceSetError> {
     }
     Ok(())
 }
-
-/// The embedded engine's kind name.
-pub(crate) const ENGINE: &str = "engine";
 
 fn kind_of(name: &SourceName, spec: &str) -> Result<&'static str, SourceSetError> {
     SourceSpec::parse(spec)

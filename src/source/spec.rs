@@ -17,6 +17,9 @@ use super::{EngineError, EngineOptions, RqbitEngine};
 use super::{QbittorrentSource, RqbitHttpSource, SidecarSpecError, TransmissionSource};
 use super::{SimParamError, SimSource};
 
+/// The embedded engine's kind name.
+pub(crate) const ENGINE: &str = "engine";
+
 /// A source specification could not be understood.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("bad source {spec:?}: {reason}")]
@@ -189,7 +192,7 @@ impl SourceSpec {
             #[cfg(feature = "rpc-client")]
             SourceSpec::Deluge(_) => "deluge",
             #[cfg(feature = "rqbit")]
-            SourceSpec::Rqbit => super::set::ENGINE,
+            SourceSpec::Rqbit => ENGINE,
             #[cfg(feature = "sidecars")]
             SourceSpec::Transmission(_) => "transmission",
             #[cfg(feature = "sidecars")]
