@@ -693,7 +693,7 @@ impl Registry {
     /// [`FIRST_POLL_WAIT`]), so an add can say at once whether the source answers.
     async fn first_poll(&self, name: &SourceName) -> SourceSnapshot {
         let mut snapshots = self.snapshots.subscribe();
-        let find = |s: &Snapshot| s.sources.iter().find(|x| &x.name == name.as_str()).cloned();
+        let find = |s: &Snapshot| s.sources.iter().find(|x| x.name == name.as_str()).cloned();
         let deadline = tokio::time::Instant::now() + FIRST_POLL_WAIT;
         loop {
             let current = find(&snapshots.borrow_and_update());

@@ -245,6 +245,9 @@ fn encode_totals(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std:
     Ok(())
 }
 
+/// Reads one figure of a source's part of the snapshot.
+type Read<T> = fn(&T) -> u64;
+
 /// The active sources.
 fn active(s: &Snapshot) -> impl Iterator<Item = &SourceSnapshot> {
     s.sources.iter().filter(|src| !src.retired)
@@ -253,7 +256,7 @@ fn active(s: &Snapshot) -> impl Iterator<Item = &SourceSnapshot> {
 /// The rates and the peers of the last poll of each active source.
 fn encode_rates(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
     let unit = Unit::Other("bytes_per_second".into());
-    let rates: [(&str, fn(&Rates) -> u64); 4] = [
+    let rates: [(&str, Read<Rates>); 4] = [
         ("upload", |r| r.upload_rate),
         ("download", |r| r.download_rate),
         ("payload_upload", |r| r.payload_upload_rate),
@@ -299,7 +302,7 @@ fn encode_health(e: &mut DescriptorEncoder<'_>, s: &Snapshot) -> Result<(), std:
         None,
         up,
     )?;
-    let counts: [(&str, &str, fn(&Health) -> u64); 3] = [
+    let counts: [(&str, &str, Read<Health>); 3] = [
         ("polls", "Answered polls since the daemon started", |h| {
             h.polls
         }),
