@@ -253,7 +253,17 @@ impl DaemonBuilder {
     pub async fn build(self) -> Result<Daemon, DaemonError> {
         let dir = self.config_dir.clone();
         prepare_config_dir(&dir, self.allow_insecure_config_dir)?;
-        let host = PluginHost::open(self.source, &dir).map_err(|source| DaemonError::Store {
+        let stats = Arc::new(match &self.sources {
+            Some(set) => Stats::with_sources(set.clone()),
+            None => Stats::new(),
+        });
+        let handle = stats.handle();
+        // Without an engine, Deluge's core answers the sources' combined session.
+        let source: Arc<dyn SessionSource> = match (&self.sources, &self.engine) {
+            (Some(_), None) => Arc::new(crate::stats::CombinedSession::new(handle.clone())),
+            _ => self.source,
+        };
+        let host = PluginHost::open(source, &dir).map_err(|source| DaemonError::Store {
             dir: dir.clone(),
             source,
         })?;
@@ -268,11 +278,6 @@ impl DaemonBuilder {
             None => None,
         };
         let core = Core::with_engine_conf(host, self.engine, engine_conf)?;
-        let stats = Arc::new(match &self.sources {
-            Some(set) => Stats::with_sources(set.clone()),
-            None => Stats::new(),
-        });
-        let handle = stats.handle();
         core.host().register(stats).await?;
         for plugin in self.plugins {
             core.host().register(plugin).await?;
@@ -441,8 +446,10 @@ impl Daemon {
 
     /// A builder for a daemon on `config_dir` counting a set of named sources (from
     /// [`SourceSet::open`]): the embedded engine, if one of them is, behind Deluge's
-    /// torrent methods; sources added and removed at run time. [`run`](Daemon::run) stops
-    /// the sources when the daemon stopped.
+    /// torrent methods and `core.get_session_status`; without one, the core answers the
+    /// sources' combined session ([`CombinedSession`](crate::stats::CombinedSession)).
+    /// Sources are added and removed at run time; [`run`](Daemon::run) stops them when
+    /// the daemon stopped.
     pub fn builder_with_sources(config_dir: impl Into<PathBuf>, set: SourceSet) -> DaemonBuilder {
         let primary = set
             .primary()

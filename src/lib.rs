@@ -145,9 +145,9 @@ pub use stats::offline;
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
 pub use stats::remote;
 pub use stats::{
-    Accumulator, ChangeError, ConfigChange, ConfigError, ConfigFileError, ConfigKey, Counters,
-    Health, Import, ImportRefused, Rates, Snapshot, SourceChangeError, SourceSnapshot, Stats,
-    StatsConfig, StatsError, StatsHandle,
+    Accumulator, ChangeError, CombinedSession, ConfigChange, ConfigError, ConfigFileError,
+    ConfigKey, Counters, Health, Import, ImportRefused, Rates, Snapshot, SourceChangeError,
+    SourceSnapshot, Stats, StatsConfig, StatsError, StatsHandle,
 };
 pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
 pub use store::{Durability, LockHolder, Persist, Store, StoreError};

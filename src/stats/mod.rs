@@ -16,6 +16,7 @@
 //! each with a `.bak` kept by fsync'd checkpoints, in `sources/<name>/` for a daemon's
 //! named sources or in the config directory itself for the one source of an embedder.
 
+mod combined;
 pub mod config;
 mod handle;
 pub mod history;
@@ -37,6 +38,7 @@ use crate::plugin::{CorePlugin, PluginContext, PluginError};
 use crate::source::SourceSet;
 use crate::store::{Durability, Store};
 
+pub use combined::CombinedSession;
 pub use config::{ConfigChange, ConfigError, ConfigFileError, ConfigKey, StatsConfig};
 pub use handle::{StatsError, StatsHandle};
 pub use poller::{ChangeError, Health, Import, Rates, Snapshot, SourceSnapshot};

@@ -380,3 +380,37 @@ fn bad_sources_at_start_say_what_to_do() -> Result<()> {
     }
     Ok(())
 }
+
+/// Stock deluge-console shows the combined session of a daemon without an engine: two
+/// sources at 1 MiB/s up each are 2 MiB/s (1.9 MiB/s of payload) in its `status`, and
+/// `core.get_session_status` sums the sources' sessions.
+#[test]
+#[ignore = "needs deluge-console"]
+fn deluge_console_shows_the_combined_session() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = start(
+        dir,
+        &[
+            "a=sim:up=1MiB/s,down=2MiB/s,peers=2",
+            "b=sim:up=1MiB/s,down=2MiB/s,peers=3",
+        ],
+    )?;
+    let out = crate::support::console::run(d.port(), &d.password, "status");
+    ensure!(
+        out.contains("Total upload: 1.9 MiB/s") && out.contains("Total download: 3.8 MiB/s"),
+        "{out}"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut rpc = Raw::login(d.addr, "localclient", &d.password).await?;
+            let keys = json!([["num_peers", "payload_upload_rate"]]);
+            let s = rpc
+                .call_ok("core.get_session_status", keys, json!({}))
+                .await?;
+            ensure!(s["num_peers"] == json!(5), "{s}");
+            ensure!(s["payload_upload_rate"].as_u64() > Some(1_900_000), "{s}");
+            Ok(())
+        })
+}
