@@ -7,7 +7,10 @@
 //! message and a good one is saved, that the reset needs two actions (and works) for the
 //! ADMIN account, that every control has an accessible name, that the page fits 360 px
 //! without horizontal scrolling, and that the browser logged no error. It saves
-//! screenshots (`web-page.png`, `web-page-360.png` in Cargo's test tmp dir).
+//! screenshots (`web-page.png`, `web-page-360.png` in Cargo's test tmp dir). Another
+//! drives a daemon with several named sources: a row each, the combined totals their sum,
+//! the graphs of one source or all, and adding, retiring and purging sources from the
+//! page's settings.
 //!
 //! It fails (never skips) without `chromium` and `chromedriver`:
 //! `apt-get install chromium chromium-driver`.
@@ -371,6 +374,12 @@ async fn rpc_login(port: u16, password: &str) -> Result<Client> {
 
 /// The daemon on `source` polling every second, RPC and web on free ports.
 fn start_daemon(source: &str) -> Result<(DaemonProc, u16)> {
+    start_daemon_with(&[source])
+}
+
+/// The daemon on `sources` (each a `--source`), polling every second, RPC and web on free
+/// ports.
+fn start_daemon_with(sources: &[&str]) -> Result<(DaemonProc, u16)> {
     let dir = tempfile::tempdir()?;
     support::write_conf(dir.path(), 1);
     let mut command = Command::new(support::BIN);
@@ -379,7 +388,10 @@ fn start_daemon(source: &str) -> Result<(DaemonProc, u16)> {
         .arg("--config-dir")
         .arg(dir.path())
         .args(["--port", "0", "--web-port", "0"])
-        .args(["--source", source]);
+        .env_remove("TORRENT_STATS_SOURCE");
+    for source in sources {
+        command.args(["--source", source]);
+    }
     let daemon = DaemonProc::launch(command, dir)?;
     let port = daemon.web_port()?;
     Ok((daemon, port))
@@ -936,4 +948,531 @@ async fn a_down_source_on_the_page() -> Result<()> {
         eprintln!("--- the daemon's log ---\n{}", daemon.log());
     }
     outcome
+}
+
+/// Source `a` of the several-sources test: 1 MiB/s up, 2 MiB/s down.
+const SIM_A: &str = "a=sim:up=1MiB/s,down=2MiB/s,peers=2";
+/// Source `b`: 3 MiB/s up, 1 MiB/s down.
+const SIM_B: &str = "b=sim:up=3MiB/s,down=1MiB/s,peers=1";
+/// Source `c`, added through the page's form.
+const SIM_C: &str = "sim:up=512KiB/s,down=256KiB/s";
+/// Source `d`, added through the form: a Deluge daemon that is not there, with a password
+/// the page must never show.
+const DOWN_PASSWORD: &str = "n0t-for-the-page";
+const MIB: u64 = 1024 * 1024;
+
+/// Several sources: the daemon counts `a` and `b`; the page shows a row each, and the
+/// combined totals are the sum of the rows (the `<data>` values, bytes) and what
+/// `stats.get_sources` answers; the graphs show one source's rates or all of them added
+/// up (history and live points); the ADMIN settings add a source (a bad specification
+/// refused with the daemon's message), show which source is down without its password,
+/// retire one after a confirmation (shown as retired, the combined all-time totals do not
+/// drop) and purge it (its row, graph option and files gone, its totals out of the
+/// combined ones). Screenshots: `web-page-sources.png`, `web-page-sources-360.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn several_sources_on_the_page() -> Result<()> {
+    let (mut daemon, web_port) = start_daemon_with(&[SIM_A, SIM_B])?;
+    let work = tempfile::tempdir()?;
+    let (driver, browser) = open_browser(work.path()).await?;
+    let outcome = drive_sources(&browser, &mut daemon, web_port).await;
+    let _ = browser.close().await;
+    drop(driver);
+    if outcome.is_err() {
+        eprintln!("--- the daemon's log ---\n{}", daemon.log());
+    }
+    outcome
+}
+
+/// Every source row of the page and the combined totals, read in one go (one render):
+/// `{rows: {name: {state, measures, kind, description, total: {counter: bytes},
+/// session: {…}}}, combined: {total: {…}, session: {…}}, title}`.
+async fn shown_sources(b: &Browser) -> Result<Value> {
+    js(
+        b,
+        r#"
+        const num = (el) => (el && el.value !== '' ? Number(el.value) : null);
+        const rows = {};
+        for (const tr of document.querySelectorAll('#sources-body tr[data-source]')) {
+          const name = tr.dataset.source;
+          const text = (what) => {
+            const el = tr.querySelector(`[data-testid="source-${name}-${what}"]`);
+            return el ? el.textContent.trim() : null;
+          };
+          const row = {state: text('state'), measures: text('measures'), kind: text('kind'),
+                       description: text('description'), detail: text('detail'),
+                       total: {}, session: {}};
+          for (const el of tr.querySelectorAll('data[data-part]'))
+            row[el.dataset.part][el.dataset.counter] = num(el);
+          rows[name] = row;
+        }
+        const combined = {total: {}, session: {}};
+        for (const part of ['total', 'session'])
+          for (const key of ['total_upload', 'total_download', 'total_payload_upload',
+                             'total_payload_download'])
+            combined[part][key] = num(document.getElementById(`${part}-${key}`));
+        return {rows, combined, title: document.getElementById('totals-title').textContent};
+        "#,
+    )
+    .await
+}
+
+/// `stats.get_sources` over Deluge RPC.
+async fn rpc_sources(rpc: &mut Client) -> Result<Value> {
+    Ok(rpc
+        .call("stats.get_sources", vec![], Default::default())
+        .await?)
+}
+
+/// Checks that the page's combined figures are the sum of its rows (every row's all-time
+/// totals, retired ones included; the session of the active ones) for the wire counters.
+fn check_sum(shown: &Value) -> Result<()> {
+    let rows = shown["rows"].as_object().context("rows")?;
+    for key in ["total_upload", "total_download"] {
+        for part in ["total", "session"] {
+            let mut sum = 0;
+            for (name, row) in rows {
+                let v = &row[part][key];
+                if part == "session" && row["state"] == "retired" {
+                    ensure!(v.is_null(), "retired {name} shows a session: {shown}");
+                    continue;
+                }
+                sum += v
+                    .as_u64()
+                    .with_context(|| format!("{name} {part} {key} in {shown}"))?;
+            }
+            let combined = shown["combined"][part][key].as_u64();
+            ensure!(
+                combined == Some(sum),
+                "combined {part} {key} {combined:?} is not the sum of the rows {sum}: {shown}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the page shows what `stats.get_sources` answers (read before and after the
+/// page, equal: no poll in between) for every source, and returns the page's figures.
+async fn sources_settled(b: &Browser, rpc: &mut Client, names: &[&str]) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = rpc_sources(rpc).await?;
+        let shown = shown_sources(b).await?;
+        let after = rpc_sources(rpc).await?;
+        let listed: Vec<&str> = before
+            .as_array()
+            .context("get_sources is a list")?
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        let mut same = before == after && listed == names;
+        let rows = shown["rows"].as_object().context("rows")?;
+        same &= rows.len() == names.len();
+        for s in before.as_array().into_iter().flatten() {
+            let name = s["name"].as_str().unwrap_or_default();
+            let row = &rows.get(name).cloned().unwrap_or_default();
+            for key in ["total_upload", "total_download"] {
+                same &= row["total"][key] == s["totals"][key];
+            }
+        }
+        if same {
+            return Ok(shown);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the page's sources never matched stats.get_sources ({names:?}) for 20 s: \
+             page {shown}, get_sources {before} / {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Shows `source`'s graphs (`""`: all sources) and answers the upload-rate points of the
+/// history it loads (`stats.get_stats`) and the next `grow` points the page adds from
+/// the events (live updates).
+async fn graph_points(b: &Browser, source: &str, grow: usize) -> Result<(Vec<Value>, Vec<Value>)> {
+    b.find(Locator::Id("graph-source"))
+        .await?
+        .select_by_value(source)
+        .await?;
+    eventually(
+        Duration::from_secs(10),
+        &format!("graph source {source:?}"),
+        || async move {
+            let s = js(b, "return window.__torrentStats.graphSource()").await?;
+            Ok((s == json!(source)).then_some(()))
+        },
+    )
+    .await?;
+    let series = || async move {
+        let v = js(
+            b,
+            "const t = window.__torrentStats; return t.loading() ? null : t.series(1)",
+        )
+        .await?;
+        Ok(v.as_array().cloned())
+    };
+    let history = eventually(
+        Duration::from_secs(10),
+        &format!("the history of {source:?}"),
+        series,
+    )
+    .await?;
+    let start = history.len();
+    let live = eventually(
+        Duration::from_secs(20),
+        &format!("{grow} live points of {source:?}"),
+        || async move {
+            let now = series().await?.unwrap_or_default();
+            Ok((now.len() >= start + grow).then(|| now[start..].to_vec()))
+        },
+    )
+    .await?;
+    let history = history.into_iter().filter(|v| !v.is_null()).collect();
+    Ok((history, live))
+}
+
+async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()> {
+    let mut rpc = rpc_login(daemon.port(), &daemon.password).await?;
+    b.goto(&format!("http://127.0.0.1:{web_port}/")).await?;
+    eventually(Duration::from_secs(15), "the login form", || async move {
+        Ok(displayed(b, "login-view").await?.then_some(()))
+    })
+    .await?;
+    fill(b, "login-password", &format!("{}\u{E007}", daemon.password)).await?;
+    eventually(Duration::from_secs(15), "the dashboard", || async move {
+        let ready = js(
+            b,
+            "return window.__torrentStats.loggedIn() && window.__torrentStats.snapshots() > 0",
+        )
+        .await?;
+        Ok((ready == json!(true)).then_some(()))
+    })
+    .await?;
+
+    // Both rows, up, wire bytes, their descriptions; the totals card says it is combined.
+    eventually(
+        Duration::from_secs(15),
+        "sources a and b up",
+        || async move {
+            let shown = shown_sources(b).await?;
+            let up = ["a", "b"].iter().all(|n| shown["rows"][n]["state"] == "up");
+            Ok(up.then_some(()))
+        },
+    )
+    .await?;
+    let listed = rpc_sources(&mut rpc).await?;
+    let shown = sources_settled(b, &mut rpc, &["a", "b"]).await?;
+    for s in listed.as_array().into_iter().flatten() {
+        let name = s["name"].as_str().context("name")?;
+        let row = &shown["rows"][name];
+        ensure!(row["kind"] == "sim", "{name}: {row}");
+        ensure!(row["measures"] == "wire bytes", "{name}: {row}");
+        ensure!(
+            row["description"] == s["description"],
+            "{name}: {row} vs {s}"
+        );
+    }
+    ensure!(
+        shown["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Combined totals")),
+        "totals title {shown}"
+    );
+    ensure!(
+        displayed(b, "combined-note").await?,
+        "no note on the combined figures"
+    );
+    check_sum(&shown)?;
+    // The sum is also the daemon's own combined figure.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let totals = counters_json(&rpc.stats().get_totals().await?)?;
+        let shown = shown_sources(b).await?;
+        let again = counters_json(&rpc.stats().get_totals().await?)?;
+        if totals == again && shown["combined"]["total"] == totals {
+            check_sum(&shown)?;
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "combined totals on the page {} never matched stats.get_totals {totals}",
+            shown["combined"]["total"]
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    println!("rows a and b; combined = a + b: {}", shown["combined"]);
+
+    // The graphs: one source's rate, or the sum, in the history and in the live points.
+    let options = js(
+        b,
+        "return [...document.querySelectorAll('#graph-source option')].map((o) => o.value)",
+    )
+    .await?;
+    ensure!(options == json!(["", "a", "b"]), "graph sources {options}");
+    // A history of a few polls first.
+    eventually(
+        Duration::from_secs(20),
+        "4 points of history",
+        || async move {
+            let n = js(
+                b,
+                "return window.__torrentStats.series(1).filter((v) => v !== null).length",
+            )
+            .await?;
+            Ok((n.as_u64() >= Some(4)).then_some(()))
+        },
+    )
+    .await?;
+    for (source, rate) in [("a", MIB), ("b", 3 * MIB), ("", 4 * MIB)] {
+        let (history, live) = graph_points(b, source, 2).await?;
+        // The newest points of the history (the oldest combined one may miss a source
+        // that polled later), then the live ones.
+        ensure!(history.len() >= 3, "history of {source:?}: {history:?}");
+        let newest = &history[history.len() - 3..];
+        ensure!(
+            newest.iter().chain(&live).all(|v| *v == json!(rate)),
+            "upload rate of {source:?}: history {newest:?}, live {live:?}, expected {rate}"
+        );
+        println!("graph of {source:?}: upload rates {newest:?} then live {live:?}");
+    }
+
+    // ADMIN: the sources settings. A refused specification shows the daemon's message.
+    ensure!(
+        displayed(b, "sources-admin").await?,
+        "sources settings hidden for an ADMIN session"
+    );
+    let spec_type = b
+        .find(Locator::Id("source-add-spec"))
+        .await?
+        .attr("type")
+        .await?;
+    ensure!(
+        spec_type.as_deref() == Some("password"),
+        "the specification is typed in the clear: {spec_type:?}"
+    );
+    let refused = page_call(b, "stats.add_source", json!(["c", "nonsense://x"])).await?;
+    let message = refused["error"]["message"]
+        .as_str()
+        .with_context(|| format!("nonsense://x was not refused: {refused}"))?
+        .to_string();
+    fill(b, "source-add-name", "c").await?;
+    fill(b, "source-add-spec", "nonsense://x").await?;
+    b.find(Locator::Id("source-add")).await?.click().await?;
+    let shown_error = wait_text(b, "source-add-error").await?;
+    ensure!(
+        shown_error.contains(&message),
+        "the page says {shown_error:?}, the daemon {message:?}"
+    );
+    let role = b
+        .find(Locator::Id("source-add-error"))
+        .await?
+        .attr("role")
+        .await?;
+    ensure!(role.as_deref() == Some("alert"), "add error role {role:?}");
+
+    // Add c (sim) through the form: a third row, the table refreshed.
+    fill(b, "source-add-spec", SIM_C).await?;
+    b.find(Locator::Id("source-add")).await?.click().await?;
+    let added = wait_text(b, "source-add-ok").await?;
+    ensure!(added.contains("Source c added"), "add result {added:?}");
+    ensure!(
+        text(b, "source-add-error").await?.is_empty(),
+        "error left after an add"
+    );
+    eventually(Duration::from_secs(15), "source c up", || async move {
+        let shown = shown_sources(b).await?;
+        Ok((shown["rows"]["c"]["state"] == "up").then_some(()))
+    })
+    .await?;
+    let shown = sources_settled(b, &mut rpc, &["a", "b", "c"]).await?;
+    check_sum(&shown)?;
+    println!("source c added through the form");
+
+    // Add d, a Deluge daemon that is not there: the banner names it, no password shown.
+    fill(b, "source-add-name", "d").await?;
+    fill(
+        b,
+        "source-add-spec",
+        &format!("deluge://alice:{DOWN_PASSWORD}@127.0.0.1:1"),
+    )
+    .await?;
+    b.find(Locator::Id("source-add")).await?.click().await?;
+    wait_text(b, "source-add-ok").await?;
+    let banner = eventually(Duration::from_secs(20), "d down", || async move {
+        let shown = shown_sources(b).await?;
+        if shown["rows"]["d"]["state"] != "down" || !displayed(b, "source-down").await? {
+            return Ok(None);
+        }
+        Ok(Some(text(b, "source-down").await?))
+    })
+    .await?;
+    ensure!(banner.contains("Source d is down"), "banner {banner:?}");
+    ensure!(banner.contains("d: "), "banner names d's error: {banner:?}");
+    let page = js(
+        b,
+        "return document.documentElement.outerHTML + [...document.querySelectorAll('input')].map((i) => i.value).join(' ')",
+    )
+    .await?;
+    ensure!(
+        !page.as_str().unwrap_or_default().contains(DOWN_PASSWORD),
+        "the page shows d's password"
+    );
+    println!("source d down, named in the banner: {banner:?}");
+
+    // Retire d (cancel first, then confirm): the banner goes.
+    let retire = |name: &'static str| async move {
+        b.find(Locator::Css(&format!(
+            "[data-testid='source-retire-{name}']"
+        )))
+        .await?
+        .click()
+        .await?;
+        ensure!(source_dialog_open(b).await?, "no confirmation for {name}");
+        Ok::<(), anyhow::Error>(())
+    };
+    retire("d").await?;
+    b.find(Locator::Id("source-cancel")).await?.click().await?;
+    ensure!(!source_dialog_open(b).await?, "cancel left the dialog open");
+    ensure!(
+        shown_sources(b).await?["rows"]["d"]["state"] != "retired",
+        "cancel retired d"
+    );
+    retire("d").await?;
+    b.find(Locator::Id("source-confirm")).await?.click().await?;
+    eventually(Duration::from_secs(15), "d retired", || async move {
+        let shown = shown_sources(b).await?;
+        Ok(
+            (shown["rows"]["d"]["state"] == "retired" && !displayed(b, "source-down").await?)
+                .then_some(()),
+        )
+    })
+    .await?;
+
+    // Retire b: shown as retired, its totals frozen and still in the combined figures.
+    let before = sources_settled(b, &mut rpc, &["a", "b", "c", "d"]).await?;
+    retire("b").await?;
+    let dialog = text(b, "source-dialog-text").await?;
+    ensure!(
+        dialog.contains("stay in the combined figures"),
+        "retire dialog {dialog:?}"
+    );
+    b.find(Locator::Id("source-confirm")).await?.click().await?;
+    let retired = wait_text(b, "source-change-ok").await?;
+    ensure!(retired.contains("Source b retired"), "{retired:?}");
+    eventually(Duration::from_secs(15), "b retired", || async move {
+        let shown = shown_sources(b).await?;
+        Ok((shown["rows"]["b"]["state"] == "retired").then_some(()))
+    })
+    .await?;
+    let frozen = &sources_settled(b, &mut rpc, &["a", "b", "c", "d"]).await?;
+    // Let a and c poll again: b stays, the combined all-time totals grow.
+    let later = eventually(Duration::from_secs(15), "more polls", || async move {
+        let shown = shown_sources(b).await?;
+        let grew = shown["rows"]["a"]["total"]["total_upload"].as_u64()
+            > frozen["rows"]["a"]["total"]["total_upload"].as_u64();
+        Ok(grew.then_some(shown))
+    })
+    .await?;
+    let later_b = &later["rows"]["b"]["total"];
+    ensure!(
+        *later_b == frozen["rows"]["b"]["total"],
+        "retired b still counts: {} then {later_b}",
+        frozen["rows"]["b"]["total"]
+    );
+    for key in ["total_upload", "total_download"] {
+        let was = before["combined"]["total"][key].as_u64().unwrap_or(0);
+        let now = later["combined"]["total"][key].as_u64().unwrap_or(0);
+        ensure!(
+            now >= was,
+            "combined {key} dropped when b was retired: {was} then {now}"
+        );
+        let b_total = later_b[key].as_u64().unwrap_or(0);
+        ensure!(b_total > 0 && now > b_total, "b's {key} {b_total} in {now}");
+    }
+    check_sum(&later)?;
+    println!("b retired: {later_b} still counted");
+
+    // Purge b: the dialog says its totals leave the combined figures; then its row, its
+    // graph option and its files are gone.
+    b.find(Locator::Css("[data-testid='source-purge-b']"))
+        .await?
+        .click()
+        .await?;
+    ensure!(
+        source_dialog_open(b).await?,
+        "no confirmation for the purge"
+    );
+    let dialog = text(b, "source-dialog-text").await?;
+    ensure!(
+        dialog.contains("leave the combined figures"),
+        "purge dialog {dialog:?}"
+    );
+    b.find(Locator::Id("source-confirm")).await?.click().await?;
+    let purged = wait_text(b, "source-change-ok").await?;
+    ensure!(purged.contains("Source b purged"), "{purged:?}");
+    let after = sources_settled(b, &mut rpc, &["a", "c", "d"]).await?;
+    check_sum(&after)?;
+    ensure!(after["rows"].get("b").is_none(), "b still shown: {after}");
+    let options = js(
+        b,
+        "return [...document.querySelectorAll('#graph-source option')].map((o) => o.value)",
+    )
+    .await?;
+    ensure!(
+        options == json!(["", "a", "c", "d"]),
+        "graph sources {options}"
+    );
+    let files = daemon.config_dir().join("sources").join("b");
+    ensure!(!files.exists(), "{} left after the purge", files.display());
+    println!("b purged: combined {}", after["combined"]["total"]);
+
+    // Every control named; 360 px without horizontal scrolling; no console errors.
+    let unnamed = js(
+        b,
+        r#"
+        const bad = [];
+        for (const el of document.querySelectorAll('input, select, textarea'))
+          if (!el.labels || !el.labels.length) bad.push(el.id || el.outerHTML);
+        for (const el of document.querySelectorAll('button'))
+          if (!el.textContent.trim() && !el.getAttribute('aria-label')) bad.push(el.id || el.outerHTML);
+        return bad;
+        "#,
+    )
+    .await?;
+    ensure!(unnamed == json!([]), "controls without a name: {unnamed}");
+    let desktop = screenshot_full(
+        b,
+        DESKTOP.0,
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/web-page-sources.png"),
+    )
+    .await?;
+    println!("screenshot: {desktop}");
+    narrow(b).await?;
+    let scroll = js(b, "return document.documentElement.scrollWidth").await?;
+    ensure!(
+        scroll.as_u64().unwrap_or(u64::MAX) <= u64::from(NARROW) + 2,
+        "horizontal scrolling at {NARROW} px: {scroll}"
+    );
+    let narrow_png = screenshot_full(
+        b,
+        NARROW,
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/web-page-sources-360.png"),
+    )
+    .await?;
+    println!("screenshot: {narrow_png}");
+    let caught = js(b, "return window.__torrentStats.errors()").await?;
+    ensure!(caught == json!([]), "errors caught by the page: {caught}");
+    let severe: Vec<Value> = browser_log(b)
+        .await?
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    ensure!(severe.is_empty(), "browser console errors: {severe:#?}");
+    ensure!(daemon.running(), "the daemon died");
+    Ok(())
+}
+
+async fn source_dialog_open(b: &Browser) -> Result<bool> {
+    Ok(js(b, "return document.getElementById('source-dialog').open").await? == json!(true))
 }

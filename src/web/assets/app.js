@@ -1,4 +1,5 @@
-// torrent-stats web page: totals, source health, rate and peer graphs (uPlot), settings.
+// torrent-stats web page: each source and the combined totals, health, rate and peer graphs
+// (uPlot) of all sources or one, settings, adding, retiring and purging sources.
 // Plain JS, no build step. Talks to the daemon through `POST json` (Deluge-Web style
 // JSON-RPC) and `GET events` (server-sent snapshots after every poll). Every URL is
 // relative, so the page also works under a path prefix.
@@ -27,6 +28,12 @@
     lastPolls: -1,
     snapshots: 0,
     health: null,
+    sources: [], // stats.get_sources / the snapshot's `sources`
+    graphSource: '', // the graphs' source: '' = all sources combined
+    graphSourcesKey: null, // the sources the selector lists (rebuilt when they change)
+    manageKey: null, // the sources the admin list shows
+    sourceChange: null, // {action, name, opener} while the confirmation is open
+    downSince: null, // when the first of the sources now down began failing
     lastSnapshotAt: 0,
     formDirty: false,
     charts: { rates: null, peers: null },
@@ -160,17 +167,21 @@
     const level = LEVEL_NAMES[session.level] || `level ${session.level}`;
     $('who-name').textContent = `${session.user} (${level})`;
     $('admin').hidden = session.level < ADMIN;
+    $('sources-admin').hidden = session.level < ADMIN;
+    state.manageKey = null;
     const canWrite = session.level >= NORMAL;
     $('settings-fields').disabled = !canWrite;
     $('settings-error').textContent = '';
     $('settings-ok').textContent = canWrite ? '' : 'Read-only account: settings cannot be changed.';
     show('app');
-    const [totals, sessionTotals, health, config] = await Promise.all([
+    const [totals, sessionTotals, health, config, sources] = await Promise.all([
       call('stats.get_totals'),
       call('stats.get_session_totals'),
       call('stats.get_status'),
       call('stats.get_config'),
+      call('stats.get_sources'),
     ]);
+    renderSources(sources);
     renderTotals(totals, sessionTotals, health);
     renderHealth(health);
     state.formDirty = false;
@@ -188,21 +199,39 @@
     else el.removeAttribute('title');
   }
 
+  /** The active sources whose counters are known (they answered a poll). */
+  function knownSources() {
+    return state.sources.filter((s) => !s.retired && s.health && s.health.measured && s.health.measured.length);
+  }
+
   function renderTotals(totals, sessionTotals, health) {
+    const several = state.sources.length > 1;
+    $('totals-title').textContent = several ? `Combined totals (${state.sources.length} sources)` : 'Totals';
+    $('combined-note').hidden = !several;
+    const known = knownSources();
     const measured = health && health.measured && health.measured.length ? health.measured : COUNTERS;
     let anyUnmeasured = false;
+    let anyPartial = false;
     for (const key of COUNTERS) {
       const row = document.querySelector(`tr[data-counter="${key}"]`);
-      const missing = measured.indexOf(key) < 0;
+      // With several sources: measured by none, by some only, or by all of them.
+      const by = known.length ? known.filter((s) => s.health.measured.indexOf(key) >= 0).length : -1;
+      const missing = by < 0 ? measured.indexOf(key) < 0 : by === 0;
+      const partial = by > 0 && by < known.length;
       anyUnmeasured = anyUnmeasured || missing;
+      anyPartial = anyPartial || partial;
       row.classList.toggle('unmeasured', missing);
-      row.querySelector('.tag').hidden = !missing;
+      const tag = row.querySelector('.tag');
+      tag.hidden = !missing && !partial;
+      tag.textContent = partial ? 'some sources' : 'not measured';
       setData(`total-${key}`, totals[key], fmtBytes(totals[key]), `${fmtInt(totals[key])} bytes`);
       setData(`session-${key}`, sessionTotals[key], fmtBytes(sessionTotals[key]), `${fmtInt(sessionTotals[key])} bytes`);
     }
     $('unmeasured-note').hidden = !anyUnmeasured;
-    // The ratio of the wire counters when the source measures them, else of the payload.
-    const wire = measured.indexOf('total_upload') >= 0 && measured.indexOf('total_download') >= 0;
+    $('partial-note').hidden = !anyPartial;
+    // The ratio of the wire counters when every source measures them, else of the payload.
+    const measuresWire = (m) => m.indexOf('total_upload') >= 0 && m.indexOf('total_download') >= 0;
+    const wire = known.length ? known.every((s) => measuresWire(s.health.measured)) : measuresWire(measured);
     const [up, down] = wire ? ['total_upload', 'total_download'] : ['total_payload_upload', 'total_payload_download'];
     $('ratio-basis').textContent = wire ? '(up / down)' : '(payload up / down)';
     for (const [prefix, t] of [['total', totals], ['session', sessionTotals]]) {
@@ -211,22 +240,46 @@
     }
   }
 
+  /** The active sources that are down (failing polls), in the table's order. */
+  function downSources() {
+    return state.sources.filter((s) => !s.retired && s.health && !s.health.source_up && s.health.failing_since);
+  }
+
   function renderHealth(h) {
     state.health = h;
     $('source-name').textContent = h.source || '–';
-    const down = !h.source_up && h.failing_since;
+    const active = state.sources.filter((s) => !s.retired);
+    const several = active.length > 1;
+    const downs = several ? downSources() : [];
+    const down = several ? downs.length > 0 : !h.source_up && h.failing_since;
     const state_ = $('source-state');
-    state_.textContent = h.source_up ? 'up' : down ? 'down' : 'waiting for the first poll';
-    state_.className = `pill ${h.source_up ? 'good' : down ? 'bad' : 'warn'}`;
+    if (several) {
+      const waiting = active.some((s) => !s.health.source_up && !s.health.failing_since);
+      state_.textContent = downs.length
+        ? `${downs.length} of ${active.length} down`
+        : waiting ? 'waiting for the first poll' : 'all up';
+      state_.className = `pill ${downs.length ? 'bad' : waiting ? 'warn' : 'good'}`;
+    } else {
+      state_.textContent = h.source_up ? 'up' : down ? 'down' : 'waiting for the first poll';
+      state_.className = `pill ${h.source_up ? 'good' : down ? 'bad' : 'warn'}`;
+    }
     $('source-down').hidden = !down;
     $('health').classList.toggle('is-down', !!down);
-    if (down) {
-      $('source-down-since').textContent = `since ${fmtTime(h.failing_since)}`;
+    if (down && several) {
+      const names = downs.map((s) => s.name);
+      $('source-down-title').textContent =
+        names.length === 1 ? `Source ${names[0]} is down` : `Sources ${names.join(', ')} are down`;
+      state.downSince = Math.min(...downs.map((s) => s.health.failing_since));
+      $('source-down-error').textContent = downs.map((s) => `${s.name}: ${s.health.last_error || 'no answer'}`).join('; ');
+    } else if (down) {
+      $('source-down-title').textContent = 'The source is down';
+      state.downSince = h.failing_since;
       $('source-down-error').textContent = h.last_error || 'no answer';
     }
+    if (down) $('source-down-since').textContent = `since ${fmtTime(state.downSince)}`;
     $('save-failing').hidden = !h.save_failing;
     if (h.save_failing) $('save-failing-error').textContent = h.save_error || 'unknown error';
-    $('source-session').textContent = h.session || '–';
+    $('source-session').textContent = h.session || (several ? 'one per source' : '–');
     $('source-measured').textContent = describeMeasured(h.measured);
     renderTimes();
     $('poll-counts').textContent =
@@ -252,7 +305,7 @@
     $('last-poll').textContent = fmtTime(h.last_poll);
     $('last-save').textContent = fmtTime(h.last_save);
     $('last-checkpoint').textContent = fmtTime(h.last_checkpoint);
-    if (!h.source_up && h.failing_since) $('source-down-since').textContent = `since ${fmtTime(h.failing_since)}`;
+    if (!$('source-down').hidden && state.downSince) $('source-down-since').textContent = `since ${fmtTime(state.downSince)}`;
   }
 
   function renderRatesNow(r) {
@@ -268,6 +321,267 @@
       span.textContent = text;
       el.appendChild(span);
     }
+  }
+
+  // ---- Sources ---------------------------------------------------------------------------
+  /** An element with attributes and text. */
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  /** What a source measures, as `stats.get_status` says it. */
+  function measuresOf(s) {
+    const m = (s.health && s.health.measured) || [];
+    if (!m.length) return 'unknown yet';
+    return m.indexOf('total_upload') >= 0 ? 'wire bytes' : 'payload only';
+  }
+
+  /** The pair of counters a source's row shows: the wire ones, or the payload ones of a
+   * payload-only source (and of a source not heard from whose files hold only payload). */
+  function shownCounters(s) {
+    const measures = measuresOf(s);
+    const t = s.totals || {};
+    const payload = measures === 'payload only' ||
+      (measures === 'unknown yet' && !t.total_upload && !t.total_download &&
+        (t.total_payload_upload || t.total_payload_download));
+    return payload ? ['total_payload_upload', 'total_payload_download'] : ['total_upload', 'total_download'];
+  }
+
+  function sourceState(s) {
+    const h = s.health || {};
+    if (s.retired) return { text: 'retired', cls: 'muted', detail: 'not polled; its totals still count' };
+    if (h.source_up) return { text: 'up', cls: 'good', detail: '' };
+    if (h.failing_since) {
+      return { text: 'down', cls: 'bad', detail: `${h.last_error || 'no answer'} (since ${fmtTime(h.failing_since)})` };
+    }
+    return { text: 'waiting', cls: 'warn', detail: 'no poll answered yet' };
+  }
+
+  function bytesData(s, part, key, values) {
+    const v = values ? values[key] : null;
+    return el('data', {
+      value: v === null || v === undefined ? '' : String(v),
+      'data-part': part,
+      'data-counter': key,
+      'data-testid': `source-${s.name}-${part}-${key}`,
+      title: v === null || v === undefined ? '' : `${fmtInt(v)} bytes`,
+    }, fmtBytes(v));
+  }
+
+  function sourceRow(s) {
+    const tr = el('tr', { 'data-source': s.name, 'data-testid': `source-row-${s.name}` });
+    tr.classList.toggle('retired', !!s.retired);
+    const th = el('th', { scope: 'row' });
+    th.append(el('span', { class: 'name', 'data-testid': `source-${s.name}-name` }, s.name),
+      el('span', { class: 'block muted small', 'data-testid': `source-${s.name}-kind` }, s.kind));
+    const st = sourceState(s);
+    const state_ = el('td', { 'data-label': 'State' });
+    state_.append(el('span', { class: `pill ${st.cls}`, 'data-testid': `source-${s.name}-state` }, st.text));
+    if (st.detail) state_.append(el('span', { class: 'block small detail', 'data-testid': `source-${s.name}-detail` }, st.detail));
+    const measures = measuresOf(s);
+    const mtd = el('td', { 'data-label': 'Measures', 'data-testid': `source-${s.name}-measures` }, measures);
+    const [up, down] = shownCounters(s);
+    const cell = (label, key) => {
+      const td = el('td', { class: 'num', 'data-label': label });
+      const total = el('span', { class: 'block' });
+      total.append(bytesData(s, 'total', key, s.totals));
+      if (key.indexOf('payload') >= 0) total.append(' ', el('span', { class: 'tag' }, 'payload'));
+      const session = el('span', { class: 'block muted small' }, 'session ');
+      session.append(bytesData(s, 'session', key, s.retired ? null : s.session_totals));
+      td.append(total, session);
+      return td;
+    };
+    const rates = el('td', { class: 'num', 'data-label': 'Rates now', 'data-testid': `source-${s.name}-rates` });
+    if (s.retired) rates.textContent = '–';
+    else {
+      const r = s.rates || {};
+      rates.append(el('span', { class: 'block' }, `↑ ${fmtRate(r.upload_rate)}`),
+        el('span', { class: 'block' }, `↓ ${fmtRate(r.download_rate)}`),
+        el('span', { class: 'block muted small' }, `${fmtInt(r.num_peers || 0)} peers`));
+    }
+    const desc = el('td', { 'data-label': 'Description', class: 'break' });
+    desc.append(el('code', { 'data-testid': `source-${s.name}-description` }, s.description || '–'));
+    tr.append(th, state_, mtd, cell('Uploaded', up), cell('Downloaded', down), rates, desc);
+    return tr;
+  }
+
+  function renderSources(sources) {
+    if (!Array.isArray(sources)) return;
+    state.sources = sources;
+    const body = $('sources-body');
+    body.textContent = '';
+    for (const s of sources) body.appendChild(sourceRow(s));
+    if (!sources.length) {
+      const tr = el('tr');
+      tr.append(el('td', { colspan: '7', class: 'muted' }, 'No sources.'));
+      body.appendChild(tr);
+    }
+    const kinds = new Set(knownSources().map(measuresOf));
+    $('sources-note').textContent =
+      'Uploaded and downloaded: all time, then this session. “Wire bytes” include protocol overhead; ' +
+      '“payload only” is the torrents’ data alone.' +
+      (kinds.size > 1 ? ' The combined figures add what each source measures: a payload-only source adds to the payload rows only.' : '');
+    updateGraphSources();
+    renderManage();
+  }
+
+  /** Reloads the sources, the combined totals and the health (after a change of sources). */
+  async function refreshSources() {
+    const [sources, totals, sessionTotals, health] = await Promise.all([
+      call('stats.get_sources'),
+      call('stats.get_totals'),
+      call('stats.get_session_totals'),
+      call('stats.get_status'),
+    ]);
+    renderSources(sources);
+    renderTotals(totals, sessionTotals, health);
+    renderHealth(health);
+  }
+
+  /** The graphs' source selector: all sources, then each (retired ones keep their past). */
+  function updateGraphSources() {
+    const key = state.sources.map((s) => `${s.name}${s.retired ? '*' : ''}`).join(',');
+    if (key === state.graphSourcesKey) return;
+    state.graphSourcesKey = key;
+    const select = $('graph-source');
+    select.textContent = '';
+    select.appendChild(el('option', { value: '' }, 'All sources (combined)'));
+    for (const s of state.sources) {
+      select.appendChild(el('option', { value: s.name }, s.retired ? `${s.name} (retired)` : s.name));
+    }
+    const still = state.sources.some((s) => s.name === state.graphSource);
+    if (!still && state.graphSource) {
+      state.graphSource = '';
+      state.lastPolls = -1;
+      if (state.resolution) loadHistory().catch(report);
+    }
+    select.value = state.graphSource;
+  }
+
+  // ---- Sources settings (ADMIN) ------------------------------------------------------
+  const NAME_RULE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+  /** The admin list of sources with their retire or purge button. */
+  function renderManage() {
+    const key = state.sources.map((s) => `${s.name}:${s.kind}:${s.retired ? 1 : 0}`).join(',');
+    if (key === state.manageKey) return;
+    state.manageKey = key;
+    const list = $('source-manage');
+    list.textContent = '';
+    for (const s of state.sources) {
+      const li = el('li', { 'data-source': s.name });
+      const label = el('span', { class: 'label' });
+      label.append(el('strong', {}, s.name), ' ', el('span', { class: 'muted small' }, `${s.kind}${s.retired ? ', retired' : ''}`));
+      li.append(label);
+      if (s.retired) {
+        li.append(el('button', {
+          type: 'button', class: 'danger', 'data-action': 'purge', 'data-name': s.name,
+          'aria-label': `Purge source ${s.name}…`, 'data-testid': `source-purge-${s.name}`,
+        }, 'Purge…'));
+      } else if (s.kind === 'engine') {
+        li.append(el('span', { class: 'muted small' }, 'the embedded engine: edit the sources file and restart to remove it'));
+      } else {
+        li.append(el('button', {
+          type: 'button', class: 'secondary', 'data-action': 'retire', 'data-name': s.name,
+          'aria-label': `Retire source ${s.name}…`, 'data-testid': `source-retire-${s.name}`,
+        }, 'Retire…'));
+      }
+      list.appendChild(li);
+    }
+  }
+
+  function totalsText(t) {
+    return `uploaded ${fmtBytes(t.total_upload)}, downloaded ${fmtBytes(t.total_download)}` +
+      ` (payload ${fmtBytes(t.total_payload_upload)} / ${fmtBytes(t.total_payload_download)})`;
+  }
+
+  function onManageClick(ev) {
+    const button = ev.target.closest('button[data-action]');
+    if (!button) return;
+    const name = button.dataset.name;
+    const action = button.dataset.action;
+    const s = state.sources.find((x) => x.name === name);
+    if (!s) return;
+    $('source-change-error').textContent = '';
+    $('source-change-ok').textContent = '';
+    state.sourceChange = { action, name, opener: button };
+    if (action === 'retire') {
+      $('source-dialog-title').textContent = `Retire source ${name}?`;
+      $('source-dialog-text').textContent =
+        `${name} is no longer polled. Its totals (${totalsText(s.totals)}) stay in the combined figures; ` +
+        'adding a source under the same name counts it again.';
+      $('source-confirm').textContent = 'Retire source';
+    } else {
+      $('source-dialog-title').textContent = `Purge source ${name}?`;
+      $('source-dialog-text').textContent =
+        `Its files are deleted and its totals leave the combined figures: the combined all-time totals drop by ` +
+        `${totalsText(s.totals)}. This cannot be undone.`;
+      $('source-confirm').textContent = 'Purge source';
+    }
+    const dialog = $('source-dialog');
+    dialog.returnValue = '';
+    dialog.showModal();
+  }
+
+  async function onSourceDialogClosed() {
+    const change = state.sourceChange;
+    state.sourceChange = null;
+    if (!change) return;
+    if ($('source-dialog').returnValue !== 'confirm') {
+      if (document.body.contains(change.opener)) change.opener.focus();
+      return;
+    }
+    const retire = change.action === 'retire';
+    try {
+      const totals = await call(retire ? 'stats.remove_source' : 'stats.purge_source', change.name);
+      $('source-change-ok').textContent = retire
+        ? `Source ${change.name} retired: no longer polled; its totals (${totalsText(totals)}) still count.`
+        : `Source ${change.name} purged: its files are deleted; ${totalsText(totals)} left the combined figures.`;
+      await refreshSources();
+    } catch (e) {
+      $('source-change-error').textContent = `${retire ? 'Not retired' : 'Not purged'}: ${e.message}`;
+    }
+    const next = $('source-manage').querySelector(`li[data-source="${change.name}"] button`);
+    (next || $('source-add-name')).focus();
+  }
+
+  async function addSource(ev) {
+    ev.preventDefault();
+    const err = $('source-add-error');
+    const ok = $('source-add-ok');
+    err.textContent = '';
+    ok.textContent = '';
+    const nameInput = $('source-add-name');
+    const specInput = $('source-add-spec');
+    const name = nameInput.value.trim();
+    const spec = specInput.value.trim();
+    if (!NAME_RULE.test(name)) {
+      err.textContent = 'Not added: the name must be 1 to 32 of a-z, 0-9, _ and -, starting with a letter or a digit.';
+      nameInput.focus();
+      return;
+    }
+    if (!spec) {
+      err.textContent = 'Not added: the specification is empty.';
+      specInput.focus();
+      return;
+    }
+    const fields = $('source-add-fields');
+    fields.disabled = true;
+    try {
+      await call('stats.add_source', name, spec);
+      nameInput.value = '';
+      specInput.value = '';
+      ok.textContent = `Source ${name} added; its first poll follows.`;
+      await refreshSources();
+    } catch (e) {
+      err.textContent = `Not added: ${e.message}`;
+    } finally {
+      fields.disabled = false;
+    }
+    (err.textContent ? specInput : nameInput).focus();
   }
 
   // ---- Settings ------------------------------------------------------------------------
@@ -504,15 +818,17 @@
     return `${round(s / 86400)} d`;
   }
 
-  /** Reloads the shown resolution from `stats.get_stats` (lists are newest first). */
+  /** Reloads the shown resolution of the shown source (or all sources) from
+   * `stats.get_stats` (lists are newest first). */
   async function loadHistory() {
     const interval = state.resolution;
+    const source = state.graphSource;
     if (!interval) return;
     state.loading = true;
     try {
       const keys = RATE_KEYS.concat(PEER_KEYS);
-      const h = await call('stats.get_stats', keys, interval);
-      if (interval !== state.resolution) return; // changed again meanwhile
+      const h = await call('stats.get_stats', keys, interval, source || null);
+      if (interval !== state.resolution || source !== state.graphSource) return; // changed again meanwhile
       const n = Math.max(0, ...keys.map((k) => (h[k] || []).length));
       const last = h._last_update || Date.now() / 1000;
       const xs = [];
@@ -527,7 +843,7 @@
       state.loadedUpdate = last;
       redraw();
     } finally {
-      if (interval === state.resolution) state.loading = false;
+      if (interval === state.resolution && source === state.graphSource) state.loading = false;
     }
   }
 
@@ -541,18 +857,38 @@
     redraw();
   }
 
-  /** A new poll: one more point at the finest resolution; coarser ones reload when due. */
+  /** The graphs' source in a snapshot (`null`: all sources, or it is gone). */
+  function graphSourceOf(snap) {
+    if (!state.graphSource) return null;
+    return (snap.sources || []).find((s) => s.name === state.graphSource) || null;
+  }
+
+  /** The polls answered by the graphs' source (by all active sources: their sum). */
+  function pollsOf(snap) {
+    if (!state.graphSource) return snap.health.polls;
+    const s = graphSourceOf(snap);
+    return s ? s.health.polls : -1;
+  }
+
+  /** A new poll: one more point at the finest resolution; coarser ones reload when due.
+   * The point is the combined rates (all sources) or the shown source's. */
   function onPoll(snap) {
     if (!state.resolution || state.loading) return;
     if (state.resolution !== state.intervals[0]) {
       if (snap.at - state.loadedUpdate >= state.resolution - 0.5) loadHistory().catch(report);
       return;
     }
-    const x = snap.health.last_poll || snap.at;
+    const source = graphSourceOf(snap);
+    if (state.graphSource && !source) return;
+    const rates = source ? source.rates : snap.rates;
+    const x = (source ? source.health.last_poll : snap.health.last_poll) || snap.at;
     const xs = state.data.rates[0];
-    if (xs.length && x <= xs[xs.length - 1]) return;
-    state.data.rates.forEach((s, i) => s.push(i === 0 ? x : snap.rates[RATE_KEYS[i - 1]]));
-    state.data.peers.forEach((s, i) => s.push(i === 0 ? x : snap.rates[PEER_KEYS[i - 1]]));
+    // All sources: each source's poll is a snapshot; one point per interval, as the
+    // history adds them up.
+    const gap = source ? 0 : state.resolution / 2;
+    if (xs.length && x <= xs[xs.length - 1] + gap) return;
+    state.data.rates.forEach((s, i) => s.push(i === 0 ? x : rates[RATE_KEYS[i - 1]]));
+    state.data.peers.forEach((s, i) => s.push(i === 0 ? x : rates[PEER_KEYS[i - 1]]));
     state.loadedUpdate = x;
     trimCharts();
   }
@@ -562,13 +898,15 @@
     const snap = JSON.parse(ev.data);
     state.snapshots++;
     state.lastSnapshotAt = Date.now();
+    renderSources(snap.sources);
     renderTotals(snap.totals, snap.session_totals, snap.health);
     renderHealth(snap.health);
-    renderRatesNow(snap.rates);
+    const shown = graphSourceOf(snap);
+    renderRatesNow(shown ? shown.rates : snap.rates);
     $('conn-banner').hidden = !!snap.running;
     if (!snap.running) $('conn-banner').textContent = 'The Stats plugin is not running: the figures shown are the last ones counted.';
     if (state.config && snap.config) applyConfig(snap.config);
-    const polls = snap.health.polls;
+    const polls = pollsOf(snap);
     if (state.lastPolls >= 0 && polls > state.lastPolls) onPoll(snap);
     state.lastPolls = polls;
   }
@@ -664,6 +1002,17 @@
       state.resolution = parseInt(e.target.value, 10);
       loadHistory().catch(report);
     });
+    $('graph-source').addEventListener('change', (e) => {
+      state.graphSource = e.target.value;
+      state.lastPolls = -1;
+      loadHistory().catch(report);
+    });
+    $('source-add-form').addEventListener('submit', (ev) => addSource(ev).catch(report));
+    $('source-add-form').addEventListener('input', () => {
+      $('source-add-ok').textContent = '';
+    });
+    $('source-manage').addEventListener('click', onManageClick);
+    $('source-dialog').addEventListener('close', () => onSourceDialogClosed().catch(report));
     setInterval(renderTimes, 1000);
     call('auth.check_session')
       .then((ok) => (ok ? startApp() : showLogin()))
@@ -678,6 +1027,9 @@
     peerPoints: () => state.data.peers[0].length,
     chartPoints: () => (state.charts.rates ? state.charts.rates.data[0].length : 0),
     resolution: () => state.resolution,
+    graphSource: () => state.graphSource,
+    loading: () => state.loading,
+    series: (i) => state.data.rates[i].slice(),
     intervals: () => state.intervals.slice(),
     snapshots: () => state.snapshots,
     loggedIn: () => !!state.session,
