@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::daemon::DaemonProc;
-use crate::support::{BIN, COUNTERS};
+use crate::support::daemon::{DaemonProc, SIM};
+use crate::support::{source_files, BIN, COUNTERS};
 
 /// One daemon with its own config directory (see `support::daemon`).
 struct Daemon(DaemonProc);
@@ -81,10 +81,13 @@ impl Daemon {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
     }
 
-    /// The all-time totals over RPC.
+    /// The all-time totals over RPC (the combined figures, without the session's and
+    /// each source's).
     fn totals(&self) -> Value {
         let mut t = self.json(&["totals"]);
-        t.as_object_mut().expect("an object").remove("session");
+        let obj = t.as_object_mut().expect("an object");
+        obj.remove("session");
+        obj.remove("sources");
         t
     }
 
@@ -218,7 +221,7 @@ fn reset_needs_yes() {
     assert!(out.contains(&up) && out.contains(".reset-"), "{out}");
     let zero: Value = COUNTERS.iter().map(|k| (k.to_string(), json!(0))).collect();
     assert_eq!(d.totals(), zero);
-    let kept = std::fs::read_dir(d.dir())
+    let kept = std::fs::read_dir(source_files(d.dir(), SIM))
         .unwrap()
         .filter_map(|e| e.ok())
         .any(|e| {
