@@ -13,8 +13,8 @@ pub struct Args {
     #[command(flatten)]
     rpc: RpcArgs,
     /// Read `<config-dir>/sources/*/stats.totals` (and a `<config-dir>/stats.totals`)
-    /// instead of asking the daemon: the sum and each source (works while it is stopped;
-    /// may lag a running daemon by one poll).
+    /// instead of asking the daemon: their sum, and each source when there are several
+    /// (works while it is stopped; may lag a running daemon by one poll).
     #[arg(long)]
     offline: bool,
 }
