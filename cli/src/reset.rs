@@ -48,8 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("All-time totals reset. They were:");
         crate::totals::print_counters(&before);
         println!(
-            "The file before the reset is kept as {TOTALS_FILE}.reset-<unix time> in each \
-             source's directory (sources/<name>/ in the daemon's config directory)."
+            "Each source's file before the reset is kept beside it as \
+             {TOTALS_FILE}.reset-<unix time> (in sources/<name>/ of the daemon's config \
+             directory)."
         );
         Ok(())
     })

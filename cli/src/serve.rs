@@ -365,15 +365,22 @@ async fn open_sources(args: &Args, config_dir: &std::path::Path) -> anyhow::Resu
     #[cfg(feature = "rqbit")]
     let download_dir = context.engine.download_dir.clone();
     let set = SourceSet::open(given, DEFAULT_SOURCE, context).await?;
+    // Logged, not printed: with --log-format json every line before `RPC listening on`
+    // is one JSON object.
     for m in set.members() {
+        let name = &m.entry.name;
         match &m.built {
-            Some(b) => eprintln!("source {}: {}", m.entry.name, b.source.describe()),
-            None => eprintln!("source {}: retired", m.entry.name),
+            Some(b) => {
+                let describe = b.source.describe();
+                tracing::info!(source = %name, %describe, "source {name}: {describe}");
+            }
+            None => tracing::info!(source = %name, "source {name}: retired"),
         }
     }
     #[cfg(feature = "rqbit")]
     if set.engine().is_some() {
-        eprintln!("downloads go to {}", download_dir.display());
+        let dir = download_dir.display();
+        tracing::info!(download_dir = %dir, "downloads go to {dir}");
     }
     Ok(set)
 }

@@ -12,8 +12,9 @@ use crate::rpc_args::{self, RpcArgs, Unreachable};
 pub struct Args {
     #[command(flatten)]
     rpc: RpcArgs,
-    /// Read `<config-dir>/stats.totals` instead of asking the daemon (works while it is
-    /// stopped; may lag a running daemon by one poll).
+    /// Read `<config-dir>/sources/*/stats.totals` (and a `<config-dir>/stats.totals`)
+    /// instead of asking the daemon: their sum, and each source when there are several
+    /// (works while it is stopped; may lag a running daemon by one poll).
     #[arg(long)]
     offline: bool,
 }
@@ -54,7 +55,7 @@ async fn online(rpc: &RpcArgs) -> anyhow::Result<()> {
         Ok(conn) => conn,
         Err(e) if e.is::<Unreachable>() => bail!(
             "{e}\nTo read the totals without the daemon: torrent-stats totals --offline \
-             (reads <config-dir>/{TOTALS_FILE})"
+             (reads <config-dir>/sources/*/{TOTALS_FILE})"
         ),
         Err(e) => return Err(e),
     };

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::daemon::DaemonProc;
-use crate::support::{BIN, COUNTERS};
+use crate::support::daemon::{DaemonProc, SIM};
+use crate::support::{source_files, BIN, COUNTERS};
 
 /// One daemon with its own config directory (see `support::daemon`).
 struct Daemon(DaemonProc);
@@ -81,10 +81,13 @@ impl Daemon {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
     }
 
-    /// The all-time totals over RPC.
+    /// The all-time totals over RPC (the combined figures, without the session's and
+    /// each source's).
     fn totals(&self) -> Value {
         let mut t = self.json(&["totals"]);
-        t.as_object_mut().expect("an object").remove("session");
+        let obj = t.as_object_mut().expect("an object");
+        obj.remove("session");
+        obj.remove("sources");
         t
     }
 
@@ -218,7 +221,7 @@ fn reset_needs_yes() {
     assert!(out.contains(&up) && out.contains(".reset-"), "{out}");
     let zero: Value = COUNTERS.iter().map(|k| (k.to_string(), json!(0))).collect();
     assert_eq!(d.totals(), zero);
-    let kept = std::fs::read_dir(d.dir())
+    let kept = std::fs::read_dir(source_files(d.dir(), SIM))
         .unwrap()
         .filter_map(|e| e.ok())
         .any(|e| {
@@ -487,4 +490,96 @@ fn non_loopback_addresses_need_allow_remote() {
             "{flag}: {err}"
         );
     }
+}
+
+/// A config dir written before named sources (`stats.totals`, `stats.history` and their
+/// `.bak`s at its top level) becomes its first source's at the first start: the files move
+/// into `sources/<name>/`, the totals count on from them, `totals --offline` reads them
+/// before and after. Where that source already has totals, the daemon refuses to start
+/// and names both files.
+#[test]
+fn an_old_config_dir_migrates_to_its_first_source() {
+    use torrent_stats::{HISTORY_FILE, TOTALS_FILE};
+    let d = DaemonProc::start_with("sim:up=1MiB/s,down=2MiB/s").expect("start the daemon");
+    let files = source_files(d.dir.path(), SIM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !files.join(TOTALS_FILE).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing saved in 20 s:\n{}",
+            d.log()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let dir = d.stop().expect("stop the daemon");
+    let cfg = dir.path();
+    // The layout of before: the source's files at the top, no sources file. The final
+    // save wrote both files (and a `.bak` of each it had written before).
+    let moved: Vec<String> = [TOTALS_FILE, HISTORY_FILE]
+        .iter()
+        .flat_map(|f| [f.to_string(), format!("{f}.bak")])
+        .filter(|name| files.join(name).exists())
+        .collect();
+    assert!(
+        moved.iter().any(|n| n == TOTALS_FILE) && moved.iter().any(|n| n == HISTORY_FILE),
+        "{moved:?}"
+    );
+    for name in &moved {
+        std::fs::rename(files.join(name), cfg.join(name)).unwrap();
+    }
+    std::fs::remove_dir_all(cfg.join(torrent_stats::SOURCES_DIR)).unwrap();
+    std::fs::remove_file(cfg.join(torrent_stats::SOURCES_FILE)).unwrap();
+    let old = crate::support::daemon::offline_totals(cfg).unwrap();
+    assert!(old.total_upload > 0, "{old:?}");
+
+    let mut d = Daemon(
+        DaemonProc::launch(
+            crate::support::daemon::command(cfg, "sim:up=1MiB/s,down=2MiB/s"),
+            dir,
+        )
+        .expect("start the daemon on the old directory"),
+    );
+    let cfg = d.dir().to_path_buf();
+    for name in &moved {
+        assert!(!cfg.join(name).exists(), "{name} stayed at the top");
+        assert!(files.join(name).exists(), "{name} not moved");
+    }
+    assert!(
+        d.log().contains("are now source sim's"),
+        "the move is logged:\n{}",
+        d.log()
+    );
+    let online = d.totals();
+    for (key, was) in COUNTERS.iter().zip(crate::support::counter_values(&old)) {
+        assert!(
+            counter(&online, key) >= was,
+            "{key}: {online} after {old:?}"
+        );
+    }
+    d.stop();
+    let after = crate::support::daemon::offline_totals(&cfg).unwrap();
+    assert!(
+        after.total_upload > old.total_upload,
+        "{after:?} after {old:?}"
+    );
+
+    // The old file back at the top while the source has its own: refused, both named.
+    std::fs::copy(files.join(TOTALS_FILE), cfg.join(TOTALS_FILE)).unwrap();
+    let out = crate::support::run_limited(
+        crate::support::daemon::command(&cfg, "sim:up=1MiB/s,down=2MiB/s"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let (_, err) = texts(&out);
+    assert!(!out.status.success(), "started with both files:\n{err}");
+    let (top, own) = (cfg.join(TOTALS_FILE), files.join(TOTALS_FILE));
+    assert!(
+        err.contains(&format!(
+            "both {} and {} exist",
+            top.display(),
+            own.display()
+        )),
+        "{err}"
+    );
+    assert!(top.exists() && own.exists(), "a file was moved or removed");
 }

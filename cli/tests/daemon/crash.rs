@@ -29,7 +29,8 @@ use torrent_stats::unstable;
 use torrent_stats::unstable::Rejected;
 use torrent_stats::{Accumulator, Counters};
 
-use crate::support::{self, counter_values, unix_nanos, XorShift, COUNTERS};
+use crate::support::daemon::SIM;
+use crate::support::{self, counter_values, source_files, unix_nanos, XorShift, COUNTERS};
 
 /// Sim rates, bytes/s. Payload counters run at 95 % of these.
 const UP: u64 = 1_000_000;
@@ -217,12 +218,23 @@ fn read_totals(path: &Path, ctx: &str) -> Option<Accumulator> {
     }
 }
 
+/// `*.corrupt-*` files in config dir `dir` and in the sim source's directory.
 fn corrupt_files(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .expect("list config dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.to_string_lossy().contains(".corrupt-"))
-        .collect()
+    let mut found = Vec::new();
+    for d in [dir.to_path_buf(), source_files(dir, SIM)] {
+        let entries = match fs::read_dir(&d) {
+            Ok(entries) => entries,
+            // A daemon killed at once may not have made its source's directory yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
+            Err(e) => panic!("list {}: {e}", d.display()),
+        };
+        found.extend(
+            entries
+                .map(|e| e.expect("dir entry").path())
+                .filter(|p| p.to_string_lossy().contains(".corrupt-")),
+        );
+    }
+    found
 }
 
 /// Bytes per second of each counter.
@@ -299,7 +311,7 @@ fn kill_9_at_random_moments_loses_at_most_one_poll_interval() {
     let began = Instant::now();
     let mut rng = XorShift::from_env_or_clock("CRASH_TEST_SEED");
     let dir = setup();
-    let path = dir.path().join(TOTALS);
+    let path = source_files(dir.path(), SIM).join(TOTALS);
     let mut file: Option<Accumulator> = None;
     let (mut recorded, mut worst_loss) = (0, f64::MIN);
     for cycle in 1..=CYCLES {
@@ -437,7 +449,7 @@ fn kill_9_at_random_moments_loses_at_most_one_poll_interval() {
 #[test]
 fn sigterm_saves_all_traffic() {
     let dir = setup();
-    let path = dir.path().join(TOTALS);
+    let path = source_files(dir.path(), SIM).join(TOTALS);
     let mut daemon = Daemon::start(dir.path());
     let first_poll = daemon.wait_for_first_poll(Duration::from_secs(20));
     // Polls come every INTERVAL after the first one; aim between the second and third.

@@ -57,11 +57,11 @@ use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
 use torrent_stats::unstable;
 use torrent_stats::unstable::History;
-use torrent_stats::HostConfig;
 use torrent_stats::{Accumulator, Counters};
+use torrent_stats::{HostConfig, SourcesFile};
 
-use crate::support::daemon::{offline_totals, DaemonProc};
-use crate::support::{counter_values, unix_now, XorShift, BIN, COUNTERS};
+use crate::support::daemon::{offline_totals, DaemonProc, SIM};
+use crate::support::{counter_values, source_files, unix_now, XorShift, BIN, COUNTERS};
 
 /// Sim rates, bytes/s; payload counters run at 95 % of them.
 const UP: u64 = 4_000_000;
@@ -183,6 +183,7 @@ fn call(rt: &Runtime, c: &mut Client, method: &str, args: Vec<Value>) -> Result<
 /// are returned.
 fn check_files(dir: &Path, ctx: &str) -> Result<Vec<String>> {
     let mut leftovers = Vec::new();
+    let source_dir = source_files(dir, SIM);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(at) = stack.pop() {
         for entry in fs::read_dir(&at)? {
@@ -193,33 +194,49 @@ fn check_files(dir: &Path, ctx: &str) -> Result<Vec<String>> {
             }
             let name = path.strip_prefix(dir)?.to_string_lossy().into_owned();
             let bad = |why: String| anyhow!("{ctx}: {name} does not parse: {why}");
-            match name.as_str() {
-                n if n.starts_with('.') && n.ends_with(".lock") => {}
-                n if n.starts_with('.') && (n.ends_with(".tmp") || n.ends_with(".tmp.bak")) => {
+            // The sim source's own files (`sources/sim/…`) are matched by their file name.
+            let in_source = path.parent() == Some(source_dir.as_path());
+            let key = match path.file_name() {
+                Some(file) if in_source => file.to_string_lossy().into_owned(),
+                _ => name.clone(),
+            };
+            match (in_source, key.as_str()) {
+                (_, n) if n.starts_with('.') && n.ends_with(".lock") => {}
+                (_, n)
+                    if n.starts_with('.') && (n.ends_with(".tmp") || n.ends_with(".tmp.bak")) =>
+                {
                     leftovers.push(name.clone())
                 }
-                "stats.totals" | "stats.totals.bak" => {
+                (true, "stats.totals" | "stats.totals.bak") => {
                     unstable::read::<Accumulator>(&path).map_err(|e| bad(e.to_string()))?;
                 }
-                "stats.history" | "stats.history.bak" => {
+                (true, "stats.history" | "stats.history.bak") => {
                     unstable::read::<History>(&path).map_err(|e| bad(e.to_string()))?;
                 }
-                "core.conf" | "core.conf.bak" => {
+                (false, "sources.toml" | "sources.toml.bak") => {
+                    let file =
+                        unstable::read::<SourcesFile>(&path).map_err(|e| bad(e.to_string()))?;
+                    ensure!(
+                        file.sources.len() == 1 && file.sources[0].name.as_str() == SIM,
+                        "{ctx}: {name} holds {file:?}, not the one sim source"
+                    );
+                }
+                (false, "core.conf" | "core.conf.bak") => {
                     unstable::read::<HostConfig>(&path).map_err(|e| bad(e.to_string()))?;
                 }
-                "stats.conf" | "stats.conf.bak" => {
+                (false, "stats.conf" | "stats.conf.bak") => {
                     unstable::read_stats_conf(&path)
                         .map_err(|e| bad(e.to_string()))?
                         .ok_or_else(|| bad("gone".into()))?;
                 }
-                "auth" => {
+                (false, "auth") => {
                     let text = fs::read_to_string(&path)?;
                     ensure!(
                         text.lines().any(|l| l.starts_with("localclient:")),
                         "{ctx}: auth has no localclient line: {text:?}"
                     );
                 }
-                "ssl/daemon.cert" | "ssl/daemon.pkey" => {
+                (false, "ssl/daemon.cert" | "ssl/daemon.pkey") => {
                     let text = fs::read_to_string(&path)?;
                     ensure!(
                         text.starts_with("-----BEGIN ") && text.trim_end().ends_with("-----"),
@@ -247,7 +264,7 @@ fn session_loss(
     signalled: f64,
     exited: f64,
 ) -> Result<Option<f64>> {
-    let acc = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
+    let acc = unstable::read::<Accumulator>(&source_files(cfg, SIM).join("stats.totals"))
         .map_err(|e| anyhow!("stats.totals: {e}"))?;
     let Some(start) = acc
         .session

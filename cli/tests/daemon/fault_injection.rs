@@ -53,9 +53,9 @@ use torrent_stats::unstable::History;
 use torrent_stats::Accumulator;
 
 use crate::support;
-use crate::support::daemon::{DaemonProc, SOURCE};
+use crate::support::daemon::{DaemonProc, SIM, SOURCE};
 use crate::support::rpc::Raw;
-use crate::support::unix_now;
+use crate::support::{source_files, unix_now};
 
 /// A poll every second, a checkpoint every 5 s (the shortest allowed).
 const CONF: &str = "update_interval = 1\nsave_interval = 5\n";
@@ -217,7 +217,9 @@ impl Drop for Fault {
 /// `/metrics` URL.
 struct Rig {
     d: DaemonProc,
-    cfg: PathBuf,
+    /// The sim source's directory (`sources/sim/`): its totals, history and their temp
+    /// files.
+    files: PathBuf,
     rpc: Raw,
     http: reqwest::Client,
     metrics: String,
@@ -235,12 +237,12 @@ impl Rig {
         let dir = tempfile::tempdir()?;
         fs::write(dir.path().join("stats.conf"), CONF)?;
         let d = DaemonProc::launch(daemon_command(dir.path()), dir)?;
-        let cfg = d.config_dir().to_path_buf();
+        let files = source_files(d.config_dir(), SIM);
         let rpc = Raw::login(d.addr, "localclient", &d.password).await?;
         let metrics = format!("http://{}/metrics", d.web_addr()?);
         let mut rig = Rig {
             d,
-            cfg,
+            files,
             rpc,
             http: reqwest::Client::new(),
             metrics,
@@ -299,22 +301,12 @@ impl Rig {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.cfg.join(name)
+        self.files.join(name)
     }
 
-    /// Temp files in the config dir (`.<name>.tmp`, `.<name>.tmp.bak`).
+    /// Temp files (`.<name>.tmp`, `.<name>.tmp.bak`) in the config dir and the source's.
     fn temp_files(&self) -> Vec<String> {
-        let mut found: Vec<String> = fs::read_dir(&self.cfg)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.contains(".tmp"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort();
-        found
+        temp_files(&[self.d.config_dir(), &self.files])
     }
 
     /// No temp file stays: a save in progress may show one for a moment, so only one
@@ -340,6 +332,20 @@ impl Rig {
         unstable::read::<History>(&self.path("stats.history"))
             .map_err(|e| anyhow::anyhow!("stats.history unusable: {e}"))
     }
+}
+
+/// Temp files (names containing `.tmp`) in `dirs`, sorted.
+fn temp_files(dirs: &[&Path]) -> Vec<String> {
+    let mut found: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    found.sort();
+    found
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -421,8 +427,11 @@ async fn fail_step(rig: &mut Rig, target: Target, step: Step) -> Result<Seen> {
             format!("rename {}: Input/output error", file.display()),
         ),
         Step::DirFsync => (
-            rig.cfg.clone(),
-            format!("fsync directory {}: Input/output error", rig.cfg.display()),
+            rig.files.clone(),
+            format!(
+                "fsync directory {}: Input/output error",
+                rig.files.display()
+            ),
         ),
     };
     // Every save of the file fails (not only its checkpoints).
@@ -525,15 +534,15 @@ async fn fail_step(rig: &mut Rig, target: Target, step: Step) -> Result<Seen> {
     let cleared_unix = unix_now();
     fault.clear()?;
     let cleared = Instant::now();
-    let rig_cfg = rig.cfg.clone();
+    let files = rig.files.clone();
     let mut caught_up = String::new();
     let healthy = rig
         .status_until(
             &format!("{label}: saved after the fault cleared"),
             LIMIT,
             |s| {
-                let on_disk = unstable::read::<Accumulator>(&rig_cfg.join("stats.totals"));
-                let history = unstable::read::<History>(&rig_cfg.join("stats.history"));
+                let on_disk = unstable::read::<Accumulator>(&files.join("stats.totals"));
+                let history = unstable::read::<History>(&files.join("stats.history"));
                 caught_up = format!("{on_disk:?}");
                 s["save_failing"] == false
                     && s["save_error"].is_null()
@@ -637,9 +646,10 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
     fs::write(dir.path().join("stats.conf"), CONF)?;
     let mut d = DaemonProc::launch(daemon_command(dir.path()), dir)?;
     let cfg = d.config_dir().to_path_buf();
+    let files = source_files(&cfg, SIM);
     let mut rpc = Raw::login(d.addr, "localclient", &d.password).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let fault = Fault::inject(&d, "fsync", "EIO", &spellings(&cfg))?;
+    let fault = Fault::inject(&d, "fsync", "EIO", &spellings(&files))?;
     let up = rpc.totals().await?["total_upload"]
         .as_u64()
         .context("upload")?;
@@ -653,21 +663,17 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
     for what in ["totals", "history"] {
         let needle = format!(
             "{what} not saved: fsync directory {}: Input/output error",
-            cfg.display()
+            files.display()
         );
         ensure!(log.contains(&needle), "no {needle:?}; log:\n{log}");
     }
     // Renamed into place before the directory fsync failed: whole and current.
-    let acc = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
+    let acc = unstable::read::<Accumulator>(&files.join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals: {e}"))?;
     ensure!(acc.totals.total_upload >= up, "{acc:?} vs {up}");
-    unstable::read::<History>(&cfg.join("stats.history"))
+    unstable::read::<History>(&files.join("stats.history"))
         .map_err(|e| anyhow::anyhow!("stats.history: {e}"))?;
-    let temps: Vec<_> = fs::read_dir(&cfg)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp"))
-        .collect();
+    let temps = temp_files(&[&cfg, &files]);
     ensure!(temps.is_empty(), "temp files left: {temps:?}");
 
     let dir = std::mem::replace(&mut d.dir, tempfile::tempdir()?);
@@ -681,7 +687,7 @@ async fn a_failing_directory_fsync_in_the_final_save_is_reported_for_both_files(
     ensure!(again > acc.totals.total_upload, "{again} vs {acc:?}");
     let status = d.terminate()?;
     ensure!(status.success(), "exit {status}; log:\n{}", d.log());
-    let saved = unstable::read::<Accumulator>(&cfg.join("stats.totals"))
+    let saved = unstable::read::<Accumulator>(&files.join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals: {e}"))?;
     ensure!(saved.totals.total_upload >= again, "{saved:?} vs {again}");
     Ok(())
@@ -754,11 +760,11 @@ async fn the_totals_file_replaced_by_a_directory_fails_saves_until_removed() -> 
     fs::remove_dir_all(&file)?;
     let cleared_unix = unix_now();
     let cleared = Instant::now();
-    let cfg = rig.cfg.clone();
+    let files = rig.files.clone();
     rig.status_until("saved after the directory went", LIMIT, |s| {
         s["save_failing"] == false
             && s["last_checkpoint"].as_f64() > Some(cleared_unix)
-            && unstable::read::<Accumulator>(&cfg.join("stats.totals"))
+            && unstable::read::<Accumulator>(&files.join("stats.totals"))
                 .is_ok_and(|a| a.totals.total_upload >= up_faulted)
     })
     .await?;

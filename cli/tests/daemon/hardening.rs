@@ -1,8 +1,9 @@
 //! Files, hand-edited config, signals and exit codes, against the daemon binary with real
 //! files and real signals (issue 9's table):
 //!
-//! - a symlink planted at a temp path (`.stats.totals.tmp`, `.stats.history.tmp`) in a
-//!   world-writable config dir: the target is untouched, the totals are saved;
+//! - a symlink planted at a temp path (`.stats.totals.tmp`, `.stats.history.tmp` in the
+//!   source's directory `sources/sim/`, `.stats.conf.tmp`) in a world-writable config dir:
+//!   the target is untouched, the totals are saved;
 //! - a full disk (a 256 KiB tmpfs mounted by the test, as root, filled up to its last three
 //!   pages) during every history save: no temp file is left, the final save's failure gives a non-zero exit status, nothing
 //!   saved before is lost;
@@ -32,8 +33,8 @@ use torrent_stats::StatusKey;
 use torrent_stats::{unstable, Durability, Store};
 
 use crate::support;
-use crate::support::daemon::{DaemonProc, SOURCE};
-use crate::support::BIN;
+use crate::support::daemon::{DaemonProc, SIM, SOURCE};
+use crate::support::{source_files, BIN};
 
 /// `torrent-stats daemon` on `dir` (ports 0, the sim source) with `extra` arguments.
 fn daemon_command(dir: &Path, extra: &[&str]) -> Command {
@@ -125,26 +126,27 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {mode:o} {}", path.display()))
 }
 
-/// Files in `dir` whose name contains `part`.
+/// Files in config dir `dir` and in its sim source's directory whose name contains
+/// `part`.
 fn files_with(dir: &Path, part: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().contains(part))
-                })
-                .collect()
+    let mut found: Vec<PathBuf> = [dir.to_path_buf(), source_files(dir, SIM)]
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(part))
         })
-        .unwrap_or_default();
+        .collect();
     found.sort();
     found
 }
 
+/// The sim source's totals in config dir `dir`.
 fn totals_in(dir: &Path) -> Result<Accumulator> {
-    unstable::read::<Accumulator>(&dir.join("stats.totals"))
+    unstable::read::<Accumulator>(&source_files(dir, SIM).join("stats.totals"))
         .map_err(|e| anyhow::anyhow!("stats.totals unusable: {e}"))
 }
 
@@ -162,13 +164,17 @@ fn a_symlink_planted_at_a_temp_path_is_not_followed() -> Result<()> {
     let dir = tempfile::tempdir()?;
     set_mode(dir.path(), 0o777)?; // anyone can plant files: the attack's setting
     write_conf(dir.path(), "update_interval = 1\nsave_interval = 5\n")?;
+    // The source's directory, made by whoever plants first (the attacker, here).
+    let source_dir = source_files(dir.path(), SIM);
+    fs::create_dir_all(&source_dir)?;
+    set_mode(&source_dir, 0o777)?;
     let plant = |dir: &Path| -> Result<()> {
-        for (name, target) in [
-            (".stats.totals.tmp", &victim),
-            (".stats.history.tmp", &victim),
-            (".stats.conf.tmp", &dangling),
+        let source_dir = source_files(dir, SIM);
+        for (path, target) in [
+            (source_dir.join(".stats.totals.tmp"), &victim),
+            (source_dir.join(".stats.history.tmp"), &victim),
+            (dir.join(".stats.conf.tmp"), &dangling),
         ] {
-            let path = dir.join(name);
             let _ = fs::remove_file(&path);
             symlink(target, &path)?;
         }
@@ -201,7 +207,7 @@ fn a_symlink_planted_at_a_temp_path_is_not_followed() -> Result<()> {
     let conf = fs::read_to_string(cfg.join("stats.conf"))?;
     assert!(conf.contains("length = 200"), "{conf}");
     assert!(
-        unstable::read::<History>(&cfg.join("stats.history")).is_ok(),
+        unstable::read::<History>(&source_files(&cfg, SIM).join("stats.history")).is_ok(),
         "history saved"
     );
     assert!(
@@ -282,11 +288,13 @@ fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() ->
     let _tmpfs = Tmpfs::mount(dir.path(), "256k")?;
     let cfg = dir.path().to_path_buf();
     write_conf(&cfg, "update_interval = 1\nsave_interval = 5\n")?;
+    let source_dir = source_files(&cfg, SIM);
+    fs::create_dir_all(&source_dir)?;
     {
-        let history = Store::<History>::open(cfg.join("stats.history"))?;
+        let history = Store::<History>::open(source_dir.join("stats.history"))?;
         history.save(&big_history(), Durability::Durable)?;
     }
-    let history_size = fs::metadata(cfg.join("stats.history"))?.len();
+    let history_size = fs::metadata(source_dir.join("stats.history"))?.len();
     ensure!(history_size > 5 * 4096, "history of {history_size} bytes");
     let mut d = start_in(dir, &[])?;
     wait_log(&d, "counting a new session", Duration::from_secs(20))?;
@@ -301,7 +309,7 @@ fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() ->
     // being written: a temp file that stays is seen every time).
     let mut seen = 0;
     for _ in 0..6 {
-        if cfg.join(".stats.history.tmp").exists() {
+        if source_dir.join(".stats.history.tmp").exists() {
             seen += 1;
         }
         thread::sleep(Duration::from_millis(300));
@@ -332,7 +340,7 @@ fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() ->
     let after = totals_in(&cfg)?;
     assert!(after.totals.total_upload >= before_stop.totals.total_upload);
     assert!(
-        unstable::read::<History>(&cfg.join("stats.history")).is_ok(),
+        unstable::read::<History>(&source_dir.join("stats.history")).is_ok(),
         "the history saved before the disk filled up is intact"
     );
     // Space again: a restart uses the files and saves.
@@ -391,7 +399,8 @@ fn a_config_dir_others_can_write_is_refused_unless_allowed() -> Result<()> {
             .stderr(Stdio::piped())
             .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !fresh.join("stats.totals").exists() && Instant::now() < deadline {
+        while !source_files(&fresh, SIM).join("stats.totals").exists() && Instant::now() < deadline
+        {
             thread::sleep(Duration::from_millis(20));
         }
         let _ = support::signal(child.id(), "TERM");
@@ -518,7 +527,10 @@ fn a_bad_hand_edit_of_stats_conf_stops_the_start_and_is_left_as_written() -> Res
             "update_interval = 7\n"
         );
         assert!(files_with(dir.path(), ".corrupt").is_empty());
-        assert!(!dir.path().join("stats.totals").exists(), "it counted");
+        assert!(
+            !source_files(dir.path(), SIM).join("stats.totals").exists(),
+            "it counted"
+        );
     }
     Ok(())
 }
@@ -872,7 +884,8 @@ fn a_failed_final_save_exits_non_zero() -> Result<()> {
     let mut d = DaemonProc::start()?;
     wait_log(&d, "counting a new session", Duration::from_secs(20))?;
     thread::sleep(Duration::from_millis(500));
-    let locked = Immutable::new(d.config_dir())?;
+    // The final save writes the source's files, in its own directory.
+    let locked = Immutable::new(&source_files(d.config_dir(), SIM))?;
     let status = d.terminate()?;
     drop(locked);
     assert!(

@@ -18,8 +18,9 @@ use torrent_stats::unstable::codec;
 use torrent_stats::unstable::frame;
 use torrent_stats::Accumulator;
 
-use crate::support::daemon::DaemonProc;
+use crate::support::daemon::{DaemonProc, SIM};
 use crate::support::rpc::{python_ok, require_deluge_client, Raw};
+use crate::support::source_files;
 
 fn start() -> Result<DaemonProc> {
     require_deluge_client()?;
@@ -78,7 +79,7 @@ fn shutdown_over_rpc_exits_cleanly_with_totals_saved() -> Result<()> {
         "daemon exited with {status}; log:\n{}",
         daemon.log()
     );
-    let path = daemon.dir.path().join("stats.totals");
+    let path = source_files(daemon.dir.path(), SIM).join("stats.totals");
     let acc = unstable::read::<Accumulator>(&path).map_err(|e| {
         anyhow::anyhow!(
             "{} does not parse: {e:?}\n{}",

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support;
-use crate::support::daemon::DaemonProc;
+use crate::support::daemon::{DaemonProc, SIM, SOURCE};
 use crate::support::{free_port, unix_now};
 
 /// A `/json` client of one daemon, with the session cookie once logged in.
@@ -371,10 +371,17 @@ async fn page_assets_events_and_metrics() -> Result<()> {
         "torrent_stats_last_save_timestamp_seconds",
     ] {
         ensure!(
-            text.contains(&format!("\n{name}{{source=\"sim:")),
+            text.contains(&format!("\n{name}{{source=\"{SIM}\"}}")),
             "{name} missing:\n{text}"
         );
     }
+    // The source's name labels its series; what it is, in its info.
+    ensure!(
+        text.contains(&format!(
+            "\ntorrent_stats_source_info{{source=\"{SIM}\",kind=\"sim\",description=\"sim:"
+        )),
+        "torrent_stats_source_info missing:\n{text}"
+    );
     let metric = |name: &str| -> Option<f64> {
         text.lines()
             .find(|l| l.starts_with(&format!("{name}{{")))
@@ -634,8 +641,7 @@ async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
         let text = web.get("/metrics").await?.text().await?;
-        if text.contains("torrent_stats_poll_errors_total{source=\"deluge://alice@127.0.0.1:1\"} 2")
-        {
+        if text.contains("torrent_stats_poll_errors_total{source=\"deluge\"} 2") {
             break text;
         }
         ensure!(
@@ -645,8 +651,15 @@ async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     ensure!(
-        text.contains("torrent_stats_source_up{source=\"deluge://alice@127.0.0.1:1\"} 0"),
+        text.contains("torrent_stats_source_up{source=\"deluge\"} 0"),
         "source_up:\n{text}"
+    );
+    ensure!(
+        text.contains(
+            "torrent_stats_source_info{source=\"deluge\",kind=\"deluge\",\
+             description=\"deluge://alice@127.0.0.1:1\",retired=\"false\"} 1"
+        ),
+        "source_info:\n{text}"
     );
     promtool_check(&text)?;
     let mut events = web.get("/events").await?;
@@ -676,12 +689,13 @@ async fn a_down_source_shows_in_metrics_and_events() -> Result<()> {
 }
 
 /// Totals counted before are in `/metrics` from the start: a daemon restarted in the same
-/// directory on a source that is down from the beginning (no poll ever succeeds) exports
-/// the saved all-time totals, equal to the file's, with `source_up 0`.
+/// directory with its source (`box`, a sim) now a source that is down from the beginning
+/// (no poll ever succeeds) exports the saved all-time totals, equal to the file's, with
+/// `source_up 0`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs promtool (Prometheus)"]
 async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() -> Result<()> {
-    let first = DaemonProc::start()?;
+    let first = DaemonProc::start_with(&format!("box={SOURCE}"))?;
     tokio::time::sleep(Duration::from_secs(3)).await; // the sim counts
     let dir = first.stop()?;
     let saved = support::daemon::offline_totals(dir.path())?;
@@ -692,11 +706,11 @@ async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() 
         .arg("--config-dir")
         .arg(dir.path())
         .args(["--port", "0", "--web-port", "0", "--source"])
-        .arg("deluge://alice:pw@127.0.0.1:1");
+        .arg("box=deluge://alice:pw@127.0.0.1:1");
     let d = DaemonProc::launch(command, dir)?;
     let mut web = Web::of(&d)?;
     web.login("localclient", &d.password).await?;
-    let label = "{source=\"deluge://alice@127.0.0.1:1\"}";
+    let label = "{source=\"box\"}";
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
         let text = web.get("/metrics").await?.text().await?;
@@ -709,6 +723,10 @@ async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() 
     ensure!(
         text.contains(&format!("torrent_stats_source_up{label} 0")),
         "source_up:\n{text}"
+    );
+    ensure!(
+        text.contains("torrent_stats_source_info{source=\"box\",kind=\"deluge\","),
+        "box is the deluge source now:\n{text}"
     );
     for (name, value) in [
         ("upload", saved.total_upload),

@@ -14,6 +14,9 @@ use anyhow::{bail, ensure, Context, Result};
 
 /// The sim source every test daemon counts.
 pub const SOURCE: &str = "sim:up=1MiB/s,down=4MiB/s,peers=3";
+/// The name a daemon gives a `--source sim:…` (its kind): its files are in
+/// [`source_files`](super::source_files)`(cfg, SIM)`.
+pub const SIM: &str = "sim";
 const LISTENING: &str = "RPC listening on ";
 const WEB_LISTENING: &str = "Web listening on http://";
 

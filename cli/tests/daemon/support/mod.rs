@@ -45,6 +45,13 @@ pub fn counter_values(c: &Counters) -> [u64; 4] {
 /// The wall clock, as the daemon's files write it: the library's.
 pub use torrent_stats::clock::{unix_nanos, unix_now};
 
+/// The directory of the daemon's source `name` under config dir `cfg`
+/// (`sources/<name>/`): its `stats.totals`, `stats.history`, their `.bak`s, lock and temp
+/// files.
+pub fn source_files(cfg: &std::path::Path, name: &str) -> std::path::PathBuf {
+    cfg.join(torrent_stats::SOURCES_DIR).join(name)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
