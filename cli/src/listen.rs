@@ -13,7 +13,7 @@ pub const LISTEN_FILE: &str = "listen.toml";
 const FALLBACKS: u16 = 10;
 
 /// `addr` if its port is free; else, when `explicit` is false, the first free port of the
-/// next [`FALLBACKS`], said on stderr and in the log. An explicit port, or no free one,
+/// next [`FALLBACKS`], said in the log. An explicit port, or no free one,
 /// is returned as it is (binding it then fails with a clear error).
 pub fn free_or_fallback(addr: SocketAddr, explicit: bool, what: &str) -> SocketAddr {
     if explicit || addr.port() == 0 || TcpListener::bind(addr).is_ok() {
@@ -28,7 +28,6 @@ pub fn free_or_fallback(addr: SocketAddr, explicit: bool, what: &str) -> SocketA
                  {port} instead; torrent-stats commands find it through {LISTEN_FILE} in \
                  the config directory (give --port/--web-port to choose)"
             );
-            eprintln!("{message}");
             tracing::warn!("{message}");
             return candidate;
         }

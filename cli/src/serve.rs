@@ -2,7 +2,7 @@
 //!
 //! Signals: SIGTERM, SIGINT, SIGQUIT (and SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR,
 //! SIGXCPU, whose default would kill it unsaved) save everything and stop; SIGHUP re-reads
-//! `auth`, the TLS key pair and `stats.conf` (a file that cannot be used is refused,
+//! `auth`, the TLS key pair, `stats.conf` and `sources.toml` (a file that cannot be used is refused,
 //! logged, and the running settings stay); SIGUSR1, SIGUSR2 and SIGXFSZ are logged and ignored (SIGPIPE is ignored
 //! by Rust programs). The exit status is 0 after a clean stop, 1 when the daemon could
 //! not start or its final save failed.
