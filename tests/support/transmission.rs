@@ -331,7 +331,8 @@ impl Transmission {
         }
     }
 
-    /// Limits the daemon's upload rate to `kib_per_s` KiB/s.
+    /// Limits the daemon's upload rate to `kib_per_s` of its speed units (`units.speed-bytes`
+    /// of `session-get`: 1000 bytes in transmission-daemon 3.00, so kB/s).
     pub fn limit_upload(&self, kib_per_s: u64) {
         self.rpc(
             "session-set",

@@ -2,9 +2,10 @@
 //! rustls, axum): the `torrent-stats` executable as a child process, against Deluge's own
 //! programs, browsers, Prometheus and systemd, and the examples.
 //!
-//! A test that needs a program besides Rust's toolchain (Deluge's, tmux, strace, faketime,
-//! Prometheus, Chromium, systemd, python3 with deluge-client) or root is `#[ignore]`d with
-//! what it needs named, so plain `cargo test` passes on a machine with Rust alone.
+//! A test that needs a program besides Rust's toolchain (Deluge's, Transmission's,
+//! qBittorrent's, tmux, strace, faketime, Prometheus, Chromium, systemd, python3 with
+//! deluge-client) or root is `#[ignore]`d with what it needs named, so plain `cargo test`
+//! passes on a machine with Rust alone.
 //! `scripts/test.sh` installs them all and runs those too (`--include-ignored`); there,
 //! a missing one fails its test (none skips itself).
 
@@ -22,6 +23,7 @@ mod load;
 mod rpc_admission;
 mod rpc_hostile;
 mod rpc_interop;
+mod sidecars;
 mod sources;
 mod systemd_unit;
 mod watch;

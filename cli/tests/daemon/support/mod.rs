@@ -1,8 +1,10 @@
 //! Shared helpers for the daemon's tests: the daemon binary as a child process
 //! ([`daemon`]), a raw RPC client and the Python runner ([`rpc`]), Deluge's own programs
-//! ([`console`], [`deluged`], [`gtk`]), the in-process source and host the library's tests
-//! use too (`tests/support/in_process.rs`), and what several tests need: the binary's
-//! path, the counter names, the wall clock, a replayable random source, signals.
+//! ([`console`], [`deluged`], [`gtk`]), Transmission's and qBittorrent's daemons and a
+//! tracker between them ([`transmission`], [`qbittorrent`], [`tracker`]; the library's
+//! tests use them too), the in-process source and host the library's tests use too
+//! (`tests/support/in_process.rs`), and what several tests need: the binary's path, the
+//! counter names, the wall clock, a replayable random source, signals.
 #![allow(dead_code)]
 
 pub mod console;
@@ -12,7 +14,13 @@ pub mod deluged;
 pub mod gtk;
 #[path = "../../../../tests/support/in_process.rs"]
 mod in_process;
+#[path = "../../../../tests/support/qbittorrent.rs"]
+pub mod qbittorrent;
 pub mod rpc;
+#[path = "../../../../tests/support/tracker.rs"]
+pub mod tracker;
+#[path = "../../../../tests/support/transmission.rs"]
+pub mod transmission;
 
 pub use in_process::*;
 
