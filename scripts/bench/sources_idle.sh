@@ -12,7 +12,8 @@
 #   KEEP=1: leave the work directory (logs) in place and print its path.
 # Needs deluged and deluge-client 1.10.2 in python3 (./scripts/test.sh installs both).
 #
-# Per count it prints: our CPU (% of a core, from utime+stime in /proc/PID/stat), VmRSS
+# Per count it prints: our CPU (% of a core, from the threads' schedstat run time; the
+# 10 ms utime+stime ticks of /proc/PID/stat beside it), VmRSS
 # and RssAnon at the end of the window, deluged's in the same window, their ratios, and
 # per source beyond the first: CPU and RSS added, and the CPU of one poll tick (the CPU
 # beyond the 1-source daemon's, divided by the polls made: sources x IDLE_S / 2 s).
@@ -48,6 +49,8 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime
+# Run time of PID's live threads, ns (schedstat: finer than the 10 ms ticks).
+cpu_ns() { local ns=0 t; for t in /proc/"$1"/task/*/schedstat; do ns=$((ns + $(cut -d' ' -f1 "$t" 2>/dev/null || echo 0))); done; echo "$ns"; }
 kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 tick=$(getconf CLK_TCK)
 
@@ -84,17 +87,19 @@ for n in $COUNTS; do
   pids+=("$ours")
   wait_port "$port"
   sleep "$SETTLE_S"
-  o0=$(ticks "$ours"); t0=$(ticks "$theirs")
+  o0=$(ticks "$ours"); t0=$(ticks "$theirs"); on0=$(cpu_ns "$ours"); tn0=$(cpu_ns "$theirs")
   sleep "$IDLE_S"
-  o1=$(ticks "$ours"); t1=$(ticks "$theirs")
-  CPU[$n]=$(python3 -c "print('%.3f' % (($o1 - $o0) / $tick / $IDLE_S * 100))")
-  their_cpu=$(python3 -c "print('%.3f' % (($t1 - $t0) / $tick / $IDLE_S * 100))")
+  o1=$(ticks "$ours"); t1=$(ticks "$theirs"); on1=$(cpu_ns "$ours"); tn1=$(cpu_ns "$theirs")
+  CPU[$n]=$(python3 -c "print('%.4f' % (($on1 - $on0) / 1e9 / $IDLE_S * 100))")
+  their_cpu=$(python3 -c "print('%.4f' % (($tn1 - $tn0) / 1e9 / $IDLE_S * 100))")
+  ticks_ours=$(python3 -c "print('%.3f' % (($o1 - $o0) / $tick / $IDLE_S * 100))")
+  ticks_theirs=$(python3 -c "print('%.3f' % (($t1 - $t0) / $tick / $IDLE_S * 100))")
   RSS[$n]=$(kib "$ours" VmRSS)
   anon=$(kib "$ours" RssAnon)
   their_rss=$(kib "$theirs" VmRSS)
   their_anon=$(kib "$theirs" RssAnon)
   kill "$ours"; wait "$ours" 2>/dev/null || true
-  echo "$n sources: ours CPU ${CPU[$n]} % of a core, VmRSS ${RSS[$n]} KiB (RssAnon $anon); deluged CPU $their_cpu %, VmRSS $their_rss KiB (RssAnon $their_anon); ratios CPU $(python3 -c "print('%.2f' % (${CPU[$n]} / max($their_cpu, 0.001)))"), RSS $(python3 -c "print('%.2f' % (${RSS[$n]} / $their_rss))")"
+  echo "$n sources: ours CPU ${CPU[$n]} % of a core (ticks: $ticks_ours %), VmRSS ${RSS[$n]} KiB (RssAnon $anon); deluged CPU $their_cpu % (ticks: $ticks_theirs %), VmRSS $their_rss KiB (RssAnon $their_anon); ratios CPU $(python3 -c "print('%.2f' % (${CPU[$n]} / max($their_cpu, 0.001)))"), RSS $(python3 -c "print('%.2f' % (${RSS[$n]} / $their_rss))")"
   first=$(echo "$COUNTS" | awk '{print $1}')
   if [ "$n" != "$first" ]; then
     python3 - "$n" "$first" "${CPU[$n]}" "${CPU[$first]}" "${RSS[$n]}" "${RSS[$first]}" "$IDLE_S" <<'PY'

@@ -239,8 +239,10 @@ pub(crate) enum Command {
     PollNow(oneshot::Sender<Result<Counters, SourceError>>),
 }
 
-/// Called after every change of a source's view: the plugin publishes its snapshot.
-pub(crate) type Publish = Arc<dyn Fn() + Send + Sync>;
+/// Called after every change of a source's view: the plugin publishes its snapshot, at
+/// once (`true`: a change asked for) or coalesced with other sources' polls (`false`: a
+/// scheduled poll).
+pub(crate) type Publish = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// How long a disable waits for the final poll.
 pub const FINAL_POLL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -269,6 +271,8 @@ pub(crate) struct Poller {
     view: SharedView,
     files: Arc<Files>,
     publish: Publish,
+    /// The plugin's poll grid (see [`next_on_grid`]).
+    epoch: Instant,
     /// `stats.totals` lags the memory state (a cheap write is due).
     fast_dirty: bool,
     /// Something changed since the last fsync'd checkpoint.
@@ -282,6 +286,18 @@ pub(crate) struct Poller {
     /// The session and uptime of the last answered sample that reported one, and when it
     /// came (monotonic: a wall clock that jumps cannot fake a restart in one run).
     last_uptime: Option<(Instant, SessionId, u64)>,
+}
+
+/// The first instant at least half a `period` after `now` on the grid of `period` from
+/// `epoch`: every source of a plugin polls on one grid, so their polls share the
+/// runtime's wake-ups (and a poll just made is not followed by one a moment later).
+fn next_on_grid(epoch: Instant, period: Duration, now: Instant) -> Instant {
+    let period_ns = period.as_nanos().max(1);
+    let since = (now + period / 2)
+        .saturating_duration_since(epoch)
+        .as_nanos();
+    let steps = since / period_ns + 1;
+    epoch + Duration::from_nanos(u64::try_from(steps * period_ns).unwrap_or(u64::MAX))
 }
 
 fn every(period: Duration, first: Instant) -> Interval {
@@ -310,12 +326,14 @@ impl Poller {
         view: SharedView,
         files: Files,
         publish: Publish,
+        epoch: Instant,
     ) -> Self {
         Poller {
             source,
             view,
             files: Arc::new(files),
             publish,
+            epoch,
             fast_dirty: false,
             durable_dirty: false,
             failing: Vec::new(),
@@ -334,10 +352,12 @@ impl Poller {
         mut stop: Shutdown,
     ) -> Result<(), String> {
         let config = self.view.read().config.clone();
-        let mut poll = every(secs(config.update_interval), Instant::now());
+        // The first poll at once, then on the plugin's grid.
+        let period = secs(config.update_interval);
+        let mut poll = every(period, next_on_grid(self.epoch, period, Instant::now()));
         let save_period = secs(config.save_interval);
         let mut checkpoint = every(save_period, Instant::now() + save_period);
-        let mut pending: Option<PollFuture> = None;
+        let mut pending: Option<PollFuture> = Some(self.start_poll());
         self.publish();
         loop {
             tokio::select! {
@@ -370,7 +390,8 @@ impl Poller {
                     }
                     Some(Command::Apply(next, reply)) => {
                         if let Some(new) = self.apply_config(next) {
-                            poll = every(secs(new.update_interval), Instant::now() + secs(new.update_interval));
+                            let period = secs(new.update_interval);
+                            poll = every(period, next_on_grid(self.epoch, period, Instant::now()));
                             let period = secs(new.save_interval);
                             checkpoint = every(period, Instant::now() + period);
                         }
@@ -401,9 +422,9 @@ impl Poller {
         saved
     }
 
-    /// Tells the plugin the view changed.
+    /// Tells the plugin the view changed (it publishes at once).
     fn publish(&self) {
-        (self.publish)();
+        (self.publish)(true);
     }
 
     fn start_poll(&self) -> PollFuture {
@@ -429,7 +450,7 @@ impl Poller {
         if self.fast_dirty {
             self.save_totals(Durability::Fast).await;
         }
-        self.publish();
+        (self.publish)(!scheduled);
     }
 
     fn apply_poll(&mut self, result: Result<SessionStatus, SourceError>, scheduled: bool) {
@@ -784,4 +805,31 @@ async fn blocking<R: Send + 'static>(
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_fall_on_one_grid_at_least_half_a_period_ahead() {
+        let epoch = Instant::now();
+        let p = Duration::from_secs(2);
+        let ms = Duration::from_millis;
+        // Sources started at different moments poll at the same instants.
+        for (now, next) in [
+            (0, 2000),
+            (300, 2000),
+            (999, 2000),
+            (1001, 4000),
+            (1999, 4000),
+            (4100, 6000),
+        ] {
+            assert_eq!(
+                next_on_grid(epoch, p, epoch + ms(now)),
+                epoch + ms(next),
+                "{now}"
+            );
+        }
+    }
 }

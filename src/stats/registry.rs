@@ -7,6 +7,7 @@
 //! and saved to the sources file before they apply.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
@@ -25,6 +26,9 @@ use crate::stats::poller::{
 use crate::stats::totals::{Accumulator, Counters};
 use crate::stats::{StatsError, HISTORY_FILE, TOTALS_FILE};
 use crate::store::{Durability, Store, StoreError, RELEASE_WAIT};
+
+/// The window in which scheduled polls of several sources share one published snapshot.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long an add waits for the new source's first poll.
 const FIRST_POLL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -104,6 +108,12 @@ pub(crate) struct Registry {
     /// Serializes preference and set changes.
     ops: Mutex<()>,
     snapshots: Arc<watch::Sender<Snapshot>>,
+    /// When a snapshot was last published, and whether one is due (see
+    /// [`Registry::request_publish`]).
+    last_publish: std::sync::Mutex<Option<std::time::Instant>>,
+    publish_pending: AtomicBool,
+    /// The origin of every source's poll grid.
+    epoch: tokio::time::Instant,
     host_shutdown: Shutdown,
     this: Weak<Registry>,
 }
@@ -214,6 +224,9 @@ impl Registry {
             origin,
             ops: Mutex::new(()),
             snapshots,
+            last_publish: std::sync::Mutex::new(None),
+            publish_pending: AtomicBool::new(false),
+            epoch: tokio::time::Instant::now(),
             host_shutdown,
             this: this.clone(),
         });
@@ -343,13 +356,13 @@ impl Registry {
                 history: history_store,
             };
             let this = self.this.clone();
-            let publish: poller::Publish = Arc::new(move || {
+            let publish: poller::Publish = Arc::new(move |now| {
                 if let Some(registry) = this.upgrade() {
-                    registry.publish();
+                    registry.request_publish(now);
                 }
             });
             let (stop, stop_signal) = Shutdown::new();
-            let poller = poller::Poller::new(source, view.clone(), files, publish);
+            let poller = poller::Poller::new(source, view.clone(), files, publish, self.epoch);
             // Every log line of the poll task names its source.
             let span = tracing::info_span!("source", name = %name);
             let task = tokio::spawn(
@@ -410,6 +423,44 @@ impl Registry {
     /// Publishes the current snapshot.
     pub(crate) fn publish(&self) {
         self.snapshots.send_replace(self.snapshot(true));
+    }
+
+    /// Publishes now if `now` or if nothing was published in the last [`COALESCE`];
+    /// otherwise once at the end of that window. Sources polled at the same moment
+    /// (every source ticks on its own interval from the same start) then cost one
+    /// snapshot, not one each: building a snapshot is linear in the sources.
+    fn request_publish(&self, now: bool) {
+        let wait = {
+            let mut last = self.last_publish.lock().unwrap_or_else(|e| e.into_inner());
+            let t = std::time::Instant::now();
+            match *last {
+                Some(l) if !now && t.duration_since(l) < COALESCE => {
+                    Some(COALESCE - t.duration_since(l))
+                }
+                _ => {
+                    *last = Some(t);
+                    None
+                }
+            }
+        };
+        let Some(wait) = wait else {
+            return self.publish();
+        };
+        if self.publish_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.this.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(registry) = this.upgrade() {
+                registry.publish_pending.store(false, Ordering::Release);
+                *registry
+                    .last_publish
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+                registry.publish();
+            }
+        });
     }
 
     /// The all-time totals of every source, retired ones included.
