@@ -229,6 +229,13 @@ fn check_files(dir: &Path, ctx: &str) -> Result<Vec<String>> {
                         .map_err(|e| bad(e.to_string()))?
                         .ok_or_else(|| bad("gone".into()))?;
                 }
+                (false, "listen.toml") => {
+                    let text = fs::read_to_string(&path)?;
+                    ensure!(
+                        text.lines().any(|l| l.starts_with("rpc = \"127.0.0.1:")),
+                        "{ctx}: listen.toml names no RPC address: {text:?}"
+                    );
+                }
                 (false, "auth") => {
                     let text = fs::read_to_string(&path)?;
                     ensure!(
