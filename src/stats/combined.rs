@@ -1,7 +1,8 @@
 //! The combined session of a daemon's sources as one [`SessionSource`]: what Deluge's
 //! `core.get_session_status` answers on a daemon without an embedded engine, so Deluge's
 //! clients (the console's `status`, the GTK status bar) show the sum of every active
-//! source's current session.
+//! source's current session: counters, rates, peers, connections and DHT nodes as each
+//! source's last poll gave them.
 
 use async_trait::async_trait;
 
@@ -50,6 +51,8 @@ impl SessionSource for CombinedSession {
                 StatusKey::PayloadUploadRate => r.payload_upload_rate,
                 StatusKey::PayloadDownloadRate => r.payload_download_rate,
                 StatusKey::NumPeers => r.num_peers,
+                StatusKey::NumConnections => r.num_connections,
+                StatusKey::DhtNodes => r.dht_nodes,
                 _ => continue,
             };
             // A counter no source measures is left out, as a single source leaves it.

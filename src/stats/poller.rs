@@ -79,6 +79,10 @@ pub struct Rates {
     pub payload_download_rate: u64,
     /// Connected peers.
     pub num_peers: u64,
+    /// Open connections.
+    pub num_connections: u64,
+    /// DHT routing-table nodes.
+    pub dht_nodes: u64,
 }
 
 /// One source's figures in a [`Snapshot`] (and in `stats.get_sources`).
@@ -446,11 +450,30 @@ impl Poller {
     /// also add a history point, on-demand ones (`poll_now`) do not, so the history keeps
     /// its spacing.
     async fn on_poll_with(&mut self, result: Result<SessionStatus, SourceError>, scheduled: bool) {
+        let before = self.notable();
         self.apply_poll(result, scheduled);
         if self.fast_dirty {
             self.save_totals(Durability::Fast).await;
         }
-        (self.publish)(!scheduled);
+        // At once when something a reader shows changed (the first answer, totals, rates,
+        // up or down, the error); a poll that changed only the poll count and time may
+        // share a snapshot with other sources' polls.
+        let first = {
+            let h = &self.view.read().health;
+            h.polls + h.poll_errors == 1
+        };
+        (self.publish)(!scheduled || first || self.notable() != before);
+    }
+
+    /// What a poll changes that readers show.
+    fn notable(&self) -> (bool, Option<String>, Counters, Rates) {
+        let v = self.view.read();
+        (
+            v.health.source_up,
+            v.health.last_error.clone(),
+            v.acc.totals,
+            v.rates,
+        )
     }
 
     fn apply_poll(&mut self, result: Result<SessionStatus, SourceError>, scheduled: bool) {
@@ -525,6 +548,8 @@ impl Poller {
                 payload_upload_rate: v(StatusKey::PayloadUploadRate),
                 payload_download_rate: v(StatusKey::PayloadDownloadRate),
                 num_peers: v(StatusKey::NumPeers),
+                num_connections: v(StatusKey::NumConnections),
+                dht_nodes: v(StatusKey::DhtNodes),
             };
             if scheduled {
                 view.history.push(&values, now);

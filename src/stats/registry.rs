@@ -410,6 +410,8 @@ impl Registry {
             r.payload_upload_rate += src.rates.payload_upload_rate;
             r.payload_download_rate += src.rates.payload_download_rate;
             r.num_peers += src.rates.num_peers;
+            r.num_connections += src.rates.num_connections;
+            r.dht_nodes += src.rates.dht_nodes;
         }
         s.health = combined_health(&sources);
         let mut active = sources.iter().filter(|s| !s.retired);
