@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::error_chain;
 use crate::torrent::TorrentError;
 
 /// Whole fetch deadline (connect, redirects, body).
@@ -69,17 +70,4 @@ impl Fetcher {
         }
         Ok(body)
     }
-}
-
-/// An error and its causes, `: `-separated (reqwest's top level says only "error sending
-/// request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -58,3 +58,18 @@ pub use spec::{
 };
 #[cfg(feature = "sidecars")]
 pub use transmission::TransmissionSource;
+
+/// An error and its causes, `: `-separated (reqwest's top level says only "error sending
+/// request"). reqwest's errors name the URL, which holds no password here: logins go in
+/// headers and bodies, never in URLs.
+#[cfg(any(feature = "rqbit", feature = "sidecars"))]
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

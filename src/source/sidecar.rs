@@ -8,6 +8,8 @@
 //! beyond the host and port.
 
 use std::fmt;
+
+pub(crate) use super::error_chain;
 use std::time::Duration;
 
 /// How long connecting may take.
@@ -209,20 +211,6 @@ pub(crate) fn client() -> Result<reqwest::Client, String> {
         .user_agent(concat!("torrent-stats/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
-}
-
-/// An error and its causes, `: `-separated (reqwest's top level says only "error sending
-/// request"). reqwest's errors name the URL, which holds no password here: logins go in
-/// headers and bodies, never in URLs.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Reads a response's body, at most [`MAX_ANSWER`] bytes.

@@ -820,7 +820,7 @@ fn save_error(what: &'static str, e: StoreError) -> ChangeError {
 }
 
 /// Runs a store operation on a blocking thread.
-async fn blocking<R: Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static>(
     op: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
 ) -> Result<R, StoreError> {
     tokio::task::spawn_blocking(op)

@@ -21,7 +21,8 @@ use crate::source::{Member, SourceEntry, SourceName, SourceSet, SourceSetError, 
 use crate::stats::config::{self, ConfigChange, ConfigFileError, StatsConfig};
 use crate::stats::history::History;
 use crate::stats::poller::{
-    self, ChangeError, Command, Health, Import, Rates, SharedView, Snapshot, SourceSnapshot, View,
+    self, blocking, ChangeError, Command, Health, Import, Rates, SharedView, Snapshot,
+    SourceSnapshot, View,
 };
 use crate::stats::totals::{Accumulator, Counters};
 use crate::stats::{StatsError, HISTORY_FILE, TOTALS_FILE};
@@ -1017,13 +1018,4 @@ fn pick(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
         (Some(a), Some(b)) => Some(f(a, b)),
         (a, b) => a.or(b),
     }
-}
-
-/// Runs a store operation on a blocking thread.
-async fn blocking<R: Send + 'static>(
-    op: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
-) -> Result<R, StoreError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
 }
