@@ -33,8 +33,12 @@
 //!   durable files ([`Store`] of a [`Persist`] type) and emits events ([`EventBus`]).
 //!   Methods take and return `serde_json::Value`s: that is what transports carry.
 //! - **Sources**: [`SimSource`] (synthetic), and with features a remote Deluge daemon
-//!   (`DelugeSource`, `rpc-client`) and the embedded librqbit engine (`RqbitEngine`,
-//!   `rqbit`), each named by a [`SourceSpec`] and built with a [`SourceContext`].
+//!   (`DelugeSource`, `rpc-client`), the embedded librqbit engine (`RqbitEngine`,
+//!   `rqbit`) and the HTTP sidecars for Transmission, qBittorrent and rqbit
+//!   (`TransmissionSource`, `QbittorrentSource`, `RqbitHttpSource`, `sidecars`), each
+//!   named by a [`SourceSpec`] and built with a [`SourceContext`]. A daemon counts a
+//!   [`SourceSet`] of named sources (the sources file, [`Stats::with_sources`]); an
+//!   embedder's [`Stats::new`] counts the host's one source.
 //! - **A whole daemon** in your process: [`Daemon::builder`] runs the host, the core's
 //!   Deluge methods ([`Core`], over a [`TorrentEngine`] if you have one) and, with features,
 //!   Deluge's RPC protocol (`rpc`) and the web page, JSON API and Prometheus metrics (`web`)
@@ -57,11 +61,11 @@
 //! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics`, `GET /events`; browser logins |
 //! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, the gateway (logins, connections), server, client |
 //! | `service` | the core service [`Core`]: Deluge's `core.*`/`daemon.*` methods, one file per group |
-//! | `stats` | the [`Stats`] plugin: `totals` (pure accumulator), `history`, `config` (typed preferences), `poller` (the loop that owns the files), `handle` (typed), `methods` (the only file decoding `stats.*` JSON), `remote`, `offline` |
+//! | `stats` | the [`Stats`] plugin: `totals` (pure accumulator), `history`, `config` (typed preferences), `poller` (one source's loop, owning its files), `registry` (the sources of the running plugin, combined figures), `combined` (their session as one source), `handle` (typed), `methods` (the only file decoding `stats.*` JSON), `remote`, `offline` |
 //! | `import` | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json` |
 //! | `host` | [`PluginHost`]: enable/disable, 1 s `update()`, enabled list, shutdown |
 //! | `plugin` | [`CorePlugin`] (lifecycle) and [`PluginContext`] |
-//! | `source` | [`SourceSpec`] → [`BuiltSource`]: `sim`, `deluge`, `rqbit` |
+//! | `source` | [`SourceSpec`] → [`BuiltSource`]: `sim`, `deluge`, the engine, the sidecars (`transmission`, `qbittorrent`, `rqbit`); `set`: [`SourceName`], the sources file, [`SourceSet`] |
 //! | `torrent` | the [`TorrentEngine`] trait behind Deluge's torrent methods |
 //! | `session` | [`SessionStatus`], [`SessionSource`], [`SessionId`], [`SourceError`] |
 //! | `export` | the method table, [`AuthLevel`], [`Caller`], [`Args`], `dispatch`, [`DispatchError`] |
@@ -77,11 +81,12 @@
 //! | `rpc-client` | Deluge RPC client side: framing, rencode, TLS client, [`rpc::client`], `DelugeSource` |
 //! | `rpc` | `rpc-client` plus the server side: TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
 //! | `rqbit` | the embedded librqbit engine, `RqbitEngine` (payload counters only) |
+//! | `sidecars` | the HTTP sidecar sources: `transmission://`, `qbittorrent://`, `rqbit://` (reqwest, rustls) |
 //! | `web` | the HTTP server on axum, `DaemonBuilder::web` |
 //! | `unstable-internals` | the `unstable` module: decoders and loaders for the fuzz targets; no stability promise |
 //!
 //! The daemon itself is the `torrent-stats-cli` package of the workspace, built on this
-//! crate with `rpc`, `rqbit` and `web`. `scripts/test.sh` builds every feature alone.
+//! crate with `rpc`, `sidecars`, `rqbit` and `web`. `scripts/test.sh` builds every feature alone.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
