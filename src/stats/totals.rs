@@ -205,7 +205,7 @@ impl Accumulator {
     }
 
     /// [`apply`](Accumulator::apply) for a source that reports its session's `uptime`:
-    /// also a new session when the uptime is more than [`UPTIME_SLACK`] seconds shorter
+    /// also a new session when the uptime is more than `UPTIME_SLACK` (10) seconds shorter
     /// than `expected`, the uptime the session would have now had it not restarted (the
     /// caller knows the time since the last sample). The uptime is kept with the totals
     /// when they change, so that it always belongs to `updated`.
