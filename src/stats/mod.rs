@@ -6,7 +6,7 @@
 //! - [`config`]: validated preferences, typed changes ([`ConfigChange`]) and their errors.
 //! - [`poller`]: the task that polls, accumulates and owns the files.
 //! - `handle.rs`: the typed [`StatsHandle`] and [`StatsError`].
-//! - `registry.rs`: the sources of the running plugin (a poll task each), retired
+//! - `registry/`: the sources of the running plugin (a poll task each), retired
 //!   sources, the shared preferences, the combined figures.
 //! - `methods.rs`: the exported `stats.*` methods, JSON decoded into the typed operations.
 //! - [`remote`] (feature `rpc-client`): the same methods on a remote daemon, typed.
