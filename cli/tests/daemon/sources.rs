@@ -414,3 +414,65 @@ fn deluge_console_shows_the_combined_session() -> Result<()> {
             Ok(())
         })
 }
+
+/// The names of `method`'s calls the daemon answered, from its debug log.
+fn answered(log: &str, method: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("call answered") && l.contains(method))
+        .count()
+}
+
+/// The stock Deluge GTK client on a daemon of two sources and no engine: its status bar
+/// polls `core.get_session_status`, which answers the sources' combined session (as the
+/// console's `status` shows above), and its Stats tab polls `stats.get_stats` (the
+/// combined history); no call fails. Screenshots of both are kept in the target's tmp
+/// directory (`deluge-gtk-sources-*.png`).
+#[test]
+#[ignore = "needs deluge-gtk, Xvfb, dbus and gir1.2-atspi-2.0"]
+fn the_deluge_gtk_client_works_on_several_sources() -> Result<()> {
+    crate::support::gtk::require_tools()?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = command(dir.path(), "a=sim:up=1MiB/s,down=2MiB/s,peers=2");
+    cmd.args(["--source", "b=sim:up=1MiB/s,down=2MiB/s,peers=3"])
+        .env("RUST_LOG", "info,torrent_stats::rpc::server=debug");
+    let d = DaemonProc::launch(cmd, dir)?;
+    let display = crate::support::gtk::Display::start(1280, 800)?;
+    let mut gtk = crate::support::gtk::Gtk::start(
+        &display,
+        d.port(),
+        "localclient",
+        &d.password,
+        (1280, 800),
+    )?;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let wait = |what: &str, done: &dyn Fn(&str) -> bool| -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(&d.log()) {
+            ensure!(
+                Instant::now() < deadline,
+                "deluge-gtk: {what} within 60 s; the daemon's log:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    };
+    wait("no status bar polls", &|log| {
+        answered(log, "core.get_session_status") >= 3
+    })?;
+    ensure!(gtk.running(), "deluge-gtk exited");
+    display.screenshot(&shots.join("deluge-gtk-sources-main.png"))?;
+    let before = answered(&d.log(), "stats.get_stats");
+    display.select_tab("deluge", "Stats")?;
+    wait("the Stats tab did not poll stats.get_stats", &|log| {
+        answered(log, "stats.get_stats") >= before + 3
+    })?;
+    display.screenshot(&shots.join("deluge-gtk-sources-stats.png"))?;
+    ensure!(gtk.running(), "deluge-gtk exited");
+    ensure!(
+        !d.log().contains("call failed"),
+        "a call of deluge-gtk failed:\n{}",
+        d.log()
+    );
+    Ok(())
+}
