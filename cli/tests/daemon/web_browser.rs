@@ -1275,7 +1275,11 @@ async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> R
     fill(b, "source-add-spec", SIM_C).await?;
     b.find(Locator::Id("source-add")).await?.click().await?;
     let added = wait_text(b, "source-add-ok").await?;
-    ensure!(added.contains("Source c added"), "add result {added:?}");
+    // The daemon answers after the first poll: the page says whether it answers.
+    ensure!(
+        added.contains("Source c added; it answers"),
+        "add result {added:?}"
+    );
     ensure!(
         text(b, "source-add-error").await?.is_empty(),
         "error left after an add"
@@ -1298,7 +1302,11 @@ async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> R
     )
     .await?;
     b.find(Locator::Id("source-add")).await?.click().await?;
-    wait_text(b, "source-add-ok").await?;
+    let added = wait_text(b, "source-add-ok").await?;
+    ensure!(
+        added.contains("Source d added, but its first poll failed"),
+        "add result {added:?}"
+    );
     let banner = eventually(Duration::from_secs(20), "d down", || async move {
         let shown = shown_sources(b).await?;
         if shown["rows"]["d"]["state"] != "down" || !displayed(b, "source-down").await? {

@@ -571,10 +571,18 @@
     const fields = $('source-add-fields');
     fields.disabled = true;
     try {
-      await call('stats.add_source', name, spec);
+      // The daemon answers after the source's first poll (within 5 s).
+      const added = await call('stats.add_source', name, spec);
       nameInput.value = '';
       specInput.value = '';
-      ok.textContent = `Source ${name} added; its first poll follows.`;
+      const health = (added && added.health) || {};
+      if (health.source_up) {
+        ok.textContent = `Source ${name} added; it answers.`;
+      } else if (health.last_error) {
+        ok.textContent = `Source ${name} added, but its first poll failed: ${health.last_error}. It is polled again every interval.`;
+      } else {
+        ok.textContent = `Source ${name} added; its first poll follows.`;
+      }
       await refreshSources();
     } catch (e) {
       err.textContent = `Not added: ${e.message}`;
