@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 mod in_process;
+mod tail;
 
 pub use in_process::*;
+pub use tail::*;
 
 #[cfg(feature = "rpc")]
 pub mod deluged;

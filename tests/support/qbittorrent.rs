@@ -228,15 +228,11 @@ impl Qbittorrent {
 
     /// The last lines of qbittorrent-nox's output and of its own log file.
     pub fn log_tail(&self) -> String {
-        let mut text = std::fs::read_to_string(self.out_path()).unwrap_or_default();
-        text += &std::fs::read_to_string(
-            self.dir
-                .path()
-                .join("qBittorrent/data/logs/qbittorrent.log"),
-        )
-        .unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        let own = self
+            .dir
+            .path()
+            .join("qBittorrent/data/logs/qbittorrent.log");
+        super::files_tail(&[&self.out_path(), &own], 30)
     }
 
     /// The process id.

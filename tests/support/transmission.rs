@@ -135,9 +135,7 @@ impl Transmission {
     }
 
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        super::files_tail(&[&self.log_path()], 30)
     }
 
     pub fn pid(&self) -> u32 {

@@ -291,6 +291,15 @@ async fn wait_text(b: &Browser, id: &str) -> Result<String> {
     .await
 }
 
+/// The error that form element `id` shows, once shown, checked to be announced to
+/// assistive technology (`role="alert"`).
+async fn shown_alert(b: &Browser, id: &str) -> Result<String> {
+    let text = wait_text(b, id).await?;
+    let role = b.find(Locator::Id(id)).await?.attr("role").await?;
+    ensure!(role.as_deref() == Some("alert"), "{id} role {role:?}");
+    Ok(text)
+}
+
 /// Replaces the value of input `id` by `value`.
 async fn fill(b: &Browser, id: &str, value: &str) -> Result<()> {
     let input = b.find(Locator::Id(id)).await?;
@@ -692,19 +701,10 @@ async fn drive(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()
     );
     fill(b, "set-update_interval", "0").await?;
     b.find(Locator::Id("settings-save")).await?.click().await?;
-    let shown_error = wait_text(b, "settings-error").await?;
+    let shown_error = shown_alert(b, "settings-error").await?;
     ensure!(
         shown_error.contains(&message),
         "the page says {shown_error:?}, the server {message:?}"
-    );
-    let alert = b
-        .find(Locator::Id("settings-error"))
-        .await?
-        .attr("role")
-        .await?;
-    ensure!(
-        alert.as_deref() == Some("alert"),
-        "settings error role {alert:?}"
     );
     ensure!(
         rpc.stats().get_config().await?.update_interval == 1,
@@ -1259,17 +1259,11 @@ async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> R
     fill(b, "source-add-name", "c").await?;
     fill(b, "source-add-spec", "nonsense://x").await?;
     b.find(Locator::Id("source-add")).await?.click().await?;
-    let shown_error = wait_text(b, "source-add-error").await?;
+    let shown_error = shown_alert(b, "source-add-error").await?;
     ensure!(
         shown_error.contains(&message),
         "the page says {shown_error:?}, the daemon {message:?}"
     );
-    let role = b
-        .find(Locator::Id("source-add-error"))
-        .await?
-        .attr("role")
-        .await?;
-    ensure!(role.as_deref() == Some("alert"), "add error role {role:?}");
 
     // Add c (sim) through the form: a third row, the table refreshed.
     fill(b, "source-add-spec", SIM_C).await?;

@@ -22,7 +22,11 @@ pub mod tracker;
 #[path = "../../../../tests/support/transmission.rs"]
 pub mod transmission;
 
+#[path = "../../../../tests/support/tail.rs"]
+mod tail;
+
 pub use in_process::*;
+pub use tail::*;
 
 use std::time::Duration;
 
