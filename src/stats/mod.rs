@@ -20,6 +20,9 @@ mod combined;
 pub mod config;
 mod handle;
 pub mod history;
+#[cfg(feature = "ledger")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+pub mod ledger;
 mod methods;
 pub mod offline;
 pub mod poller;

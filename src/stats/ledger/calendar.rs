@@ -1,0 +1,2 @@
+//! The calendar: which 5-minute, hourly, daily, monthly and yearly bucket of local time an
+//! instant falls in.
