@@ -77,7 +77,7 @@ fi
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).
 cargo build -p torrent-stats --no-default-features --lib
 # Every library feature on its own (the crate docs list them).
-for feature in rpc-client rpc rqbit sidecars web; do
+for feature in rpc-client rpc rqbit sidecars web ledger; do
   cargo check -p torrent-stats --no-default-features --features "$feature" --lib
 done
 # The daemon binary (package torrent-stats-cli) without its optional parts (the embedded

@@ -119,6 +119,10 @@ pub mod unstable;
 #[cfg(feature = "web")]
 mod web;
 
+#[cfg(feature = "ledger")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+pub use stats::ledger;
+
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub use daemon::RpcSettings;

@@ -77,6 +77,8 @@ pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<()
             Ok(counters_value(&before))
         }
     })?;
+    #[cfg(feature = "ledger")]
+    crate::stats::calendar_methods::export(scope, registry)?;
     export_sources(scope, registry)
 }
 

@@ -16,6 +16,8 @@
 //! each with a `.bak` kept by fsync'd checkpoints, in `sources/<name>/` for a daemon's
 //! named sources or in the config directory itself for the one source of an embedder.
 
+#[cfg(feature = "ledger")]
+mod calendar_methods;
 mod combined;
 pub mod config;
 mod handle;

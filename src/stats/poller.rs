@@ -24,6 +24,8 @@ use crate::session::SourceError;
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 use crate::stats::config::{ConfigError, StatsConfig};
 use crate::stats::history::History;
+#[cfg(feature = "ledger")]
+use crate::stats::ledger::{self, Adjustment, SourceLedger};
 use crate::stats::totals::{Accumulator, Counters, ImportRefused};
 use crate::store::StoreError;
 use crate::store::{Durability, Store};
@@ -269,6 +271,13 @@ const TOTALS: &str = "totals";
 const TOTALS_CHECKPOINT: &str = "totals checkpoint";
 /// See [`TOTALS`].
 const HISTORY: &str = "history";
+/// See [`TOTALS`]: the calendar ledger's save.
+#[cfg(feature = "ledger")]
+const LEDGER: &str = "ledger";
+/// How often a checkpoint also deletes the ledger's 5-minute and hourly buckets past
+/// their retention.
+#[cfg(feature = "ledger")]
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Poller {
     source: Arc<dyn SessionSource>,
@@ -290,6 +299,12 @@ pub(crate) struct Poller {
     /// The session and uptime of the last answered sample that reported one, and when it
     /// came (monotonic: a wall clock that jumps cannot fake a restart in one run).
     last_uptime: Option<(Instant, SessionId, u64)>,
+    /// This source's calendar ledger, saved with the totals.
+    #[cfg(feature = "ledger")]
+    ledger: Option<SourceLedger>,
+    /// When the ledger was last pruned.
+    #[cfg(feature = "ledger")]
+    pruned: Option<Instant>,
 }
 
 /// The first instant at least half a `period` after `now` on the grid of `period` from
@@ -344,7 +359,18 @@ impl Poller {
             poll_failing: false,
             previous: None,
             last_uptime: None,
+            #[cfg(feature = "ledger")]
+            ledger: None,
+            #[cfg(feature = "ledger")]
+            pruned: None,
         }
+    }
+
+    /// Counts into `ledger` too, saved with every totals save.
+    #[cfg(feature = "ledger")]
+    pub(crate) fn with_ledger(mut self, ledger: SourceLedger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Runs until either shutdown signal fires, then saves everything; ends with the
@@ -527,6 +553,10 @@ impl Poller {
             if step.changed() {
                 next.updated = now as u64;
             }
+            #[cfg(feature = "ledger")]
+            if let Some(ledger) = self.ledger.as_mut() {
+                ledger.count(next.totals.saturating_sub(view.acc.totals), now as i64);
+            }
             view.acc = next;
             let mut values = status.values;
             // Wire rates a payload-only source (the embedded engine) cannot give.
@@ -626,7 +656,7 @@ impl Poller {
     /// Records a save's outcome in the health view: `save_failing` holds while any kind of
     /// save ([`TOTALS`], [`TOTALS_CHECKPOINT`], [`HISTORY`]) fails, `save_error` is the
     /// latest failure's error, `save_errors` counts every failure.
-    fn save_outcome(&mut self, result: &Result<(), StoreError>, kind: &'static str) {
+    fn save_outcome<E: std::fmt::Display>(&mut self, result: &Result<(), E>, kind: &'static str) {
         let was_failing = !self.failing.is_empty();
         let kind_was_failing = self.failing.iter().any(|(k, _)| *k == kind);
         // A checkpoint writes the totals file too: it also ends a failing fast save.
@@ -657,13 +687,21 @@ impl Poller {
     async fn save_totals(&mut self, durability: Durability) -> bool {
         let snapshot = self.view.read().acc.clone();
         let files = self.files.clone();
-        let result = blocking(move || files.totals.save(&snapshot, durability)).await;
+        let saved = snapshot.clone();
+        let result = blocking(move || files.totals.save(&saved, durability)).await;
         let kind = match durability {
             Durability::Durable => TOTALS_CHECKPOINT,
             Durability::Fast => TOTALS,
         };
         self.save_outcome(&result, kind);
         if result.is_ok() {
+            #[cfg(feature = "ledger")]
+            if !self
+                .save_ledger(&snapshot, durability == Durability::Durable, None)
+                .await
+            {
+                return false;
+            }
             self.fast_dirty = false;
             let now = Some(unix_now());
             let mut view = self.view.write();
@@ -681,6 +719,45 @@ impl Poller {
         let files = self.files.clone();
         let result = blocking(move || files.history.save(&snapshot, Durability::Durable)).await;
         self.save_outcome(&result, HISTORY);
+        result.is_ok()
+    }
+
+    /// Saves what the ledger counted since its last save, with the totals `acc` (just
+    /// saved) and an adjustment; a failure keeps it in memory for the next save.
+    #[cfg(feature = "ledger")]
+    async fn save_ledger(
+        &mut self,
+        acc: &Accumulator,
+        durable: bool,
+        adjustment: Option<Adjustment>,
+    ) -> bool {
+        let Some(book) = self.ledger.as_mut() else {
+            return true;
+        };
+        if adjustment.is_none() && !book.dirty(acc) {
+            return true;
+        }
+        let batch = book.take(acc, adjustment);
+        let ledger = book.ledger().clone();
+        let prune = durable && self.pruned.is_none_or(|p| p.elapsed() >= PRUNE_EVERY);
+        let (batch, result) = tokio::task::spawn_blocking(move || {
+            let result = ledger.write(&batch, durable).map_err(|e| e.to_string());
+            if prune && result.is_ok() {
+                if let Err(e) = ledger.prune(unix_now() as i64) {
+                    tracing::warn!(error = %e, "could not delete old 5-minute and hourly buckets");
+                }
+            }
+            (batch, result)
+        })
+        .await
+        .unwrap_or_else(|e| (Default::default(), Err(e.to_string())));
+        if prune && result.is_ok() {
+            self.pruned = Some(Instant::now());
+        }
+        if let Some(book) = self.ledger.as_mut() {
+            book.finish(batch, result.is_ok());
+        }
+        self.save_outcome(&result, LEDGER);
         result.is_ok()
     }
 
@@ -783,7 +860,19 @@ impl Poller {
             .acc
             .import(&source, &fingerprint, added, unix_now() as u64)?;
         let totals = next.totals;
-        self.commit(next, "nothing imported").await?;
+        self.commit(next.clone(), "nothing imported").await?;
+        #[cfg(feature = "ledger")]
+        self.save_ledger(
+            &next,
+            true,
+            Some(ledger::import_adjustment(
+                &source,
+                &fingerprint,
+                &added,
+                next.updated as i64,
+            )),
+        )
+        .await;
         tracing::info!(source, fingerprint, ?added, "imported all-time totals");
         Ok(totals)
     }
@@ -796,12 +885,23 @@ impl Poller {
         let mut next = before.clone();
         next.totals = Counters::default();
         next.updated = unix_now() as u64;
+        next.resets = next.resets.saturating_add(1);
         let files = self.files.clone();
         let suffix = format!("reset-{}", next.updated);
         let kept = blocking(move || files.totals.keep_copy(&suffix))
             .await
             .map_err(|e| save_error("totals not reset: could not keep a copy", e))?;
-        self.commit(next, "totals not reset").await?;
+        self.commit(next.clone(), "totals not reset").await?;
+        #[cfg(feature = "ledger")]
+        self.save_ledger(
+            &next,
+            true,
+            Some(ledger::reset_adjustment(
+                &before.totals,
+                next.updated as i64,
+            )),
+        )
+        .await;
         tracing::warn!(
             upload = before.totals.total_upload,
             download = before.totals.total_download,

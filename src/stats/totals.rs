@@ -145,6 +145,14 @@ pub struct Accumulator {
     /// shorter than this plus the time since is a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime: Option<u64>,
+    /// How many times the totals were reset (`stats.reset_totals`): the calendar ledger
+    /// tells a reset from lost bytes by it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resets: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How much shorter than expected a session's uptime may be before it counts as a new
@@ -193,6 +201,7 @@ impl Default for Accumulator {
             last: Counters::default(),
             imports: Vec::new(),
             uptime: None,
+            resets: 0,
         }
     }
 }
@@ -236,6 +245,7 @@ impl Accumulator {
             last: counters,
             imports: self.imports.clone(),
             uptime: self.uptime,
+            resets: self.resets,
         };
         let step = Step { delta, new_session };
         let next = Accumulator {

@@ -21,6 +21,8 @@ mod deluge_source;
 mod fuzz_corpus;
 mod handle;
 mod host;
+#[cfg(feature = "ledger")]
+mod ledger;
 mod persistence;
 #[cfg(feature = "sidecars")]
 mod qbittorrent_source;

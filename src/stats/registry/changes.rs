@@ -191,7 +191,18 @@ impl Registry {
             }
             Err(e) => tracing::warn!(error = %e, "the purge task failed"),
         }
-        tracing::warn!(source = %name, upload = totals.total_upload, download = totals.total_download, "source purged: its files are deleted and its totals no longer count");
+        #[cfg(feature = "ledger")]
+        {
+            let (ledger, key) = (self.ledger().clone(), name.to_string());
+            match tokio::task::spawn_blocking(move || ledger.purge(&key)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not delete a purged source's calendar")
+                }
+                Err(e) => tracing::warn!(error = %e, "the ledger's purge task failed"),
+            }
+        }
+        tracing::warn!(source = %name, upload = totals.total_upload, download = totals.total_download, "source purged: its files and calendar are deleted and its totals no longer count");
         self.publish();
         Ok(totals)
     }

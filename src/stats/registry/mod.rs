@@ -119,6 +119,9 @@ pub(crate) struct Registry {
     /// The origin of every source's poll grid.
     epoch: tokio::time::Instant,
     host_shutdown: Shutdown,
+    /// The calendar ledger every source counts into.
+    #[cfg(feature = "ledger")]
+    ledger: Arc<crate::stats::ledger::Ledger>,
     this: Weak<Registry>,
 }
 
@@ -150,7 +153,32 @@ fn load_history(store: &Store<History>, config: &StatsConfig) -> Result<History,
     Ok(history)
 }
 
+/// Opens the calendar ledger in `root` with the settings of its `ledger.toml`.
+#[cfg(feature = "ledger")]
+async fn open_ledger(root: &Path) -> Result<Arc<crate::stats::ledger::Ledger>, PluginError> {
+    use crate::stats::ledger::{Ledger, LedgerSettings};
+    let root = root.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        let settings = LedgerSettings::read(&root)?;
+        let zone = settings.zone().map_err(|e| e.to_string())?;
+        Ledger::open(&root, zone, settings.retention()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    opened.map(Arc::new).map_err(|message| PluginError::Failed {
+        plugin: "Stats".into(),
+        message: format!("the calendar ledger: {message}"),
+    })
+}
+
 impl Registry {
+    /// The calendar ledger.
+    #[cfg(feature = "ledger")]
+    pub(crate) fn ledger(&self) -> &Arc<crate::stats::ledger::Ledger> {
+        &self.ledger
+    }
+
     /// Opens every source's files, starts a poll task per active source.
     pub(crate) async fn start(
         root: &Path,
@@ -160,6 +188,8 @@ impl Registry {
         snapshots: Arc<watch::Sender<Snapshot>>,
         host_shutdown: Shutdown,
     ) -> Result<Arc<Registry>, PluginError> {
+        #[cfg(feature = "ledger")]
+        let ledger = open_ledger(root).await?;
         let registry = Arc::new_cyclic(|this| Registry {
             conf,
             config: RwLock::new(config),
@@ -171,6 +201,8 @@ impl Registry {
             publish_pending: AtomicBool::new(false),
             epoch: tokio::time::Instant::now(),
             host_shutdown,
+            #[cfg(feature = "ledger")]
+            ledger,
             this: this.clone(),
         });
         let failed = |message: String| PluginError::Failed {
@@ -268,6 +300,20 @@ impl Registry {
         .await
         .map_err(|e| store_failed(name, StoreError::Task(e.to_string())))?
         .map_err(|e| store_failed(name, e))?;
+        #[cfg(feature = "ledger")]
+        let book = {
+            let (ledger, key, acc) = (self.ledger.clone(), name.to_string(), acc.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::stats::ledger::SourceLedger::open(ledger, &key, &acc, unix_now() as i64)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| PluginError::Failed {
+                plugin: "Stats".into(),
+                message: format!("source {name}: the calendar ledger: {message}"),
+            })?
+        };
         let description = source
             .as_ref()
             .map(|s| s.describe())
@@ -306,6 +352,8 @@ impl Registry {
             });
             let (stop, stop_signal) = Shutdown::new();
             let poller = poller::Poller::new(source, view.clone(), files, publish, self.epoch);
+            #[cfg(feature = "ledger")]
+            let poller = poller.with_ledger(book);
             // Every log line of the poll task names its source.
             let span = tracing::info_span!("source", name = %name);
             let task = tokio::spawn(

@@ -1,0 +1,87 @@
+//! The calendar ledger's `stats.*` methods (feature `ledger`): `get_calendar`, decoded
+//! from JSON and answered from the ledger file on a blocking thread.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::export::{kind, Args, DispatchError, ExportError, ExportScope};
+use crate::stats::ledger::{calendar, Period};
+use crate::stats::registry::Registry;
+
+/// Registers the calendar's methods on `scope`.
+pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<(), ExportError> {
+    let r = registry.clone();
+    scope.export("get_calendar", move |args: Args| {
+        let r = r.clone();
+        async move { get_calendar(&r, &args).await }
+    })
+}
+
+/// `stats.get_calendar(period, source=None, start=None, end=None)`: the buckets of one
+/// source (or the combined series) whose start lies in `[start, end)`, oldest first.
+async fn get_calendar(r: &Arc<Registry>, args: &Args) -> Result<Value, DispatchError> {
+    args.params(&["period", "source", "start", "end"], 1)?;
+    let period = Period::parse(args.str(0, "period")?)
+        .map_err(|e| args.value_error("period", e.to_string()))?;
+    let source = match args.value(1, "source") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(known_source(r, args, name)?),
+        Some(other) => {
+            return Err(args.type_error(
+                "source",
+                format!("expected a source name or None, got {}", kind(other)),
+            ))
+        }
+    };
+    let ledger = r.ledger().clone();
+    let bound = |index, name: &str| -> Result<Option<i64>, DispatchError> {
+        match args.value(index, name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| args.value_error(name, "expected whole Unix seconds".into())),
+            Some(Value::String(s)) => calendar::parse_bound(s, ledger.time_zone())
+                .map(Some)
+                .map_err(|e| args.value_error(name, e.to_string())),
+            Some(other) => Err(args.type_error(
+                name,
+                format!(
+                    "expected a date, a date-time or Unix seconds, got {}",
+                    kind(other)
+                ),
+            )),
+        }
+    };
+    let (start, end) = (bound(2, "start")?, bound(3, "end")?);
+    let rows =
+        tokio::task::spawn_blocking(move || ledger.calendar(period, source.as_deref(), start, end))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| DispatchError::Plugin {
+                method: args.method().to_string(),
+                message,
+            })?;
+    Ok(serde_json::to_value(rows).unwrap_or(Value::Null))
+}
+
+/// `name`, if it is one of the plugin's sources (active or retired).
+fn known_source(r: &Registry, args: &Args, name: &str) -> Result<String, DispatchError> {
+    let entries = r.entries();
+    match entries.iter().find(|e| e.name.as_str() == name) {
+        Some(e) => Ok(e.name.to_string()),
+        None => {
+            let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            Err(args.value_error(
+                "source",
+                format!(
+                    "no source is named {:?}; the sources are {} (None: the combined series)",
+                    name.chars().take(64).collect::<String>(),
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}
