@@ -20,6 +20,7 @@ mod examples;
 mod fault_injection;
 mod hardening;
 mod load;
+mod prometheus_rules;
 mod rpc_admission;
 mod rpc_hostile;
 mod rpc_interop;
