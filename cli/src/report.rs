@@ -27,8 +27,8 @@ pub struct Args {
     /// One source's buckets [default: all sources together].
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
-    /// The first bucket: a date (2026-12-01), a date-time (2026-12-01T18:00, in the
-    /// daemon's time zone unless it has an offset) or Unix seconds [default: the oldest].
+    /// Where the buckets start: a date (2026-12-01), a date-time (2026-12-01T18:00) or
+    /// Unix seconds [default: the oldest].
     #[arg(long, value_name = "WHEN")]
     start: Option<String>,
     /// Where the buckets end, in the same forms as --start [default: now].
