@@ -8,6 +8,7 @@ mod import;
 mod listen;
 mod notify;
 mod plugin;
+mod report;
 mod reset;
 mod rpc_args;
 mod serve;
@@ -59,6 +60,9 @@ enum Command {
     Totals(totals::Args),
     /// Print the current session's totals, rates and peers.
     Session(session::Args),
+    /// Print the traffic per 5 minutes, hour, day (default), month or year, as a table,
+    /// JSON or CSV (the daemon's calendar ledger).
+    Report(report::Args),
     /// Show or change the Stats plugin's preferences.
     #[command(subcommand)]
     Config(config::Command),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => serve::run(args),
         Command::Totals(args) => totals::run(args),
         Command::Session(args) => session::run(args),
+        Command::Report(args) => report::run(args),
         Command::Config(command) => config::run(command),
         Command::Plugin(command) => plugin::run(command),
         Command::Reset(args) => reset::run(args),

@@ -20,6 +20,8 @@ mod examples;
 mod fault_injection;
 mod hardening;
 mod load;
+mod prometheus_rules;
+mod report;
 mod rpc_admission;
 mod rpc_hostile;
 mod rpc_interop;
