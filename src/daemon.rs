@@ -253,10 +253,13 @@ impl DaemonBuilder {
     pub async fn build(self) -> Result<Daemon, DaemonError> {
         let dir = self.config_dir.clone();
         prepare_config_dir(&dir, self.allow_insecure_config_dir)?;
-        let stats = Arc::new(match &self.sources {
-            Some(set) => Stats::with_sources(set.clone()),
-            None => Stats::new(),
-        });
+        let stats = Arc::new(
+            match &self.sources {
+                Some(set) => Stats::with_sources(set.clone()),
+                None => Stats::new(),
+            }
+            .with_engine(self.engine.clone()),
+        );
         let handle = stats.handle();
         // Without an engine, Deluge's core answers the sources' combined session.
         let source: Arc<dyn SessionSource> = match (&self.sources, &self.engine) {

@@ -1,11 +1,13 @@
-//! The calendar ledger's `stats.*` methods (feature `ledger`): `get_calendar`, decoded
-//! from JSON and answered from the ledger file on a blocking thread.
+//! The calendar ledger's `stats.*` methods (feature `ledger`): `get_calendar` (answered
+//! from the ledger file on a blocking thread), `get_quotas` and `set_quotas` (ADMIN),
+//! decoded from JSON.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::export::{kind, Args, DispatchError, ExportError, ExportScope};
+use crate::export::{kind, Args, AuthLevel, DispatchError, ExportError, ExportScope};
+use crate::stats::ledger::quota::Quota;
 use crate::stats::ledger::{calendar, Period};
 use crate::stats::registry::Registry;
 
@@ -15,7 +17,69 @@ pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<()
     scope.export("get_calendar", move |args: Args| {
         let r = r.clone();
         async move { get_calendar(&r, &args).await }
+    })?;
+    let r = registry.clone();
+    scope.export("get_quotas", move |args: Args| {
+        let result = args.params(&[], 0).map(|()| get_quotas(&r, &args));
+        async move { result }
+    })?;
+    let r = registry.clone();
+    scope.export_at("set_quotas", AuthLevel::Admin, move |args: Args| {
+        let r = r.clone();
+        async move {
+            args.params(&["quotas"], 1)?;
+            let quotas: Vec<Quota> = match args.value(0, "quotas") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        serde_json::from_value(item.clone())
+                            .map_err(|e| args.value_error(&format!("quotas[{i}]"), e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => {
+                    return Err(args.type_error(
+                        "quotas",
+                        format!("expected a list of quotas, got {}", kind(other)),
+                    ))
+                }
+                None => unreachable!("checked by params"),
+            };
+            r.quotas()
+                .set(quotas)
+                .await
+                .map_err(|e| args.value_error("quotas", e))?;
+            Ok(get_quotas(&r, &args))
+        }
     })
+}
+
+/// `stats.get_quotas()`: each quota's settings and state (its command only for ADMIN
+/// callers: it may hold a secret).
+fn get_quotas(r: &Registry, args: &Args) -> Value {
+    let statuses = r.quotas().statuses();
+    let admin = args.caller().level >= AuthLevel::Admin;
+    let list: Vec<Value> = r
+        .quotas()
+        .quotas()
+        .into_iter()
+        .map(|q| {
+            let mut v = serde_json::to_value(&q).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut v {
+                if !admin && map.contains_key("command") {
+                    map.insert(
+                        "command".into(),
+                        Value::String("(set; ADMIN callers see it)".into()),
+                    );
+                }
+                let status = statuses.iter().find(|s| s.name == q.name);
+                let state = serde_json::to_value(status).unwrap_or(Value::Null);
+                map.insert("status".into(), state);
+            }
+            v
+        })
+        .collect();
+    Value::Array(list)
 }
 
 /// `stats.get_calendar(period, source=None, start=None, end=None)`: the buckets of one

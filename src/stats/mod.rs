@@ -28,6 +28,8 @@ pub mod ledger;
 mod methods;
 pub mod offline;
 pub mod poller;
+#[cfg(feature = "ledger")]
+mod quota_watch;
 mod registry;
 #[cfg(feature = "rpc-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc-client")))]
@@ -66,6 +68,8 @@ struct Shared {
     snapshots: Arc<watch::Sender<Snapshot>>,
     /// A daemon's named sources; `None`: the host's one source.
     set: Option<Arc<Mutex<SourceSet>>>,
+    /// The embedded engine the quotas' actions pause or limit.
+    engine: std::sync::RwLock<Option<Arc<dyn crate::torrent::TorrentEngine>>>,
 }
 
 /// The Stats plugin. Register it with a [`PluginHost`](crate::host::PluginHost); keep a
@@ -103,8 +107,20 @@ impl Stats {
                 link: RwLock::new(None),
                 snapshots: Arc::new(snapshots),
                 set,
+                engine: std::sync::RwLock::new(None),
             }),
         }
+    }
+
+    /// Gives the quotas' actions (pause, rate limits at 100 %) the daemon's embedded
+    /// engine.
+    pub fn with_engine(self, engine: Option<Arc<dyn crate::torrent::TorrentEngine>>) -> Self {
+        *self
+            .shared
+            .engine
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = engine;
+        self
     }
 
     /// A typed handle on this plugin: valid for the plugin's whole life, answering
@@ -175,6 +191,12 @@ impl CorePlugin for Stats {
             *running = None;
         }
         let (conf, config) = open_config(&ctx).await?;
+        let engine = self
+            .shared
+            .engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let origin = match &self.shared.set {
             Some(set) => Origin::Set(set.clone()),
             None => Origin::Single(ctx.source()),
@@ -186,6 +208,10 @@ impl CorePlugin for Stats {
             origin,
             self.shared.snapshots.clone(),
             ctx.shutdown(),
+            registry::Extras {
+                events: ctx.events().clone(),
+                engine,
+            },
         )
         .await?;
         if let Err(source) = methods::export(ctx.exports(), &registry) {

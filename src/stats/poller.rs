@@ -136,6 +136,10 @@ pub struct Snapshot {
     pub config: StatsConfig,
     /// Unix seconds when this snapshot was made.
     pub at: f64,
+    /// Each quota's state (feature `ledger`).
+    #[cfg(feature = "ledger")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+    pub quotas: Vec<crate::stats::ledger::quota::QuotaStatus>,
 }
 
 /// The state exports read.

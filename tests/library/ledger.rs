@@ -355,7 +355,6 @@ proptest! {
         let mut now = ts("2026-03-28T20:00:00Z");
         let mut latest = now;
         let mut rig = Rig::open(dir.path(), zone, now);
-        let mut before = [0i64; 4];
         for op in ops {
             match op {
                 Op::Poll { up, down, advance } => {
@@ -372,7 +371,7 @@ proptest! {
                     if matches!(op, Op::KillBetween) {
                         rig.save_totals();
                     }
-                    before = rig.before;
+                    let before = rig.before;
                     drop(rig);
                     rig = Rig::open(dir.path(), zone, now);
                     rig.before = before;
@@ -385,7 +384,7 @@ proptest! {
                 Op::Import { up, ledger } => {
                     rig.import(c(up, up * 3), now, ledger);
                     if !ledger {
-                        before = rig.before;
+                        let before = rig.before;
                         drop(rig);
                         rig = Rig::open(dir.path(), zone, now);
                         rig.before = before;

@@ -122,7 +122,22 @@ pub(crate) struct Registry {
     /// The calendar ledger every source counts into.
     #[cfg(feature = "ledger")]
     ledger: Arc<crate::stats::ledger::Ledger>,
+    /// The quotas, evaluated by their own task.
+    #[cfg(feature = "ledger")]
+    quotas: Arc<crate::stats::quota_watch::QuotaWatch>,
+    /// Stops the quotas' task.
+    #[cfg(feature = "ledger")]
+    quota_stop: ShutdownTrigger,
     this: Weak<Registry>,
+}
+
+/// What the plugin's context gives the registry beyond the files.
+#[cfg_attr(not(feature = "ledger"), allow(dead_code))]
+pub(crate) struct Extras {
+    /// The event bus (quota thresholds).
+    pub(crate) events: crate::event::EventBus,
+    /// The daemon's embedded engine (quota actions).
+    pub(crate) engine: Option<Arc<dyn crate::torrent::TorrentEngine>>,
 }
 
 /// Why opening a source's files failed.
@@ -179,6 +194,12 @@ impl Registry {
         &self.ledger
     }
 
+    /// The quotas.
+    #[cfg(feature = "ledger")]
+    pub(crate) fn quotas(&self) -> &Arc<crate::stats::quota_watch::QuotaWatch> {
+        &self.quotas
+    }
+
     /// Opens every source's files, starts a poll task per active source.
     pub(crate) async fn start(
         root: &Path,
@@ -187,9 +208,27 @@ impl Registry {
         origin: Origin,
         snapshots: Arc<watch::Sender<Snapshot>>,
         host_shutdown: Shutdown,
+        extras: Extras,
     ) -> Result<Arc<Registry>, PluginError> {
         #[cfg(feature = "ledger")]
         let ledger = open_ledger(root).await?;
+        #[cfg(feature = "ledger")]
+        let quotas = Arc::new(
+            crate::stats::quota_watch::QuotaWatch::open(
+                root,
+                ledger.clone(),
+                extras.events,
+                extras.engine,
+            )
+            .map_err(|message| PluginError::Failed {
+                plugin: "Stats".into(),
+                message: format!("the quotas: {message}; fix the file and start again"),
+            })?,
+        );
+        #[cfg(not(feature = "ledger"))]
+        let _ = extras;
+        #[cfg(feature = "ledger")]
+        let (quota_stop, quota_signal) = Shutdown::new();
         let registry = Arc::new_cyclic(|this| Registry {
             conf,
             config: RwLock::new(config),
@@ -203,8 +242,27 @@ impl Registry {
             host_shutdown,
             #[cfg(feature = "ledger")]
             ledger,
+            #[cfg(feature = "ledger")]
+            quotas: quotas.clone(),
+            #[cfg(feature = "ledger")]
+            quota_stop,
             this: this.clone(),
         });
+        #[cfg(feature = "ledger")]
+        {
+            let weak = Arc::downgrade(&registry);
+            let every = std::time::Duration::from_secs(registry.config().update_interval.max(1));
+            tokio::spawn(crate::stats::quota_watch::run(
+                quotas,
+                every,
+                quota_signal,
+                move || {
+                    if let Some(r) = weak.upgrade() {
+                        r.request_publish(false);
+                    }
+                },
+            ));
+        }
         let failed = |message: String| PluginError::Failed {
             plugin: "Stats".into(),
             message,
@@ -410,6 +468,10 @@ impl Registry {
             s.session = only.session.clone();
         }
         s.sources = sources;
+        #[cfg(feature = "ledger")]
+        {
+            s.quotas = self.quotas.statuses();
+        }
         s
     }
 
@@ -688,6 +750,8 @@ impl Registry {
     /// Stops every poll task (each polls once more and saves); the errors of the final
     /// saves that failed.
     pub(crate) async fn stop(&self) -> Vec<String> {
+        #[cfg(feature = "ledger")]
+        self.quota_stop.trigger();
         let names: Vec<SourceName> = self.entries().iter().map(|e| e.name.clone()).collect();
         let mut failed = Vec::new();
         let mut stops = Vec::new();
