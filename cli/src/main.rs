@@ -3,6 +3,7 @@
 // The exception: two calls into glibc's malloc (`trim.rs`).
 #![deny(unsafe_code)]
 
+mod backup;
 mod config;
 mod import;
 mod listen;
@@ -63,6 +64,9 @@ enum Command {
     /// Print the traffic per 5 minutes, hour, day (default), month or year, as a table,
     /// JSON or CSV (the daemon's calendar ledger).
     Report(report::Args),
+    /// Copy the config directory (totals, history, the calendar ledger, settings) to a new
+    /// directory, consistently, while the daemon runs or not.
+    Backup(backup::Args),
     /// Show or change the Stats plugin's preferences.
     #[command(subcommand)]
     Config(config::Command),
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::Totals(args) => totals::run(args),
         Command::Session(args) => session::run(args),
         Command::Report(args) => report::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Config(command) => config::run(command),
         Command::Plugin(command) => plugin::run(command),
         Command::Reset(args) => reset::run(args),

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod backup;
 mod cli;
 mod console_interop;
 mod crash;

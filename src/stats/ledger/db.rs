@@ -589,28 +589,6 @@ impl Ledger {
         .map(drop)
         .map_err(|e| self.err(e))
     }
-
-    /// Writes a consistent copy of the ledger to `dest` (SQLite's backup API), synced.
-    pub fn backup(&self, dest: &Path) -> Result<(), LedgerError> {
-        let db = lock(&self.reader);
-        let err = |source| LedgerError::Sqlite {
-            path: dest.to_path_buf(),
-            source,
-        };
-        let mut out = Connection::open(dest).map_err(err)?;
-        {
-            let backup = rusqlite::backup::Backup::new(&db, &mut out).map_err(err)?;
-            backup
-                .run_to_completion(256, std::time::Duration::ZERO, None)
-                .map_err(err)?;
-        }
-        out.pragma_update(None, "journal_mode", "DELETE")
-            .map_err(err)?;
-        drop(out);
-        std::fs::File::open(dest)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
-    }
 }
 
 pub(super) fn write_batch(tx: &Transaction<'_>, batch: &Batch) -> rusqlite::Result<()> {

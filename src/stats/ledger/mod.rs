@@ -7,10 +7,13 @@
 //! - `book.rs`: one source's bytes since the last save, and the reconciliation with the
 //!   totals file at start.
 //! - `settings.rs`: `ledger.toml`, the time zone and the retention.
+//! - [`backup`]: a consistent copy of the config directory, the ledger by SQLite's backup
+//!   API.
 //! - [`quota`]: quotas, their periods, use, projection and thresholds (pure).
 //!
 //! The schema is documented for `sqlite3` and Grafana users in `docs/ledger.md`.
 
+pub mod backup;
 mod book;
 pub mod calendar;
 mod db;

@@ -1,0 +1,130 @@
+//! `torrent-stats backup` while the daemon runs: the copy holds every file but locks and
+//! the ledger's WAL, the ledger as one consistent SQLite file; a daemon started on the
+//! copy reconciles it and its calendar sums to its totals; a non-empty destination is
+//! refused.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+
+use crate::support::daemon::{command, DaemonProc};
+use crate::support::rpc::Raw;
+use crate::support::{BIN, COUNTERS};
+
+fn rpc(d: &DaemonProc, method: &str, args: Value) -> Result<Value> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut raw = Raw::login(d.addr, "localclient", &d.password).await?;
+            raw.call_ok(method, args, json!({})).await
+        })
+}
+
+fn total(v: &Value) -> Result<[u64; 4]> {
+    let mut out = [0; 4];
+    for (slot, key) in out.iter_mut().zip(COUNTERS) {
+        *slot = v[key].as_u64().with_context(|| format!("{key} in {v}"))?;
+    }
+    Ok(out)
+}
+
+/// The sum of a calendar answer's buckets.
+fn calendar_sum(v: &Value) -> Result<[u64; 4]> {
+    let mut sum = [0u64; 4];
+    for row in v.as_array().context("a list")? {
+        for (s, n) in sum.iter_mut().zip(total(row)?) {
+            *s += n;
+        }
+    }
+    Ok(sum)
+}
+
+fn backup(config: &std::path::Path, dest: &std::path::Path) -> Result<std::process::Output> {
+    Command::new(BIN)
+        .arg("backup")
+        .arg(dest)
+        .arg("--config-dir")
+        .arg(config)
+        .env_remove("TORRENT_STATS_CONFIG_DIR")
+        .output()
+        .context("run torrent-stats backup")
+}
+
+#[test]
+fn a_backup_of_a_running_daemon_restores_with_its_calendar() -> Result<()> {
+    let source = "sim=sim:up=3MB,down=7MB";
+    let d = DaemonProc::start_with(source)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while total(&rpc(&d, "stats.get_totals", json!([]))?)?[0] == 0 {
+        ensure!(Instant::now() < deadline, "no bytes counted:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let copy = tempfile::tempdir()?;
+    let out = backup(d.dir.path(), copy.path())?;
+    ensure!(
+        out.status.success(),
+        "backup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    ensure!(said.contains("Backed up"), "{said}");
+    let at_backup = total(&rpc(&d, "stats.get_totals", json!([]))?)?;
+    let p = copy.path();
+    for file in [
+        "ledger.sqlite3",
+        "sources/sim/stats.totals",
+        "auth",
+        "stats.conf",
+    ] {
+        ensure!(p.join(file).is_file(), "{file} missing from the copy");
+    }
+    for file in [
+        "ledger.sqlite3-wal",
+        "ledger.sqlite3-shm",
+        ".stats.conf.lock",
+    ] {
+        ensure!(!p.join(file).exists(), "{file} copied");
+    }
+    // A second backup into the same directory is refused.
+    let again = backup(d.dir.path(), copy.path())?;
+    ensure!(
+        !again.status.success(),
+        "a non-empty destination was accepted"
+    );
+    ensure!(
+        String::from_utf8_lossy(&again.stderr).contains("exists and is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    drop(d);
+    // Restore: a daemon on the copy counts on from it, and its calendar holds every byte
+    // of its totals (a fresh config dir: nothing before the ledger).
+    let restored = DaemonProc::launch(command(copy.path(), source), copy)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = total(&rpc(&restored, "stats.get_totals", json!([]))?)?;
+        let days = calendar_sum(&rpc(&restored, "stats.get_calendar", json!(["day"]))?)?;
+        let months = calendar_sum(&rpc(&restored, "stats.get_calendar", json!(["month"]))?)?;
+        let after = total(&rpc(&restored, "stats.get_totals", json!([]))?)?;
+        if before == after && days == after && months == after {
+            ensure!(
+                after
+                    .iter()
+                    .zip(at_backup)
+                    .all(|(a, b)| *a + 7_000_000 >= b),
+                "the restored totals {after:?} lost more than a poll of {at_backup:?}"
+            );
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the restored calendar {days:?} never summed to its totals {after:?}:\n{}",
+            restored.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
