@@ -61,7 +61,7 @@
 //! | `web` (feature `web`) | the HTTP server: the page, `POST /json`, `GET /metrics`, `GET /events`; browser logins |
 //! | `rpc` (features `rpc-client`, `rpc`) | Deluge's wire protocol: framing, rencode, TLS, the gateway (logins, connections), server, client |
 //! | `service` | the core service [`Core`]: Deluge's `core.*`/`daemon.*` methods, one file per group |
-//! | `stats` | the [`Stats`] plugin: `totals` (pure accumulator), `history`, `config` (typed preferences), `poller` (one source's loop, owning its files), `registry` (the sources of the running plugin, combined figures), `combined` (their session as one source), `handle` (typed), `methods` (the only file decoding `stats.*` JSON), `remote`, `offline` |
+//! | `stats` | the [`Stats`] plugin: `totals` (pure accumulator), `history`, `config` (typed preferences), `poller` (one source's loop, owning its files), `ledger` (feature `ledger`: the calendar, quotas, backup), `quota_watch` (quotas at run time), `registry` (the sources of the running plugin, combined figures), `combined` (their session as one source), `handle` (typed), `methods` and `calendar_methods` (the only files decoding `stats.*` JSON), `remote`, `offline` |
 //! | `import` | other clients' all-time totals: Deluge `stats.totals`, Transmission `stats.json` |
 //! | `host` | [`PluginHost`]: enable/disable, 1 s `update()`, enabled list, shutdown |
 //! | `plugin` | [`CorePlugin`] (lifecycle) and [`PluginContext`] |
@@ -83,6 +83,7 @@
 //! | `rqbit` | the embedded librqbit engine, `RqbitEngine` (payload counters only) |
 //! | `sidecars` | the HTTP sidecar sources: `transmission://`, `qbittorrent://`, `rqbit://` (reqwest, rustls) |
 //! | `web` | the HTTP server on axum, `DaemonBuilder::web` |
+//! | `ledger` | [`ledger`]: the calendar ledger (SQLite through rusqlite, bundled; local time through jiff, its time-zone database bundled), quotas, `stats.get_calendar`/`get_quotas`/`set_quotas`, backups |
 //! | `unstable-internals` | the `unstable` module: decoders and loaders for the fuzz targets; no stability promise |
 //!
 //! The daemon itself is the `torrent-stats-cli` package of the workspace, built on this

@@ -1,6 +1,6 @@
 //! The exported `stats.*` methods: JSON arguments decoded into the typed operations of
-//! the plugin, typed answers and errors encoded back. The only file of the plugin that
-//! knows the method table's [`Args`].
+//! the plugin, typed answers and errors encoded back. With `calendar_methods.rs` (the
+//! ledger's), the only file of the plugin that knows the method table's [`Args`].
 
 use std::sync::Arc;
 
