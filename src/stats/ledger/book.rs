@@ -156,6 +156,73 @@ fn add(a: Counters, amount: Amount) -> Counters {
     }))
 }
 
+/// The batches that bring the ledger's record of a source to its totals file.
+struct Plan<'a> {
+    name: &'a str,
+    state: SourceState,
+    batches: Vec<Batch>,
+}
+
+impl Plan<'_> {
+    /// Records `adjustment` with the state as it is now.
+    fn push(&mut self, rows: Vec<(Bucket, Counters)>, adjustment: Option<Adjustment>) {
+        self.batches.push(Batch {
+            source: self.name.into(),
+            rows,
+            state: self.state,
+            adjustments: adjustment.into_iter().collect(),
+        });
+    }
+}
+
+/// The adjustments the ledger missed: its start, resets and imports after its last save.
+fn missed<'a>(name: &'a str, known: Option<SourceState>, acc: &Accumulator, now: i64) -> Plan<'a> {
+    let updated = i64::try_from(acc.updated).unwrap_or(now).min(now);
+    let start = SourceState {
+        accounted: acc.totals,
+        latest: 0,
+        imports: acc.imports.len() as u64,
+        resets: acc.resets,
+    };
+    let mut plan = Plan {
+        name,
+        state: known.unwrap_or(start),
+        batches: Vec::new(),
+    };
+    if known.is_none() {
+        tracing::info!(source = name, ?acc.totals, "the ledger begins: these totals are before it");
+        plan.push(
+            Vec::new(),
+            Some(Adjustment {
+                kind: "start",
+                at: now,
+                amount: db::fields(&acc.totals),
+                note: "the all-time totals when the ledger began".into(),
+            }),
+        );
+    }
+    if acc.resets > plan.state.resets {
+        tracing::warn!(source = name, accounted = ?plan.state.accounted, "the totals were reset after the ledger's last save: recording the reset");
+        let adjustment = reset_adjustment(&plan.state.accounted, updated);
+        plan.state.accounted = Counters::default();
+        plan.state.resets = acc.resets;
+        plan.push(Vec::new(), Some(adjustment));
+    }
+    for import in acc.imports.iter().skip(plan.state.imports as usize) {
+        tracing::warn!(
+            source = name,
+            fingerprint = import.fingerprint,
+            "an import the ledger missed: recording it"
+        );
+        let at = i64::try_from(import.at).unwrap_or(now);
+        let adjustment = import_adjustment(&import.source, &import.fingerprint, &import.added, at);
+        plan.state.accounted = add(plan.state.accounted, adjustment.amount);
+        plan.state.imports += 1;
+        plan.push(Vec::new(), Some(adjustment));
+    }
+    plan
+}
+
 /// Brings the ledger's record of `name` to the totals file's `acc`, in one transaction.
 fn reconcile(
     ledger: &Ledger,
@@ -164,87 +231,25 @@ fn reconcile(
     now: i64,
 ) -> Result<SourceState, LedgerError> {
     let known = ledger.state(name)?;
-    let updated = i64::try_from(acc.updated).unwrap_or(now).min(now);
-    let mut batches = Vec::new();
-    let mut state = match known {
-        Some(s) => s,
-        None => {
-            let state = SourceState {
-                accounted: acc.totals,
-                latest: 0,
-                imports: acc.imports.len() as u64,
-                resets: acc.resets,
-            };
-            tracing::info!(source = name, ?acc.totals, "the ledger begins: these totals are before it");
-            batches.push(Batch {
-                source: name.into(),
-                rows: Vec::new(),
-                state,
-                adjustments: vec![Adjustment {
-                    kind: "start",
-                    at: now,
-                    amount: db::fields(&acc.totals),
-                    note: "the all-time totals when the ledger began".into(),
-                }],
-            });
-            state
-        }
-    };
-    if acc.resets > state.resets {
-        tracing::warn!(source = name, ?state.accounted, "the totals were reset after the ledger's last save: recording the reset");
-        let adjustment = reset_adjustment(&state.accounted, updated);
-        state.accounted = Counters::default();
-        state.resets = acc.resets;
-        batches.push(Batch {
-            source: name.into(),
-            rows: Vec::new(),
-            state,
-            adjustments: vec![adjustment],
-        });
-    }
-    for import in acc.imports.iter().skip(state.imports as usize) {
-        tracing::warn!(
-            source = name,
-            fingerprint = import.fingerprint,
-            "an import the ledger missed: recording it"
-        );
-        let adjustment = import_adjustment(
-            &import.source,
-            &import.fingerprint,
-            &import.added,
-            i64::try_from(import.at).unwrap_or(now),
-        );
-        state.accounted = add(state.accounted, adjustment.amount);
-        state.imports += 1;
-        batches.push(Batch {
-            source: name.into(),
-            rows: Vec::new(),
-            state,
-            adjustments: vec![adjustment],
-        });
-    }
-    let more = acc.totals.saturating_sub(state.accounted);
-    let less = state.accounted.saturating_sub(acc.totals);
+    let mut plan = missed(name, known, acc, now);
+    let more = acc.totals.saturating_sub(plan.state.accounted);
+    let less = plan.state.accounted.saturating_sub(acc.totals);
     let mut rows = Vec::new();
     if !more.is_zero() {
-        tracing::warn!(source = name, bytes = ?more, at = updated, "the totals file holds bytes the ledger had not saved: they go into the buckets of the totals' last update");
-        let t = updated.max(0);
+        let t = i64::try_from(acc.updated).unwrap_or(now).clamp(0, now);
+        tracing::warn!(source = name, bytes = ?more, at = t, "the totals file holds bytes the ledger had not saved: they go into the buckets of the totals' last update");
         rows = calendar::buckets(ledger.time_zone(), t)
             .into_iter()
             .map(|b| (b, more))
             .collect();
-        state.latest = state.latest.max(t);
+        plan.state.latest = plan.state.latest.max(t);
     }
-    state.accounted = acc.totals;
-    state.imports = state.imports.max(acc.imports.len() as u64);
-    if !rows.is_empty() || known.is_none_or(|k| k != state) || !batches.is_empty() {
-        batches.push(Batch {
-            source: name.into(),
-            rows,
-            state,
-            adjustments: Vec::new(),
-        });
+    plan.state.accounted = acc.totals;
+    plan.state.imports = plan.state.imports.max(acc.imports.len() as u64);
+    if !rows.is_empty() || known != Some(plan.state) || !plan.batches.is_empty() {
+        plan.push(rows, None);
     }
+    let state = plan.state;
     let mut db = db::lock(&ledger.writer);
     let run = |db: &mut rusqlite::Connection| -> rusqlite::Result<()> {
         let tx = db.transaction()?;
@@ -266,7 +271,7 @@ fn reconcile(
                 db::write_batch(&tx, &lost)?;
             }
         }
-        for batch in &batches {
+        for batch in &plan.batches {
             db::write_batch(&tx, batch)?;
         }
         tx.commit()

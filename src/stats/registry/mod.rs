@@ -187,7 +187,40 @@ async fn open_ledger(root: &Path) -> Result<Arc<crate::stats::ledger::Ledger>, P
     })
 }
 
+/// Reads the quotas of `root`'s `quotas.toml`.
+#[cfg(feature = "ledger")]
+fn open_quotas(
+    root: &Path,
+    ledger: &Arc<crate::stats::ledger::Ledger>,
+    extras: Extras,
+) -> Result<Arc<crate::stats::quota_watch::QuotaWatch>, PluginError> {
+    crate::stats::quota_watch::QuotaWatch::open(root, ledger.clone(), extras.events, extras.engine)
+        .map(Arc::new)
+        .map_err(|message| PluginError::Failed {
+            plugin: "Stats".into(),
+            message: format!("the quotas: {message}; fix the file and start again"),
+        })
+}
+
 impl Registry {
+    /// Starts the quotas' task: an evaluation every poll interval, a snapshot when a
+    /// quota's state changed.
+    #[cfg(feature = "ledger")]
+    fn watch_quotas(self: &Arc<Self>, stop: Shutdown) {
+        let weak = Arc::downgrade(self);
+        let every = std::time::Duration::from_secs(self.config().update_interval.max(1));
+        tokio::spawn(crate::stats::quota_watch::run(
+            self.quotas.clone(),
+            every,
+            stop,
+            move || {
+                if let Some(r) = weak.upgrade() {
+                    r.request_publish(false);
+                }
+            },
+        ));
+    }
+
     /// The calendar ledger.
     #[cfg(feature = "ledger")]
     pub(crate) fn ledger(&self) -> &Arc<crate::stats::ledger::Ledger> {
@@ -213,18 +246,7 @@ impl Registry {
         #[cfg(feature = "ledger")]
         let ledger = open_ledger(root).await?;
         #[cfg(feature = "ledger")]
-        let quotas = Arc::new(
-            crate::stats::quota_watch::QuotaWatch::open(
-                root,
-                ledger.clone(),
-                extras.events,
-                extras.engine,
-            )
-            .map_err(|message| PluginError::Failed {
-                plugin: "Stats".into(),
-                message: format!("the quotas: {message}; fix the file and start again"),
-            })?,
-        );
+        let quotas = open_quotas(root, &ledger, extras)?;
         #[cfg(not(feature = "ledger"))]
         let _ = extras;
         #[cfg(feature = "ledger")]
@@ -249,20 +271,7 @@ impl Registry {
             this: this.clone(),
         });
         #[cfg(feature = "ledger")]
-        {
-            let weak = Arc::downgrade(&registry);
-            let every = std::time::Duration::from_secs(registry.config().update_interval.max(1));
-            tokio::spawn(crate::stats::quota_watch::run(
-                quotas,
-                every,
-                quota_signal,
-                move || {
-                    if let Some(r) = weak.upgrade() {
-                        r.request_publish(false);
-                    }
-                },
-            ));
-        }
+        registry.watch_quotas(quota_signal);
         let failed = |message: String| PluginError::Failed {
             plugin: "Stats".into(),
             message,

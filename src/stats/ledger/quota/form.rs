@@ -129,28 +129,7 @@ impl TryFrom<QuotaForm> for Quota {
                 }
             }
         };
-        if f.action != ActionKind::Limit {
-            if f.upload_limit.is_some() {
-                return Err(misplaced("upload_limit", "action = \"limit\""));
-            }
-            if f.download_limit.is_some() {
-                return Err(misplaced("download_limit", "action = \"limit\""));
-            }
-        }
-        let action = match f.action {
-            ActionKind::None => QuotaAction::None,
-            ActionKind::Pause => QuotaAction::Pause,
-            ActionKind::Limit => QuotaAction::Limit {
-                upload: f
-                    .upload_limit
-                    .map(|b| bytes("upload_limit", b))
-                    .transpose()?,
-                download: f
-                    .download_limit
-                    .map(|b| bytes("download_limit", b))
-                    .transpose()?,
-            },
-        };
+        let action = action_of(&name, f.action, f.upload_limit, f.download_limit)?;
         let source = f
             .source
             .map(|s| SourceName::new(&s))
@@ -180,6 +159,46 @@ impl TryFrom<QuotaForm> for Quota {
         q.validate()?;
         Ok(q)
     }
+}
+
+/// A quota's action from its form: the rate limits only with `action = "limit"`.
+fn action_of(
+    name: &str,
+    kind: ActionKind,
+    upload_limit: Option<Bytes>,
+    download_limit: Option<Bytes>,
+) -> Result<QuotaAction, QuotaError> {
+    let misplaced = |field, needs| QuotaError::Misplaced {
+        quota: name.to_string(),
+        field,
+        needs,
+    };
+    let bytes = |field, b: Bytes| match b {
+        Bytes::Count(n) => Ok(n),
+        Bytes::Text(t) => parse_bytes(&t).map_err(|error| QuotaError::Bytes {
+            quota: name.to_string(),
+            field,
+            error,
+        }),
+    };
+    if kind != ActionKind::Limit {
+        if upload_limit.is_some() {
+            return Err(misplaced("upload_limit", "action = \"limit\""));
+        }
+        if download_limit.is_some() {
+            return Err(misplaced("download_limit", "action = \"limit\""));
+        }
+    }
+    Ok(match kind {
+        ActionKind::None => QuotaAction::None,
+        ActionKind::Pause => QuotaAction::Pause,
+        ActionKind::Limit => QuotaAction::Limit {
+            upload: upload_limit.map(|b| bytes("upload_limit", b)).transpose()?,
+            download: download_limit
+                .map(|b| bytes("download_limit", b))
+                .transpose()?,
+        },
+    })
 }
 
 impl From<Quota> for QuotaForm {

@@ -125,120 +125,123 @@ fn json_form_both_ways() {
         .contains("limit 0 is out of range"));
 }
 
+/// Each field's bad value: (the good line, the bad line, the error expected).
+const FIELD_CASES: [(&str, &str, &str); 22] = [
+    (
+        "reset_day = 15",
+        "reset_day = 32",
+        "quota \"monthly-cap\": reset_day 32 is out of range 1..=31",
+    ),
+    (
+        "reset_day = 15",
+        "reset_day = 0",
+        "reset_day 0 is out of range 1..=31",
+    ),
+    (
+        "reset_day = 15",
+        "reset_day = 300",
+        "reset_day 300 is out of range 1..=31",
+    ),
+    (
+        "period = \"month\"",
+        "period = \"week\"",
+        "reset_day is only allowed with period = \"month\"",
+    ),
+    (
+        "reset_day = 15",
+        "days = 30",
+        "days is only allowed with period = \"rolling\"",
+    ),
+    (
+        "period = \"month\"\nreset_day = 15",
+        "period = \"rolling\"",
+        "period = \"rolling\" needs days (1..=400)",
+    ),
+    (
+        "period = \"month\"\nreset_day = 15",
+        "period = \"rolling\"\ndays = 401",
+        "days 401 is out of range 1..=400",
+    ),
+    (
+        "period = \"month\"",
+        "period = \"fortnight\"",
+        "unknown variant `fortnight`",
+    ),
+    (
+        "limit = \"1 TiB\"",
+        "limit = 0",
+        "limit 0 is out of range 1..=",
+    ),
+    (
+        "limit = \"1 TiB\"",
+        "limit = \"1 XiB\"",
+        "quota \"monthly-cap\": limit: unknown unit \"xib\"",
+    ),
+    (
+        "limit = \"1 TiB\"",
+        "limit = -1",
+        "expected a whole number of bytes",
+    ),
+    (
+        "limit = \"1 TiB\"",
+        "limit = 9223372036854775808",
+        "limit 9223372036854775808 is out of range",
+    ),
+    (
+        "thresholds = [80, 100]",
+        "thresholds = [100, 80]",
+        "thresholds must be strictly increasing (100 then 80)",
+    ),
+    (
+        "thresholds = [80, 100]",
+        "thresholds = [80, 80]",
+        "(80 then 80)",
+    ),
+    (
+        "thresholds = [80, 100]",
+        "thresholds = [0]",
+        "thresholds 0 is out of range 1..=1000",
+    ),
+    (
+        "thresholds = [80, 100]",
+        "thresholds = [80, 70000]",
+        "thresholds 70000 is out of range 1..=1000",
+    ),
+    (
+        "direction = \"both\"",
+        "direction = \"down\"",
+        "unknown variant `down`, expected one of `download`, `upload`, `both`",
+    ),
+    (
+        "measure = \"wire\"",
+        "measure = \"bytes\"",
+        "expected `wire` or `payload`",
+    ),
+    (
+        "source = \"engine\"",
+        "source = \"Engine!\"",
+        "quota \"monthly-cap\": source: bad source name \"Engine!\"",
+    ),
+    (
+        "command = \"/usr/local/bin/quota-alert\"",
+        "command = \" \"",
+        "command must be a non-empty path",
+    ),
+    (
+        "upload_limit = \"100 KiB\"\ndownload_limit = \"1 MiB\"",
+        "",
+        "action = \"limit\" needs upload_limit or download_limit",
+    ),
+    (
+        "action = \"limit\"",
+        "action = \"pause\"",
+        "upload_limit is only allowed with action = \"limit\"",
+    ),
+];
+
 #[test]
 fn each_field_is_checked() {
-    let cases: [(&str, &str, &str); 22] = [
-        (
-            "reset_day = 15",
-            "reset_day = 32",
-            "quota \"monthly-cap\": reset_day 32 is out of range 1..=31",
-        ),
-        (
-            "reset_day = 15",
-            "reset_day = 0",
-            "reset_day 0 is out of range 1..=31",
-        ),
-        (
-            "reset_day = 15",
-            "reset_day = 300",
-            "reset_day 300 is out of range 1..=31",
-        ),
-        (
-            "period = \"month\"",
-            "period = \"week\"",
-            "reset_day is only allowed with period = \"month\"",
-        ),
-        (
-            "reset_day = 15",
-            "days = 30",
-            "days is only allowed with period = \"rolling\"",
-        ),
-        (
-            "period = \"month\"\nreset_day = 15",
-            "period = \"rolling\"",
-            "period = \"rolling\" needs days (1..=400)",
-        ),
-        (
-            "period = \"month\"\nreset_day = 15",
-            "period = \"rolling\"\ndays = 401",
-            "days 401 is out of range 1..=400",
-        ),
-        (
-            "period = \"month\"",
-            "period = \"fortnight\"",
-            "unknown variant `fortnight`",
-        ),
-        (
-            "limit = \"1 TiB\"",
-            "limit = 0",
-            "limit 0 is out of range 1..=",
-        ),
-        (
-            "limit = \"1 TiB\"",
-            "limit = \"1 XiB\"",
-            "quota \"monthly-cap\": limit: unknown unit \"xib\"",
-        ),
-        (
-            "limit = \"1 TiB\"",
-            "limit = -1",
-            "expected a whole number of bytes",
-        ),
-        (
-            "limit = \"1 TiB\"",
-            "limit = 9223372036854775808",
-            "limit 9223372036854775808 is out of range",
-        ),
-        (
-            "thresholds = [80, 100]",
-            "thresholds = [100, 80]",
-            "thresholds must be strictly increasing (100 then 80)",
-        ),
-        (
-            "thresholds = [80, 100]",
-            "thresholds = [80, 80]",
-            "(80 then 80)",
-        ),
-        (
-            "thresholds = [80, 100]",
-            "thresholds = [0]",
-            "thresholds 0 is out of range 1..=1000",
-        ),
-        (
-            "thresholds = [80, 100]",
-            "thresholds = [80, 70000]",
-            "thresholds 70000 is out of range 1..=1000",
-        ),
-        (
-            "direction = \"both\"",
-            "direction = \"down\"",
-            "unknown variant `down`, expected one of `download`, `upload`, `both`",
-        ),
-        (
-            "measure = \"wire\"",
-            "measure = \"bytes\"",
-            "expected `wire` or `payload`",
-        ),
-        (
-            "source = \"engine\"",
-            "source = \"Engine!\"",
-            "quota \"monthly-cap\": source: bad source name \"Engine!\"",
-        ),
-        (
-            "command = \"/usr/local/bin/quota-alert\"",
-            "command = \" \"",
-            "command must be a non-empty path",
-        ),
-        (
-            "upload_limit = \"100 KiB\"\ndownload_limit = \"1 MiB\"",
-            "",
-            "action = \"limit\" needs upload_limit or download_limit",
-        ),
-        (
-            "action = \"limit\"",
-            "action = \"pause\"",
-            "upload_limit is only allowed with action = \"limit\"",
-        ),
-    ];
+    let cases = FIELD_CASES;
     for (line, with, want) in cases {
         let e = error(&edited(line, with));
         assert!(e.contains(want), "{line} → {with}: {e}");
