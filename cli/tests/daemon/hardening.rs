@@ -285,11 +285,13 @@ fn big_history() -> History {
 #[ignore = "needs root (mounts a tmpfs)"]
 fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let _tmpfs = Tmpfs::mount(dir.path(), "256k")?;
     let cfg = dir.path().to_path_buf();
     write_conf(&cfg, "update_interval = 1\nsave_interval = 5\n")?;
     let source_dir = source_files(&cfg, SIM);
     fs::create_dir_all(&source_dir)?;
+    // The source's files on a disk of their own: the calendar ledger (in the config
+    // directory itself, its WAL growing with each save) would take the pages left below.
+    let _tmpfs = Tmpfs::mount(&source_dir, "256k")?;
     {
         let history = Store::<History>::open(source_dir.join("stats.history"))?;
         history.save(&big_history(), Durability::Durable)?;
@@ -301,7 +303,7 @@ fn a_full_disk_leaves_no_temp_file_and_the_failed_final_save_exits_non_zero() ->
     // Three pages left: the totals (a page each for the file, its .bak and a save's temp
     // file) always fit, the history (more than five pages) never does, so its temp file is
     // written in part before the disk is full, at every checkpoint.
-    let filler = fill(&cfg, "filler", 3 * 4096)?;
+    let filler = fill(&source_dir, "filler", 3 * 4096)?;
     wait_log(&d, "could not save history", Duration::from_secs(15))?;
     let line = wait_log(&d, "could not save history", Duration::from_secs(1))?;
     assert!(line.contains("No space left on device"), "{line}");
