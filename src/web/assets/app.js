@@ -1379,6 +1379,7 @@
     if (!q) return;
     $('quota-change-error').textContent = '';
     $('quota-change-ok').textContent = '';
+    $('quota-ok').textContent = '';
     if (button.dataset.action === 'edit') {
       editQuota(q);
       $('q-name').focus();
