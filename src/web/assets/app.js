@@ -41,7 +41,7 @@
     data: { rates: [[], [], [], [], []], peers: [[], []] },
     errors: [],
     // The calendar card: its period and source ('' = combined), the slots shown.
-    cal: { period: 'day', source: '', slots: [], loading: false, seq: 0, loads: 0, loadedAt: 0, sourcesKey: null },
+    cal: { period: 'day', source: '', slots: [], loading: false, seq: 0, loads: 0, loadedAt: 0, sourcesKey: null, axisWidth: -1 },
     // The quotas card: stats.get_quotas' list (each with its `status`), the quota being
     // edited (its name; null: a new one), threshold events received.
     quotas: { list: [], key: null, editing: null, events: 0, loads: 0, loadedAt: 0 },
@@ -776,10 +776,12 @@
         frame = requestAnimationFrame(resizeCharts);
       });
       resizeObserver.observe($('rates-chart'));
+      resizeObserver.observe($('cal-chart'));
     }
   }
 
   function resizeCharts() {
+    if (state.cal.slots.length) renderCalendarAxis();
     for (const [name, el] of [['rates', $('rates-chart')], ['peers', $('peers-chart')]]) {
       const chart = state.charts[name];
       if (!chart) continue;
@@ -1014,18 +1016,11 @@
     const payload = downKey === PAYLOAD_PAIR[0];
     const max = Math.max(0, ...slots.map((s) => Math.max(s[downKey], s[upKey])));
     const chart = $('cal-chart');
-    const axis = $('cal-axis');
     chart.textContent = '';
-    axis.textContent = '';
     chart.style.gridTemplateColumns = `repeat(${slots.length}, minmax(0, 1fr))`;
-    axis.style.gridTemplateColumns = chart.style.gridTemplateColumns;
-    // As many labels as fit (about 56 px each), the newest one always.
-    const fit = Math.max(3, Math.floor((chart.clientWidth || 600) / 56));
-    const step = Math.max(1, Math.ceil(slots.length / fit));
-    const half = Math.floor(step / 2);
     let down = 0;
     let up = 0;
-    slots.forEach((s, i) => {
+    slots.forEach((s) => {
       down += s[downKey];
       up += s[upKey];
       const slot = el('div', {
@@ -1039,13 +1034,9 @@
         slot.appendChild(bar);
       }
       chart.appendChild(slot);
-      if ((slots.length - 1 - i) % step === 0) {
-        // Centred under its bar, over the columns up to the next label.
-        const tick = el('span', {}, shortLabel(c.period, s.label));
-        tick.style.gridColumn = `${Math.max(1, i + 1 - half)} / ${Math.min(slots.length, i + 1 + half) + 1}`;
-        axis.appendChild(tick);
-      }
     });
+    state.cal.axisWidth = -1;
+    renderCalendarAxis();
     $('cal-max').textContent = max > 0 ? `max ${fmtBytes(max)}` : '';
     const what = { day: 'days', month: 'months', hour: 'hours' }[c.period];
     const summary = $('cal-summary');
@@ -1079,6 +1070,30 @@
     $('cal-note').textContent = `Periods of the daemon's calendar, in its time zone. ${payload
       ? 'Payload bytes: the source counts no wire bytes.'
       : 'Bytes on the wire, protocol overhead included.'}`;
+  }
+
+  /** The labels under the bars: as many as fit (about 56 px each), the newest one always;
+   * drawn again when the chart's width changes. */
+  function renderCalendarAxis() {
+    const c = state.cal;
+    const slots = c.slots;
+    const chart = $('cal-chart');
+    const width = chart.clientWidth;
+    if (width === c.axisWidth) return;
+    c.axisWidth = width;
+    const axis = $('cal-axis');
+    axis.textContent = '';
+    axis.style.gridTemplateColumns = chart.style.gridTemplateColumns;
+    const fit = Math.max(3, Math.floor((width || 600) / 56));
+    const step = Math.max(1, Math.ceil(slots.length / fit));
+    const half = Math.floor(step / 2);
+    slots.forEach((s, i) => {
+      if ((slots.length - 1 - i) % step !== 0) return;
+      // Centred under its bar, over the columns up to the next label.
+      const tick = el('span', {}, shortLabel(c.period, s.label));
+      tick.style.gridColumn = `${Math.max(1, i + 1 - half)} / ${Math.min(slots.length, i + 1 + half) + 1}`;
+      axis.appendChild(tick);
+    });
   }
 
   /** Reloads the shown period of the shown source (or all) from `stats.get_calendar`. */
