@@ -365,22 +365,35 @@ async fn drive_ledger(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Re
     ensure!(ok.contains("a-monthly"), "quota saved: {ok:?}");
     let quotas = rpc_quotas(&mut rpc).await?;
     ensure!(quotas.len() == 1, "get_quotas {quotas:?}");
-    let status = quotas[0]["status"].clone();
     ensure!(
         quotas[0]["source"] == json!("a") && quotas[0]["limit"] == json!(1u64 << 40),
         "{quotas:?}"
     );
-    let q = eventually(Duration::from_secs(10), "the quota's bar", || async move {
+    // The daemon evaluates its quotas every second (the rate and projection move with the
+    // clock) and the page follows its snapshots: the page's figures must equal one state
+    // read both before and after them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (q, status) = loop {
+        let before = rpc_quotas(&mut rpc).await?;
         let q = shown_quota(b, "a-monthly").await?;
-        Ok((!q.is_null()).then_some(q))
-    })
-    .await?;
-    ensure!(
-        q["used"] == json!(status["used"].to_string())
+        let after = rpc_quotas(&mut rpc).await?;
+        let status = after
+            .first()
+            .map(|q| q["status"].clone())
+            .unwrap_or_default();
+        let same = before == after
+            && q["used"] == json!(status["used"].to_string())
             && q["limit"] == json!((1u64 << 40).to_string())
-            && q["projected"] == json!(status["projected"].to_string()),
-        "page {q}, daemon {status}"
-    );
+            && q["projected"] == json!(status["projected"].to_string());
+        if same {
+            break (q, status);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the quota's bar never showed the daemon's figures: page {q}, daemon {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     ensure!(
         q["period"] == status["period"] && q["level"] == json!(""),
         "page {q}, daemon {status}"
