@@ -1478,3 +1478,7 @@ async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> R
 async fn source_dialog_open(b: &Browser) -> Result<bool> {
     Ok(js(b, "return document.getElementById('source-dialog').open").await? == json!(true))
 }
+
+/// The calendar and quotas cards (feature `ledger`), with this file's helpers.
+#[path = "web_browser_ledger.rs"]
+mod ledger;

@@ -1,5 +1,6 @@
 // torrent-stats web page: each source and the combined totals, health, rate and peer graphs
-// (uPlot) of all sources or one, settings, adding, retiring and purging sources.
+// (uPlot) of all sources or one, the calendar (bytes per day, month or hour from the
+// daemon's ledger), quotas and their editor, settings, adding, retiring and purging sources.
 // Plain JS, no build step. Talks to the daemon through `POST json` (Deluge-Web style
 // JSON-RPC) and `GET events` (server-sent snapshots after every poll). Every URL is
 // relative, so the page also works under a path prefix.
@@ -39,6 +40,11 @@
     charts: { rates: null, peers: null },
     data: { rates: [[], [], [], [], []], peers: [[], []] },
     errors: [],
+    // The calendar card: its period and source ('' = combined), the slots shown.
+    cal: { period: 'day', source: '', slots: [], loading: false, seq: 0, loads: 0, loadedAt: 0, sourcesKey: null, axisWidth: -1 },
+    // The quotas card: stats.get_quotas' list (each with its `status`), the quota being
+    // edited (its name; null: a new one), threshold events received.
+    quotas: { list: [], key: null, editing: null, events: 0, loads: 0, loadedAt: 0 },
   };
 
   window.addEventListener('error', (e) => state.errors.push(String(e.message || e)));
@@ -186,7 +192,9 @@
     renderHealth(health);
     state.formDirty = false;
     applyConfig(config);
-    await loadIntervals();
+    $('quota-form').hidden = session.level < ADMIN;
+    state.quotas.key = null;
+    await Promise.all([loadIntervals(), loadCalendar(), loadQuotas()]);
     startEvents();
   }
 
@@ -425,6 +433,7 @@
       '“payload only” is the torrents’ data alone.' +
       (kinds.size > 1 ? ' The combined figures add what each source measures: a payload-only source adds to the payload rows only.' : '');
     updateGraphSources();
+    updateLedgerSources();
     renderManage();
   }
 
@@ -767,10 +776,12 @@
         frame = requestAnimationFrame(resizeCharts);
       });
       resizeObserver.observe($('rates-chart'));
+      resizeObserver.observe($('cal-chart'));
     }
   }
 
   function resizeCharts() {
+    if (state.cal.slots.length) renderCalendarAxis();
     for (const [name, el] of [['rates', $('rates-chart')], ['peers', $('peers-chart')]]) {
       const chart = state.charts[name];
       if (!chart) continue;
@@ -901,6 +912,503 @@
     trimCharts();
   }
 
+  // ---- Calendar (the daemon's ledger) ----------------------------------------------------
+  /** The slots each period shows. */
+  const CAL_SLOTS = { day: 31, month: 12, hour: 48 };
+  const CAL_WHAT = { day: 'Day', month: 'Month', hour: 'Hour' };
+  const WIRE_PAIR = ['total_download', 'total_upload'];
+  const PAYLOAD_PAIR = ['total_payload_download', 'total_payload_upload'];
+
+  const pad2 = (n) => String(n).padStart(2, '0');
+  /** A date's label from its UTC fields: "2026-12-07". */
+  const dayLabel = (d) => `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
+  const monthLabel = (d) => `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}`;
+  /** "2026-12-07" or "2026-12" as a Date at UTC midnight. */
+  function labelDate(label) {
+    const [y, m, d] = label.split('-').map(Number);
+    return new Date(Date.UTC(y, (m || 1) - 1, d || 1));
+  }
+  /** Today in the browser's time zone, as a Date at UTC midnight. */
+  function todayDate() {
+    const n = new Date();
+    return new Date(Date.UTC(n.getFullYear(), n.getMonth(), n.getDate()));
+  }
+  const addDays = (d, n) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + n));
+  const addMonths = (d, n) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, 1));
+
+  /** The UTC offset of an hour label ("2026-10-25T02:00+01:00"), seconds. */
+  function labelOffset(label) {
+    const m = /([+-])(\d\d):(\d\d)$/.exec(label || '');
+    if (!m) return null;
+    return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60);
+  }
+
+  /** An hour's label at UTC offset `off` (seconds), as the ledger writes them. */
+  function hourLabel(start, off) {
+    const d = new Date((start + off) * 1000);
+    const a = Math.abs(off);
+    const zone = `${off < 0 ? '-' : '+'}${pad2(Math.floor(a / 3600))}:${pad2(Math.floor((a % 3600) / 60))}`;
+    return `${dayLabel(d)}T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}${zone}`;
+  }
+
+  /** The `start` argument of `stats.get_calendar`: a little before the first slot (the
+   * daemon's time zone may differ from the browser's). */
+  function calendarStart(period) {
+    if (period === 'hour') return Math.floor(Date.now() / 1000) - (CAL_SLOTS.hour + 1) * 3600;
+    if (period === 'month') return `${monthLabel(addMonths(todayDate(), -CAL_SLOTS.month))}-01`;
+    return dayLabel(addDays(todayDate(), -(CAL_SLOTS.day + 1)));
+  }
+
+  /** The last `CAL_SLOTS[period]` periods up to now, each with its row's bytes, or zeros
+   * where the ledger holds none. Days and months are named by calendar arithmetic; hours
+   * by their start, named with the UTC offset of a neighbouring row. */
+  function calendarSlots(period, rows) {
+    const n = CAL_SLOTS[period];
+    const zero = (label, start) => ({ label, start, total_upload: 0, total_download: 0, total_payload_upload: 0, total_payload_download: 0 });
+    const slots = [];
+    if (period === 'hour') {
+      const byStart = new Map(rows.map((r) => [r.start, r]));
+      const last = rows.length ? rows[rows.length - 1] : null;
+      const phase = last ? ((last.start % 3600) + 3600) % 3600 : 0;
+      const now = Math.floor(Date.now() / 1000);
+      let end = Math.floor((now - phase) / 3600) * 3600 + phase;
+      if (last && last.start > end) end = last.start;
+      let off = rows.length ? labelOffset(rows[0].label) : null;
+      if (off === null) off = -new Date().getTimezoneOffset() * 60;
+      for (let k = n - 1; k >= 0; k--) {
+        const start = end - k * 3600;
+        const row = byStart.get(start);
+        if (row) off = labelOffset(row.label) ?? off;
+        slots.push(row || zero(hourLabel(start, off), start));
+      }
+      return slots;
+    }
+    const byLabel = new Map(rows.map((r) => [r.label, r]));
+    const month = period === 'month';
+    let end = month ? addMonths(todayDate(), 0) : todayDate();
+    const last = rows.length ? labelDate(rows[rows.length - 1].label) : null;
+    if (last && last > end) end = last;
+    for (let k = n - 1; k >= 0; k--) {
+      const label = month ? monthLabel(addMonths(end, -k)) : dayLabel(addDays(end, -k));
+      slots.push(byLabel.get(label) || zero(label, null));
+    }
+    return slots;
+  }
+
+  /** The counters shown: the wire pair, or the payload pair when only payload bytes were
+   * counted (a payload-only source). */
+  function calendarPair(slots) {
+    const any = (keys) => slots.some((s) => keys.some((k) => s[k] > 0));
+    return !any(WIRE_PAIR) && any(PAYLOAD_PAIR) ? PAYLOAD_PAIR : WIRE_PAIR;
+  }
+
+  /** A slot's short name under the bars: "12-07", "2026-12", "14:00". */
+  function shortLabel(period, label) {
+    if (period === 'hour') return label.slice(11, 16);
+    if (period === 'day') return label.slice(5);
+    return label;
+  }
+
+  function renderCalendar() {
+    const c = state.cal;
+    const slots = c.slots;
+    const [downKey, upKey] = calendarPair(slots);
+    const payload = downKey === PAYLOAD_PAIR[0];
+    const max = Math.max(0, ...slots.map((s) => Math.max(s[downKey], s[upKey])));
+    const chart = $('cal-chart');
+    chart.textContent = '';
+    chart.style.gridTemplateColumns = `repeat(${slots.length}, minmax(0, 1fr))`;
+    let down = 0;
+    let up = 0;
+    slots.forEach((s) => {
+      down += s[downKey];
+      up += s[upKey];
+      const slot = el('div', {
+        class: 'bar-slot', 'data-label': s.label, 'data-down': String(s[downKey]), 'data-up': String(s[upKey]),
+        title: `${s.label}: ↓ ${fmtBytes(s[downKey])}, ↑ ${fmtBytes(s[upKey])}`,
+      });
+      for (const [cls, v] of [['down', s[downKey]], ['up', s[upKey]]]) {
+        const bar = el('span', { class: `bar ${cls}` });
+        bar.style.height = max > 0 ? `${(v / max) * 100}%` : '0';
+        if (v > 0) bar.classList.add('some');
+        slot.appendChild(bar);
+      }
+      chart.appendChild(slot);
+    });
+    state.cal.axisWidth = -1;
+    renderCalendarAxis();
+    $('cal-max').textContent = max > 0 ? `max ${fmtBytes(max)}` : '';
+    const what = { day: 'days', month: 'months', hour: 'hours' }[c.period];
+    const summary = $('cal-summary');
+    summary.textContent = '';
+    for (const [cls, text] of [['', `last ${slots.length} ${what}`], ['key down', `↓ downloaded ${fmtBytes(down)}`],
+      ['key up', `↑ uploaded ${fmtBytes(up)}`], ['', `ratio ${fmtRatio(up, down)}`]]) {
+      summary.appendChild(el('span', cls ? { class: cls } : {}, text));
+    }
+    chart.setAttribute('aria-label', `${payload ? 'Payload bytes' : 'Bytes'} downloaded and uploaded per ${c.period}, last ${slots.length} ${what}: ` +
+      `${fmtBytes(down)} down, ${fmtBytes(up)} up; the table below lists each`);
+    $('cal-col').textContent = CAL_WHAT[c.period];
+    const body = $('cal-body');
+    body.textContent = '';
+    const cell = (v) => {
+      const td = el('td', { class: 'num' });
+      td.appendChild(el('data', { value: String(v), title: `${fmtInt(v)} bytes` }, fmtBytes(v)));
+      return td;
+    };
+    for (const s of slots.slice().reverse()) {
+      const tr = el('tr', { 'data-label': s.label });
+      tr.classList.toggle('empty', !s[downKey] && !s[upKey]);
+      tr.append(el('th', { scope: 'row' }, s.label), cell(s[downKey]), cell(s[upKey]), cell(s[downKey] + s[upKey]),
+        el('td', { class: 'num' }, fmtRatio(s[upKey], s[downKey])));
+      body.appendChild(tr);
+    }
+    const foot = $('cal-foot');
+    foot.textContent = '';
+    const tr = el('tr');
+    tr.append(el('th', { scope: 'row' }, 'Total'), cell(down), cell(up), cell(down + up), el('td', { class: 'num' }, fmtRatio(up, down)));
+    foot.appendChild(tr);
+    $('cal-note').textContent = `Periods of the daemon's calendar, in its time zone. ${payload
+      ? 'Payload bytes: the source counts no wire bytes.'
+      : 'Bytes on the wire, protocol overhead included.'}`;
+  }
+
+  /** The labels under the bars: as many as fit (about 56 px each), the newest one always;
+   * drawn again when the chart's width changes. */
+  function renderCalendarAxis() {
+    const c = state.cal;
+    const slots = c.slots;
+    const chart = $('cal-chart');
+    const width = chart.clientWidth;
+    if (width === c.axisWidth) return;
+    c.axisWidth = width;
+    const axis = $('cal-axis');
+    axis.textContent = '';
+    axis.style.gridTemplateColumns = chart.style.gridTemplateColumns;
+    const fit = Math.max(3, Math.floor((width || 600) / 56));
+    const step = Math.max(1, Math.ceil(slots.length / fit));
+    const half = Math.floor(step / 2);
+    slots.forEach((s, i) => {
+      if ((slots.length - 1 - i) % step !== 0) return;
+      // Centred under its bar, over the columns up to the next label.
+      const tick = el('span', {}, shortLabel(c.period, s.label));
+      tick.style.gridColumn = `${Math.max(1, i + 1 - half)} / ${Math.min(slots.length, i + 1 + half) + 1}`;
+      axis.appendChild(tick);
+    });
+  }
+
+  /** Reloads the shown period of the shown source (or all) from `stats.get_calendar`. */
+  async function loadCalendar() {
+    const c = state.cal;
+    const { period, source } = c;
+    const seq = ++c.seq;
+    c.loading = true;
+    try {
+      const rows = await call('stats.get_calendar', period, source || null, calendarStart(period));
+      if (seq !== c.seq) return;
+      c.slots = calendarSlots(period, rows);
+      c.loadedAt = Date.now();
+      c.loads++;
+      $('cal-error').textContent = '';
+      renderCalendar();
+    } catch (e) {
+      if (seq !== c.seq) return;
+      if (e.code === 2) {
+        $('calendar-card').hidden = true; // a daemon without the ledger
+        return;
+      }
+      $('cal-error').textContent = `Calendar not loaded: ${e.message}`;
+    } finally {
+      if (seq === c.seq) c.loading = false;
+    }
+  }
+
+  /** The calendar's and the quota editor's source selectors: all sources, then each. */
+  function updateLedgerSources() {
+    const key = state.sources.map((s) => `${s.name}${s.retired ? '*' : ''}`).join(',');
+    if (key === state.cal.sourcesKey) return;
+    state.cal.sourcesKey = key;
+    for (const id of ['cal-source', 'q-source']) {
+      const select = $(id);
+      const keep = select.value;
+      select.textContent = '';
+      select.appendChild(el('option', { value: '' }, 'All sources (combined)'));
+      for (const s of state.sources) {
+        select.appendChild(el('option', { value: s.name }, s.retired ? `${s.name} (retired)` : s.name));
+      }
+      select.value = state.sources.some((s) => s.name === keep) ? keep : '';
+    }
+    if (state.cal.source && $('cal-source').value !== state.cal.source) {
+      state.cal.source = '';
+      if (state.session) loadCalendar().catch(report);
+    }
+  }
+
+  // ---- Quotas ------------------------------------------------------------------------------
+  /** The settings of a quota, as `stats.set_quotas` takes them. */
+  const QUOTA_KEYS = ['name', 'source', 'direction', 'measure', 'period', 'reset_day', 'days', 'limit',
+    'thresholds', 'command', 'action', 'upload_limit', 'download_limit'];
+
+  function quotaSettings(q) {
+    const out = {};
+    for (const k of QUOTA_KEYS) if (q[k] !== null && q[k] !== undefined) out[k] = q[k];
+    return out;
+  }
+
+  function describeQuota(q) {
+    const dir = { download: 'downloads', upload: 'uploads', both: 'downloads + uploads' }[q.direction] || q.direction;
+    const per = {
+      day: 'a day', week: 'a week', month: `a month (from day ${q.reset_day || 1})`, rolling: `per ${q.days} days, rolling`,
+    }[q.period] || q.period;
+    let text = `${fmtBytes(q.limit)} ${per}: ${dir}, ${q.measure === 'payload' ? 'payload' : 'wire'} bytes, ` +
+      `${q.source ? `source ${q.source}` : 'all sources'}`;
+    if (q.action === 'pause') text += '; pauses the torrents at 100 %';
+    if (q.action === 'limit') {
+      text += `; at 100 % limits ${[q.upload_limit && `↑ ${fmtRate(q.upload_limit)}`, q.download_limit && `↓ ${fmtRate(q.download_limit)}`]
+        .filter(Boolean).join(', ')}`;
+    }
+    return text;
+  }
+
+  /** Unix seconds as the browser's local "2026-12-19 14:00". */
+  function fmtLocal(unix) {
+    const d = new Date(unix * 1000);
+    return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  }
+
+  /** The quota's item: built when the quotas change, its figures updated in place. */
+  function quotaItem(q) {
+    const li = el('li', { 'data-quota': q.name, 'data-testid': `quota-${q.name}` });
+    const head = el('div', { class: 'quota-head' });
+    head.append(el('strong', { class: 'quota-name' }, q.name), el('span', { class: 'muted small quota-period', 'data-part': 'period' }, ''));
+    const meter = el('div', {
+      class: 'meter', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': `Quota ${q.name}`, 'data-part': 'meter',
+    });
+    meter.append(el('span', { class: 'meter-proj', 'data-part': 'proj' }), el('span', { class: 'meter-fill', 'data-part': 'fill' }));
+    li.append(head, meter,
+      el('span', { class: 'block quota-used', 'data-part': 'used' }, ''),
+      el('span', { class: 'block small quota-projection', 'data-part': 'projection' }, ''),
+      el('span', { class: 'block muted small', 'data-part': 'settings' }, describeQuota(q)));
+    if (q.command) li.append(el('code', { class: 'block small muted' }, `command: ${q.command}`));
+    if (state.session && state.session.level >= ADMIN) {
+      const actions = el('span', { class: 'quota-actions' });
+      actions.append(
+        el('button', { type: 'button', class: 'secondary', 'data-action': 'edit', 'data-name': q.name, 'aria-label': `Edit quota ${q.name}`, 'data-testid': `quota-edit-${q.name}` }, 'Edit'),
+        el('button', { type: 'button', class: 'secondary', 'data-action': 'remove', 'data-name': q.name, 'aria-label': `Remove quota ${q.name}`, 'data-testid': `quota-remove-${q.name}` }, 'Remove'));
+      head.append(actions);
+    }
+    return li;
+  }
+
+  function updateQuotaItem(li, st) {
+    const part = (name) => li.querySelector(`[data-part="${name}"]`);
+    const meter = part('meter');
+    if (!st) {
+      part('used').textContent = 'Not evaluated yet.';
+      return;
+    }
+    const pct = st.limit ? (st.used / st.limit) * 100 : 0;
+    li.classList.toggle('level-warn', pct >= 80 && pct < 100);
+    li.classList.toggle('level-bad', pct >= 100);
+    part('period').textContent = st.period;
+    part('fill').style.width = `${Math.min(100, pct)}%`;
+    part('proj').style.width = `${Math.min(100, st.limit ? (st.projected / st.limit) * 100 : 0)}%`;
+    meter.classList.toggle('over', !st.reached && st.projected >= st.limit);
+    const used = `${fmtBytes(st.used)} of ${fmtBytes(st.limit)} (${st.percent.toFixed(1)} %)`;
+    meter.setAttribute('aria-valuenow', String(Math.min(100, +pct.toFixed(1))));
+    meter.setAttribute('aria-valuetext', used);
+    meter.dataset.used = String(st.used);
+    meter.dataset.limit = String(st.limit);
+    meter.dataset.projected = String(st.projected);
+    part('used').textContent = `${used}, ${fmtBytes(st.left)} left`;
+    let projection;
+    if (st.reached) projection = 'Reached: the limit is used up for this period.';
+    else {
+      projection = `At this rate (${fmtRate(st.rate)}): ${fmtBytes(st.projected)} by the period's end; ` +
+        (st.reached_at ? `reached on ${fmtLocal(st.reached_at)}` : 'not before the period ends');
+    }
+    part('projection').textContent = projection;
+  }
+
+  function renderQuotas() {
+    const list = $('quota-list');
+    const quotas = state.quotas.list;
+    const key = JSON.stringify([state.session && state.session.level, quotas.map(quotaSettings)]);
+    if (key !== state.quotas.key) {
+      state.quotas.key = key;
+      list.textContent = '';
+      for (const q of quotas) list.appendChild(quotaItem(q));
+    }
+    $('quotas-empty').hidden = quotas.length > 0;
+    for (const q of quotas) {
+      const li = list.querySelector(`li[data-quota="${CSS.escape(q.name)}"]`);
+      if (li) updateQuotaItem(li, q.status);
+    }
+  }
+
+  async function loadQuotas() {
+    try {
+      state.quotas.list = await call('stats.get_quotas');
+    } catch (e) {
+      if (e.code === 2) {
+        $('quotas-card').hidden = true; // a daemon without the ledger
+        return;
+      }
+      throw e;
+    }
+    state.quotas.loads++;
+    state.quotas.loadedAt = Date.now();
+    renderQuotas();
+  }
+
+  /** A snapshot's quota states: the bars follow every poll. */
+  function onQuotaStatuses(statuses) {
+    if (!Array.isArray(statuses)) return;
+    const known = state.quotas.list.map((q) => q.name).join('\n');
+    if (statuses.map((s) => s.name).join('\n') !== known) {
+      // Changed elsewhere (or not evaluated yet: then asked again at most every 10 s).
+      if (statuses.length || Date.now() - state.quotas.loadedAt > 10000) loadQuotas().catch(report);
+      return;
+    }
+    for (const q of state.quotas.list) q.status = statuses.find((s) => s.name === q.name) || q.status;
+    renderQuotas();
+  }
+
+  function onQuotaEvent(ev) {
+    let args;
+    try {
+      args = JSON.parse(ev.data);
+    } catch (_) {
+      return;
+    }
+    const [name, percent] = Array.isArray(args) ? args : [];
+    const notice = $('quota-notice');
+    notice.hidden = false;
+    notice.className = `banner ${percent >= 100 ? 'bad' : 'warn'}`;
+    notice.textContent = `Quota ${name} reached ${percent} % of its limit (${new Date().toLocaleTimeString()}).`;
+    state.quotas.events++;
+    loadQuotas().catch(report);
+  }
+
+  // The editor (ADMIN).
+  const QUOTA_FIELDS = ['name', 'source', 'direction', 'measure', 'period', 'reset_day', 'days', 'limit',
+    'thresholds', 'action', 'upload_limit', 'download_limit', 'command'];
+
+  function quotaFieldsShown() {
+    const period = $('q-period').value;
+    const limit = $('q-action').value === 'limit';
+    $('q-reset_day-field').hidden = period !== 'month';
+    $('q-days-field').hidden = period !== 'rolling';
+    $('q-upload_limit-field').hidden = !limit;
+    $('q-download_limit-field').hidden = !limit;
+  }
+
+  /** Fills the editor with `q` (or empties it for a new quota). */
+  function editQuota(q) {
+    state.quotas.editing = q ? q.name : null;
+    const defaults = { direction: 'both', measure: 'wire', period: 'month', action: 'none' };
+    for (const k of QUOTA_FIELDS) {
+      let v = q ? q[k] : defaults[k];
+      if (k === 'thresholds') v = q ? (q.thresholds || []).join(', ') : '';
+      $(`q-${k}`).value = v === null || v === undefined ? defaults[k] || '' : String(v);
+    }
+    $('quota-legend').textContent = q ? `Change quota ${q.name}` : 'Add a quota';
+    $('quota-error').textContent = '';
+    quotaFieldsShown();
+  }
+
+  /** A byte amount as typed: a whole number of bytes, or the text for the daemon to read. */
+  const bytesField = (text) => (/^\d+$/.test(text) ? Number(text) : text);
+
+  /** The quota the editor holds, or a message saying which field is wrong. */
+  function quotaFromForm() {
+    const v = (k) => $(`q-${k}`).value.trim();
+    const q = { name: v('name'), direction: v('direction'), measure: v('measure'), period: v('period'), action: v('action') };
+    if (!q.name) return 'the name is empty.';
+    if (v('source')) q.source = v('source');
+    if (!v('limit')) return 'the limit is empty.';
+    q.limit = bytesField(v('limit'));
+    const whole = (k, label) => {
+      if (!v(k)) return null;
+      if (!/^\d+$/.test(v(k))) return `${label} must be a whole number.`;
+      q[k] = Number(v(k));
+      return null;
+    };
+    const bad = (q.period === 'month' && whole('reset_day', 'the day the month starts on')) ||
+      (q.period === 'rolling' && whole('days', 'days'));
+    if (bad) return bad;
+    if (v('thresholds')) {
+      const parts = v('thresholds').split(/[\s,]+/).filter(Boolean);
+      if (!parts.every((p) => /^\d+$/.test(p))) return 'the notices must be whole percents, e.g. 80, 100.';
+      q.thresholds = parts.map(Number);
+    }
+    if (q.action === 'limit') {
+      if (v('upload_limit')) q.upload_limit = bytesField(v('upload_limit'));
+      if (v('download_limit')) q.download_limit = bytesField(v('download_limit'));
+    }
+    if (v('command')) q.command = v('command');
+    return q;
+  }
+
+  /** Replaces the daemon's quotas by `quotas`; its answer is the new list. */
+  async function setQuotas(quotas) {
+    state.quotas.list = await call('stats.set_quotas', quotas.map(quotaSettings));
+    state.quotas.loads++;
+    renderQuotas();
+  }
+
+  async function saveQuota(ev) {
+    ev.preventDefault();
+    const err = $('quota-error');
+    const ok = $('quota-ok');
+    err.textContent = '';
+    ok.textContent = '';
+    const q = quotaFromForm();
+    if (typeof q === 'string') {
+      err.textContent = `Not saved: ${q}`;
+      return;
+    }
+    const editing = state.quotas.editing;
+    const list = state.quotas.list.slice();
+    const at = list.findIndex((x) => x.name === (editing === null ? q.name : editing));
+    if (at >= 0) list[at] = q;
+    else list.push(q);
+    const fields = $('quota-fields');
+    fields.disabled = true;
+    try {
+      await setQuotas(list);
+      ok.textContent = `Quota ${q.name} saved.`;
+      editQuota(null);
+    } catch (e) {
+      err.textContent = `Not saved: ${e.message}`;
+    } finally {
+      fields.disabled = false;
+    }
+    (err.textContent ? $('q-limit') : $('q-name')).focus();
+  }
+
+  async function onQuotaListClick(ev) {
+    const button = ev.target.closest('button[data-action]');
+    if (!button) return;
+    const name = button.dataset.name;
+    const q = state.quotas.list.find((x) => x.name === name);
+    if (!q) return;
+    $('quota-change-error').textContent = '';
+    $('quota-change-ok').textContent = '';
+    $('quota-ok').textContent = '';
+    if (button.dataset.action === 'edit') {
+      editQuota(q);
+      $('q-name').focus();
+      return;
+    }
+    try {
+      await setQuotas(state.quotas.list.filter((x) => x.name !== name));
+      $('quota-change-ok').textContent = `Quota ${name} removed.`;
+      if (state.quotas.editing === name) editQuota(null);
+    } catch (e) {
+      $('quota-change-error').textContent = `Not removed: ${e.message}`;
+    }
+  }
+
   // ---- Server-sent events ------------------------------------------------------------
   function onSnapshot(ev) {
     const snap = JSON.parse(ev.data);
@@ -917,6 +1425,9 @@
     const polls = pollsOf(snap);
     if (state.lastPolls >= 0 && polls > state.lastPolls) onPoll(snap);
     state.lastPolls = polls;
+    onQuotaStatuses(snap.quotas);
+    // The calendar's newest bar grows: reloaded once a minute while polls go on.
+    if (!state.cal.loading && !$('calendar-card').hidden && Date.now() - state.cal.loadedAt >= 60000) loadCalendar().catch(report);
   }
 
   function startEvents() {
@@ -925,6 +1436,7 @@
     const es = new EventSource('events');
     state.events = es;
     es.addEventListener('snapshot', onSnapshot);
+    es.addEventListener('QuotaThresholdEvent', onQuotaEvent);
     es.onopen = () => {
       $('conn-banner').hidden = true;
     };
@@ -1020,6 +1532,25 @@
       $('source-add-ok').textContent = '';
     });
     $('source-manage').addEventListener('click', onManageClick);
+    $('cal-period').addEventListener('change', (e) => {
+      state.cal.period = e.target.value;
+      loadCalendar().catch(report);
+    });
+    $('cal-source').addEventListener('change', (e) => {
+      state.cal.source = e.target.value;
+      loadCalendar().catch(report);
+    });
+    $('quota-form').addEventListener('submit', (ev) => saveQuota(ev).catch(report));
+    $('quota-form').addEventListener('input', () => {
+      $('quota-ok').textContent = '';
+    });
+    $('q-period').addEventListener('change', quotaFieldsShown);
+    $('q-action').addEventListener('change', quotaFieldsShown);
+    $('quota-new').addEventListener('click', () => {
+      editQuota(null);
+      $('q-name').focus();
+    });
+    $('quota-list').addEventListener('click', (ev) => onQuotaListClick(ev).catch(report));
     $('source-dialog').addEventListener('close', () => onSourceDialogClosed().catch(report));
     setInterval(renderTimes, 1000);
     call('auth.check_session')
@@ -1042,6 +1573,12 @@
     snapshots: () => state.snapshots,
     loggedIn: () => !!state.session,
     errors: () => state.errors.slice(),
+    calendar: () => ({
+      period: state.cal.period, source: state.cal.source, loading: state.cal.loading, loads: state.cal.loads,
+      slots: state.cal.slots.map((s) => ({ label: s.label, ...Object.fromEntries(COUNTERS.map((k) => [k, s[k]])) })),
+    }),
+    quotaLoads: () => state.quotas.loads,
+    quotaEvents: () => state.quotas.events,
     fmtBytes,
   };
 
