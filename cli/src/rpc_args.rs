@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use torrent_stats::auth::LOCALCLIENT;
 use torrent_stats::rpc::client::{Client, ClientError};
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::Counters;
+use torrent_stats::{Counters, Event};
 
 /// How long connecting (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,6 +204,29 @@ impl Conn {
             Ok(v) => Ok(v),
             Err(e) => Err(self.error(method, e)),
         }
+    }
+
+    /// Asks the daemon for the events named `events`; they arrive among later answers.
+    pub async fn subscribe(&mut self, events: &[&str]) -> anyhow::Result<()> {
+        self.client
+            .subscribe(events)
+            .await
+            .map_err(|e| self.error("daemon.set_event_interest", e))
+    }
+
+    /// The events that arrived so far (read while waiting for answers, or waiting on the
+    /// connection now), oldest first; waits for none.
+    pub async fn events(&mut self) -> anyhow::Result<Vec<Event>> {
+        let mut out = Vec::new();
+        while let Some(event) = self
+            .client
+            .next_event(Duration::ZERO)
+            .await
+            .map_err(|e| anyhow!("reading events: {e}"))?
+        {
+            out.push(event);
+        }
+        Ok(out)
     }
 
     /// Several calls in one round trip; fails with the first failed call.

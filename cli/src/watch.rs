@@ -1,9 +1,11 @@
 //! `torrent-stats watch`: a live terminal view of the daemon's totals, rates, peers and
-//! source health, refreshed every second.
+//! source health, refreshed every second; today's and this month's bytes and the quotas,
+//! refreshed every few seconds ([`ledger`]), and a notice when a quota crosses a threshold.
 //!
 //! Three parts: a poller task asks the daemon once a second over one connection (made
 //! again after any failure, so a daemon that stops answering is shown and waited for) and
-//! sends each answer or error to the view; a blocking task reads the terminal's keys; the
+//! sends each answer or error to the view (the connection is subscribed to
+//! `QuotaThresholdEvent`, and the events received come with the answers); a blocking task reads the terminal's keys; the
 //! view redraws when either arrives and quits on `q`, Esc or Ctrl-C. `ratatui::init` puts
 //! the terminal in raw mode on the alternate screen and installs a panic hook that
 //! restores it; every other exit restores it here.
@@ -30,6 +32,8 @@ use torrent_stats::units::format_bytes;
 use torrent_stats::Counters;
 
 use crate::rpc_args::{self, Conn, RpcArgs, Unreachable};
+
+mod ledger;
 
 /// How often the daemon is asked.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -97,6 +101,10 @@ struct Snapshot {
     /// Each source (`stats.get_sources`), and its JSON for `--json`.
     sources: Vec<crate::source::Row>,
     sources_json: Value,
+    /// The calendar and quotas, or why asking failed, when asked this poll.
+    ledger: Option<Result<ledger::Ledger, String>>,
+    /// The events that arrived since the last poll.
+    events: Vec<torrent_stats::Event>,
 }
 
 /// A failed poll.
@@ -115,6 +123,10 @@ struct View {
     answered: Option<Instant>,
     /// Why the last poll failed, if it did.
     failure: Option<Failure>,
+    /// The last calendar and quotas, or why asking failed.
+    ledger: Option<Result<ledger::Ledger, String>>,
+    /// The latest quota notices, newest first.
+    notices: Vec<ledger::Notice>,
 }
 
 /// Runs `torrent-stats watch` until a quit key (with `--json`, until Ctrl-C or a closed
@@ -135,7 +147,7 @@ async fn stream_json(rpc: RpcArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e),
     };
     let (poll_tx, mut polls) = mpsc::channel(1);
-    tokio::spawn(poll_loop(rpc, conn, poll_tx));
+    tokio::spawn(poll_loop(rpc, conn, poll_tx, false));
     loop {
         tokio::select! {
             answer = polls.recv() => {
@@ -188,11 +200,13 @@ async fn watch(rpc: RpcArgs) -> anyhow::Result<()> {
         last: None,
         answered: None,
         failure: None,
+        ledger: None,
+        notices: Vec::new(),
     };
     let mut terminal = ratatui::init();
     let (poll_tx, mut polls) = mpsc::channel(1);
     let (key_tx, mut keys) = mpsc::channel(16);
-    tokio::spawn(poll_loop(rpc, conn, poll_tx));
+    tokio::spawn(poll_loop(rpc, conn, poll_tx, true));
     tokio::task::spawn_blocking(move || read_keys(key_tx));
     let result = show(&mut terminal, &mut view, &mut polls, &mut keys).await;
     drop(terminal); // shows the cursor again
@@ -257,19 +271,43 @@ fn read_keys(tx: mpsc::Sender<io::Result<Event>>) {
     }
 }
 
-/// Asks the daemon every [`REFRESH`], reconnecting after any failure, until the view is gone.
+/// Asks the daemon every [`REFRESH`], reconnecting after any failure, until the view is
+/// gone; `with_ledger`: the calendar and quotas too, every [`ledger::LEDGER_REFRESH`] and
+/// after each new connection, and the threshold events.
 async fn poll_loop(
     rpc: RpcArgs,
     mut conn: Option<Conn>,
     tx: mpsc::Sender<Result<Snapshot, Failure>>,
+    with_ledger: bool,
 ) {
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscribed = false;
+    let mut ledger_asked: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let result = tokio::time::timeout(POLL_TIMEOUT, poll(&rpc, &mut conn))
+        if conn.is_none() {
+            subscribed = false;
+        }
+        let ledger_due = with_ledger
+            && (!subscribed || ledger_asked.is_none_or(|t| t.elapsed() >= ledger::LEDGER_REFRESH));
+        let polled = async {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(rpc.connect().await?),
+            };
+            if with_ledger && !subscribed {
+                ledger::subscribe(c).await?;
+                subscribed = true;
+            }
+            poll(c, ledger_due).await
+        };
+        let result = tokio::time::timeout(POLL_TIMEOUT, polled)
             .await
             .unwrap_or_else(|_| Err(anyhow!("no answer within {POLL_TIMEOUT:?}")));
+        if result.is_ok() && ledger_due {
+            ledger_asked = Some(Instant::now());
+        }
         let result = result.map_err(|e| Failure {
             reached: conn.take().is_some(),
             error: format!("{e:#}"),
@@ -280,12 +318,8 @@ async fn poll_loop(
     }
 }
 
-/// One snapshot, connecting first when there is no connection.
-async fn poll(rpc: &RpcArgs, conn: &mut Option<Conn>) -> anyhow::Result<Snapshot> {
-    let conn = match conn {
-        Some(conn) => conn,
-        None => conn.insert(rpc.connect().await?),
-    };
+/// One snapshot; with `ledger_due`, the calendar and quotas too.
+async fn poll(conn: &mut Conn, ledger_due: bool) -> anyhow::Result<Snapshot> {
     let answers = conn
         .calls(&[
             ("stats.get_intervals", vec![]),
@@ -304,6 +338,15 @@ async fn poll(rpc: &RpcArgs, conn: &mut Option<Conn>) -> anyhow::Result<Snapshot
         .call("stats.get_stats", vec![json!(SERIES), json!(interval)])
         .await?;
     let (sources_json, sources) = crate::source::fetch(conn).await?;
+    let ledger = match ledger_due {
+        true => Some(
+            ledger::fetch(conn, unix_now() as i64)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        false => None,
+    };
+    let events = conn.events().await?;
     Ok(Snapshot {
         totals: rpc_args::counters("stats.get_totals", totals)?,
         session: rpc_args::counters("stats.get_session_totals", session)?,
@@ -312,6 +355,8 @@ async fn poll(rpc: &RpcArgs, conn: &mut Option<Conn>) -> anyhow::Result<Snapshot
         history: serde_json::from_value(history).context("stats.get_stats: unexpected shape")?,
         sources,
         sources_json,
+        ledger,
+        events,
     })
 }
 
@@ -319,7 +364,12 @@ impl View {
     /// Takes in one poll's outcome.
     fn update(&mut self, poll: Result<Snapshot, Failure>) {
         match poll {
-            Ok(snapshot) => {
+            Ok(mut snapshot) => {
+                if let Some(ledger) = snapshot.ledger.take() {
+                    self.ledger = Some(ledger);
+                }
+                let events = std::mem::take(&mut snapshot.events);
+                ledger::keep(&mut self.notices, ledger::notices(events));
                 self.last = Some(snapshot);
                 self.answered = Some(Instant::now());
                 self.failure = None;
@@ -328,13 +378,15 @@ impl View {
         }
     }
 
-    /// Draws the health, totals and rates blocks and the key help.
+    /// Draws the health, totals, calendar, sources and rates blocks and the key help.
     fn render(&self, frame: &mut Frame) {
         let (health, trouble) = self.health();
         let sources = self.sources();
-        let [top, totals, each, rates, help] = Layout::vertical([
+        let calendar = ledger::lines(self.ledger.as_ref(), &self.notices);
+        let [top, totals, days, each, rates, help] = Layout::vertical([
             Constraint::Length(health.len() as u16 + 2),
             Constraint::Length(8),
+            Constraint::Length(calendar.len() as u16 + 2),
             Constraint::Length(if sources.is_empty() {
                 0
             } else {
@@ -363,6 +415,12 @@ impl View {
                 .style(stale)
                 .block(Block::bordered().title(" Totals ")),
             totals,
+        );
+        frame.render_widget(
+            Paragraph::new(calendar)
+                .style(stale)
+                .block(Block::bordered().title(" Calendar (all sources) and quotas ")),
+            days,
         );
         if !sources.is_empty() {
             frame.render_widget(

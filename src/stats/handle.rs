@@ -122,6 +122,23 @@ impl StatsHandle {
         Ok(self.link()?.snapshot(true).sources)
     }
 
+    /// The quotas in force (feature `ledger`): what `stats.get_quotas` lists.
+    #[cfg(feature = "ledger")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+    pub fn quotas(&self) -> Result<Vec<crate::stats::ledger::quota::Quota>, StatsError> {
+        Ok(self.link()?.quotas().quotas())
+    }
+
+    /// Each quota's state at its last evaluation (feature `ledger`): the `status` of
+    /// `stats.get_quotas`.
+    #[cfg(feature = "ledger")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+    pub fn quota_statuses(
+        &self,
+    ) -> Result<Vec<crate::stats::ledger::quota::QuotaStatus>, StatsError> {
+        Ok(self.link()?.quotas().statuses())
+    }
+
     /// The latest snapshot and every new one: it changes after every poll (answered or
     /// not), preference change, reset and import. Works while disabled too (the snapshot
     /// then says `running: false`).

@@ -18,6 +18,10 @@
 //! | `torrent_stats_source_up` | gauge | 1 when the last poll was answered |
 //! | `torrent_stats_polls_total`, `torrent_stats_poll_errors_total`, `torrent_stats_save_errors_total` | counter | since the daemon started |
 //! | `torrent_stats_last_save_timestamp_seconds` | gauge | when totals were last written |
+//!
+//! With the feature `ledger`, each quota's state too, labelled `quota`
+//! (`torrent_stats_quota_used_bytes`, `…_limit_bytes`, `…_projected_bytes`,
+//! `…_period_end_seconds`, `torrent_stats_quota_info`): see the module `quota_metrics`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -167,7 +171,10 @@ impl Collector for StatsCollector {
         encode_info(&mut e, &s)?;
         encode_totals(&mut e, &s)?;
         encode_rates(&mut e, &s)?;
-        encode_health(&mut e, &s)
+        encode_health(&mut e, &s)?;
+        #[cfg(feature = "ledger")]
+        super::quota_metrics::encode(&mut e, &self.stats)?;
+        Ok(())
     }
 }
 

@@ -20,6 +20,8 @@ mod events;
 pub mod json;
 mod login;
 pub mod metrics;
+#[cfg(feature = "ledger")]
+pub mod quota_metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,7 +1,9 @@
 //! `torrent-stats watch` in a real terminal: tmux runs it in a 120×40 pane against a
 //! daemon child process on the sim source; the tests read the screen with `tmux
 //! capture-pane`, compare it with `stats.get_totals`, kill and restart the daemon under
-//! it, quit with `q` and check the exit status and the terminal modes it leaves behind.
+//! it, check its calendar and quota lines against `stats.get_calendar` and
+//! `stats.get_quotas` and its notice of a quota crossing a threshold, quit with `q` and
+//! check the exit status and the terminal modes it leaves behind.
 //! tmux is required (`apt-get install tmux`): without it the tests fail. `watch --json`
 //! is read from a pipe.
 
@@ -11,9 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
 use torrent_stats::rpc::client::Client;
 use torrent_stats::rpc::tls::CertPolicy;
-use torrent_stats::units::parse_bytes;
+use torrent_stats::units::{format_bytes, parse_bytes};
 use torrent_stats::Counters;
 
 use crate::support::daemon::{DaemonProc, SOURCE};
@@ -147,6 +150,22 @@ fn totals(port: u16, password: &str) -> Result<Counters> {
             .call("stats.get_totals", vec![], serde_json::Map::new())
             .await?;
         Ok::<Counters, anyhow::Error>(serde_json::from_value(totals)?)
+    })
+}
+
+/// `method(args…)` over our RPC client, as localclient (ADMIN).
+fn call(port: u16, password: &str, method: &str, args: Value) -> Result<Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let args = match args {
+        Value::Array(a) => a,
+        other => bail!("arguments are a list, not {other}"),
+    };
+    runtime.block_on(async {
+        let mut c = Client::connect("127.0.0.1", port, CertPolicy::AnyCertificate).await?;
+        c.login("localclient", password).await?;
+        Ok::<Value, anyhow::Error>(c.call(method, args, serde_json::Map::new()).await?)
     })
 }
 
@@ -402,4 +421,152 @@ fn json_lines_without_a_terminal() -> Result<()> {
     let status = status.context("watch --json still ran 5 s after its reader closed the pipe")?;
     ensure!(status.success(), "watch --json exited with {status}");
     Ok(())
+}
+
+/// The combined bucket of `period` ("day" or "month") holding now, as `stats.get_calendar`
+/// has it: the words watch shows after its title (label, down, up).
+fn calendar_words(port: u16, password: &str, period: &str) -> Result<Vec<String>> {
+    let now = torrent_stats::clock::unix_now() as i64;
+    let rows = call(
+        port,
+        password,
+        "stats.get_calendar",
+        json!([period, null, now - 63 * 86_400]),
+    )?;
+    let b = rows
+        .as_array()
+        .and_then(|r| r.last())
+        .with_context(|| format!("no {period} bucket: {rows}"))?;
+    ensure!(
+        b["end"].as_i64() > Some(now),
+        "{period}: the last bucket has ended: {b}"
+    );
+    let bytes = |k: &str| format_bytes(b[k].as_u64().unwrap_or(0));
+    let text = format!(
+        "{} down {} up {}",
+        b["label"].as_str().unwrap_or(""),
+        bytes("total_download"),
+        bytes("total_upload")
+    );
+    Ok(text.split_whitespace().map(String::from).collect())
+}
+
+/// The words watch shows after a quota's name: its bar, percent, used / limit and
+/// projection, from its entry in `stats.get_quotas`.
+fn quota_words(q: &Value) -> Vec<String> {
+    let s = &q["status"];
+    let bytes = |k: &str| format_bytes(s[k].as_u64().unwrap_or(0));
+    let percent = s["percent"].as_f64().unwrap_or(f64::NAN);
+    let full = ((percent.clamp(0.0, 100.0) / 10.0).floor()) as usize;
+    let text = format!(
+        "[{}{}] {percent:.1} % {} / {} projected {}",
+        "█".repeat(full),
+        "░".repeat(10 - full),
+        bytes("used"),
+        bytes("limit"),
+        bytes("projected")
+    );
+    text.split_whitespace().map(String::from).collect()
+}
+
+/// Whether the screen row of `label` holds exactly `words` (before the block's border).
+fn row_is(screen: &str, label: &str, words: &[String]) -> bool {
+    row(screen, label).is_some_and(|r| r.strip_suffix(&["│"]).unwrap_or(&r) == words)
+}
+
+/// The calendar block: today's and this month's bytes as `stats.get_calendar` has them
+/// (the daemon's polling paused so they hold still), and "no quotas"; quotas set over RPC
+/// while watch runs then show with their bar, percent, used / limit and projection as
+/// `stats.get_quotas` gives them, and the thresholds the tiny one (half of today's download)
+/// crossed at once (80 and 100 %) as notices.
+#[test]
+#[ignore = "needs tmux"]
+fn shows_the_calendar_quotas_and_threshold_notices() -> Result<()> {
+    let daemon = DaemonProc::start()?;
+    let (port, password) = (daemon.port(), daemon.password.as_str());
+    let tmux = Tmux::watch(port, password)?;
+    tmux.wait_for("totals and rates", shows_traffic)?;
+    call(
+        port,
+        password,
+        "stats.set_config",
+        json!([{"update_interval": 60}]),
+    )?;
+
+    // The figures read, then shown, then read again unchanged (a poll in between, at the
+    // change of interval, makes another round).
+    let mut rounds = 0;
+    loop {
+        let (day, month) = (
+            calendar_words(port, password, "day")?,
+            calendar_words(port, password, "month")?,
+        );
+        let screen = tmux.wait_for("today's and this month's bytes", |s| {
+            row_is(s, "Today", &day) && row_is(s, "This month", &month)
+        })?;
+        let again = (
+            calendar_words(port, password, "day")?,
+            calendar_words(port, password, "month")?,
+        );
+        if again == (day.clone(), month.clone()) {
+            ensure!(
+                screen.contains(" no quotas"),
+                "quotas before any is set:\n{screen}"
+            );
+            break;
+        }
+        rounds += 1;
+        ensure!(rounds < 3, "the calendar kept changing with polling paused");
+    }
+
+    // "tiny": half of today's download, so used up at once (both thresholds crossed).
+    let now = torrent_stats::clock::unix_now() as i64;
+    let days = call(
+        port,
+        password,
+        "stats.get_calendar",
+        json!(["day", null, now - 86_400]),
+    )?;
+    let today = days.as_array().and_then(|d| d.last()).context("no day")?;
+    let half = today["total_download"].as_u64().context("no download")? / 2;
+    ensure!(half > 0, "nothing downloaded today: {today}");
+    let quotas = json!([[
+        {"name": "tiny", "period": "day", "direction": "download", "limit": half},
+        {"name": "big", "period": "month", "reset_day": 1, "limit": "1000 TiB"},
+    ]]);
+    call(port, password, "stats.set_quotas", quotas)?;
+    let notices = [
+        "! quota tiny reached 100 % of its limit",
+        "! quota tiny reached 80 % of its limit",
+    ];
+    tmux.wait_for("the threshold notices", |s| {
+        notices.iter().all(|n| s.contains(n))
+    })?;
+    let mut rounds = 0;
+    loop {
+        let list = call(port, password, "stats.get_quotas", json!([]))?;
+        let expected: Vec<(String, Vec<String>)> = list
+            .as_array()
+            .context("a list")?
+            .iter()
+            .map(|q| (q["name"].as_str().unwrap_or("").to_string(), quota_words(q)))
+            .collect();
+        ensure!(expected.len() == 2, "{list}");
+        let screen = tmux.wait_for("each quota's figures", |s| {
+            expected.iter().all(|(name, words)| row_is(s, name, words))
+        })?;
+        if call(port, password, "stats.get_quotas", json!([]))? == list {
+            ensure!(
+                list[0]["status"]["reached"] == true && list[1]["status"]["reached"] == false,
+                "{list}"
+            );
+            ensure!(!screen.contains(" no quotas"), "{screen}");
+            break;
+        }
+        rounds += 1;
+        ensure!(rounds < 3, "the quotas kept changing with polling paused");
+    }
+
+    tmux.run(&["send-keys", "-t", "watch", "q"])?;
+    check_clean_exit(&tmux)
 }

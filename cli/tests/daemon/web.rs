@@ -1,7 +1,8 @@
 //! The web server over real HTTP against the daemon binary on a `sim` source: every
 //! endpoint, logins and cookie flags, levels, bad requests (the server keeps serving),
 //! no cross-site requests; `promtool check metrics` (Debian `prometheus`) on /metrics; a
-//! real Prometheus server scraping across a daemon restart.
+//! real Prometheus server scraping across a daemon restart, and one with the quota alerting
+//! rules firing for a used-up quota.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -440,16 +441,21 @@ fn promtool_check(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Prometheus on `port` scraping 127.0.0.1:`target` every second, its data in `dir`.
+/// Prometheus on `port` scraping 127.0.0.1:`target` every second, its data in `dir`;
+/// with `rules`, that rule file evaluated every second.
 struct Prometheus(Child);
 
 impl Prometheus {
-    fn start(dir: &Path, port: u16, target: u16) -> Result<Self> {
+    fn start(dir: &Path, port: u16, target: u16, rules: Option<&Path>) -> Result<Self> {
         let config = dir.join("prometheus.yml");
+        let rule_files = match rules {
+            Some(path) => format!("rule_files:\n  - '{}'\n", path.display()),
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: torrent-stats\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: torrent-stats\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
             ),
         )?;
         let child = Command::new("prometheus")
@@ -545,7 +551,7 @@ async fn prometheus_scrapes_across_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     support::write_conf(dir.path(), 1);
     let (web_port, prom_port) = (free_port()?, free_port()?);
-    let _prometheus = Prometheus::start(work.path(), prom_port, web_port)?;
+    let _prometheus = Prometheus::start(work.path(), prom_port, web_port, None)?;
     let http = reqwest::Client::new();
     prometheus_ready(&http, prom_port).await?;
     // Prometheus applies new targets after up to 5 s: wait until it scrapes (and finds
@@ -738,5 +744,173 @@ async fn saved_totals_show_in_metrics_while_the_source_is_down_from_the_start() 
         ensure!(text.contains(&line), "no {line:?} in:\n{text}");
     }
     promtool_check(&text)?;
+    Ok(())
+}
+
+/// The quotas of [`quotas_in_metrics_and_the_used_up_alert`]: one the sim source (4 MiB/s
+/// down) uses up within its first counted second, two it never reaches.
+const QUOTAS: &str = r#"
+[[quota]]
+name = "used-up"
+source = "sim"
+direction = "download"
+period = "day"
+limit = "1 MiB"
+
+[[quota]]
+name = "roomy"
+measure = "payload"
+period = "month"
+reset_day = 1
+limit = "1000 TiB"
+
+[[quota]]
+name = "week-up"
+direction = "upload"
+period = "rolling"
+days = 7
+limit = "1 TiB"
+"#;
+
+/// The value of the series `name{quota="<quota>"}` in Prometheus text.
+fn quota_sample(text: &str, name: &str, quota: &str) -> Option<i64> {
+    let prefix = format!("{name}{{quota=\"{quota}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The quotas of `quotas.toml` in `/metrics`: per quota its used, limit and projected
+/// bytes and its period's end, equal to the `status` `stats.get_quotas` gives just before
+/// and after the scrape; an info series with its source (empty for all sources together),
+/// direction, measure and period kind; `promtool check metrics` accepts it all. A real
+/// Prometheus scraping the daemon with `contrib/prometheus/torrent-stats-quotas.rules.yml`
+/// fires `TorrentStatsQuotaUsedUp` for the quota the sim has used up, with the info's
+/// labels and its annotations filled in from the scraped series, and for no other quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prometheus"]
+async fn quotas_in_metrics_and_the_used_up_alert() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    support::write_conf(dir.path(), 1);
+    std::fs::write(dir.path().join("quotas.toml"), QUOTAS)?;
+    let command = support::daemon::command(dir.path(), SOURCE);
+    let d = DaemonProc::launch(command, dir)?;
+    let mut web = Web::of(&d)?;
+    web.login("localclient", &d.password).await?;
+    let get_quotas = || async {
+        web.call("stats.get_quotas", json!([]))
+            .await?
+            .map_err(|e| anyhow::anyhow!("stats.get_quotas: {e}"))
+    };
+
+    // Once the sim has used up "used-up": the scrape between two equal answers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (quotas, text) = loop {
+        let before = get_quotas().await?;
+        let text = web.get("/metrics").await?.text().await?;
+        let after = get_quotas().await?;
+        let reached = after[0]["status"]["reached"] == true;
+        if reached && before == after {
+            break (after, text);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "\"used-up\" not reached in 20 s: {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let list = quotas.as_array().context("a list")?;
+    ensure!(list.len() == 3, "{quotas}");
+    for q in list {
+        let name = q["name"].as_str().context("name")?;
+        let status = &q["status"];
+        for (metric, field) in [
+            ("torrent_stats_quota_used_bytes", "used"),
+            ("torrent_stats_quota_limit_bytes", "limit"),
+            ("torrent_stats_quota_projected_bytes", "projected"),
+            ("torrent_stats_quota_period_end_seconds", "end"),
+        ] {
+            let shown = quota_sample(&text, metric, name);
+            ensure!(
+                shown.is_some() && shown == status[field].as_i64(),
+                "{metric} of {name}: {shown:?}, status {field} {}:\n{text}",
+                status[field]
+            );
+        }
+    }
+    for info in [
+        r#"torrent_stats_quota_info{quota="used-up",source="sim",direction="download",measure="wire",period="day"} 1"#,
+        r#"torrent_stats_quota_info{quota="roomy",source="",direction="both",measure="payload",period="month"} 1"#,
+        r#"torrent_stats_quota_info{quota="week-up",source="",direction="upload",measure="wire",period="rolling"} 1"#,
+    ] {
+        ensure!(text.lines().any(|l| l == info), "no {info} in:\n{text}");
+    }
+    ensure!(
+        text.matches("\ntorrent_stats_quota_used_bytes{").count() == 3,
+        "one used series per quota:\n{text}"
+    );
+    promtool_check(&text)?;
+
+    // Prometheus with the rules, scraping the daemon.
+    let work = tempfile::tempdir()?;
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../contrib/prometheus/torrent-stats-quotas.rules.yml");
+    let prom_port = free_port()?;
+    let _prometheus = Prometheus::start(work.path(), prom_port, d.web_port()?, Some(&rules))?;
+    let http = reqwest::Client::new();
+    prometheus_ready(&http, prom_port).await?;
+    let expr = r#"ALERTS{alertname="TorrentStatsQuotaUsedUp",alertstate="firing"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let firing = loop {
+        let r = query(&http, prom_port, expr, unix_now()).await?;
+        if r.as_array().is_some_and(|a| !a.is_empty()) {
+            break r;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "TorrentStatsQuotaUsedUp did not fire within 30 s of Prometheus being ready"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let alerts = firing.as_array().context("a list")?;
+    ensure!(alerts.len() == 1, "only \"used-up\" is used up: {firing}");
+    let labels = &alerts[0]["metric"];
+    for (label, value) in [
+        ("quota", "used-up"),
+        ("source", "sim"),
+        ("direction", "download"),
+        ("measure", "wire"),
+        ("period", "day"),
+        ("severity", "critical"),
+        ("job", "torrent-stats"),
+    ] {
+        ensure!(labels[label] == value, "{label} is not {value:?}: {labels}");
+    }
+    // The annotations, with the limit the template queries.
+    let body = http
+        .get(format!("http://127.0.0.1:{prom_port}/api/v1/alerts"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let v: Value = serde_json::from_str(&body)?;
+    let alert = v["data"]["alerts"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|a| a["labels"]["alertname"] == "TorrentStatsQuotaUsedUp")
+        })
+        .with_context(|| format!("no TorrentStatsQuotaUsedUp in /api/v1/alerts: {body}"))?;
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or("");
+    let description = alert["annotations"]["description"].as_str().unwrap_or("");
+    ensure!(
+        summary.starts_with("Quota used-up is used up ("),
+        "summary: {summary}"
+    );
+    ensure!(
+        description.contains("(download wire per day) of source sim")
+            && description.contains("at or over its 1MiB limit"),
+        "description: {description}"
+    );
     Ok(())
 }
