@@ -45,6 +45,23 @@ pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<()
                 }
                 None => unreachable!("checked by params"),
             };
+            for q in &quotas {
+                if let Some(source) = &q.source {
+                    known_source(&r, &args, source.as_str()).map_err(|_| {
+                        let known: Vec<String> =
+                            r.entries().iter().map(|e| e.name.to_string()).collect();
+                        args.value_error(
+                            "quotas",
+                            format!(
+                                "quota {:?}: no source is named {source}; the sources are {} \
+                                 (no source: all sources combined)",
+                                q.name,
+                                known.join(", ")
+                            ),
+                        )
+                    })?;
+                }
+            }
             r.quotas()
                 .set(quotas)
                 .await

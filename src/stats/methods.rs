@@ -169,6 +169,13 @@ fn status(r: &Registry) -> serde_json::Result<Value> {
         .collect();
     if let Value::Object(map) = &mut value {
         map.insert("sources".into(), Value::Object(sources));
+        #[cfg(feature = "ledger")]
+        map.insert(
+            "time_zone".into(),
+            Value::String(crate::stats::ledger::calendar::zone_name(
+                r.ledger().time_zone(),
+            )),
+        );
     }
     Ok(value)
 }

@@ -738,7 +738,7 @@ impl Poller {
         let Some(book) = self.ledger.as_mut() else {
             return true;
         };
-        if adjustment.is_none() && !book.dirty(acc) {
+        if adjustment.is_none() && !book.dirty(acc, durable) {
             return true;
         }
         let batch = book.take(acc, adjustment);
@@ -759,7 +759,7 @@ impl Poller {
             self.pruned = Some(Instant::now());
         }
         if let Some(book) = self.ledger.as_mut() {
-            book.finish(batch, result.is_ok());
+            book.finish(batch, result.is_ok(), durable);
         }
         self.save_outcome(&result, LEDGER);
         result.is_ok()

@@ -95,7 +95,7 @@ impl Rig {
         let batch = self.book.take(&self.acc, None);
         let ok = self.ledger.write(&batch, false).is_ok();
         assert!(ok);
-        self.book.finish(batch, ok);
+        self.book.finish(batch, ok, false);
     }
 
     fn reset(&mut self, now: i64) {
@@ -113,7 +113,7 @@ impl Rig {
             Some(torrent_stats::ledger::reset_adjustment(&before, now)),
         );
         self.ledger.write(&batch, true).unwrap();
-        self.book.finish(batch, true);
+        self.book.finish(batch, true, true);
     }
 
     fn import(&mut self, added: Counters, now: i64, with_ledger: bool) {
@@ -129,7 +129,7 @@ impl Rig {
             let adj = torrent_stats::ledger::import_adjustment("deluge", &fingerprint, &added, now);
             let batch = self.book.take(&self.acc, Some(adj));
             self.ledger.write(&batch, true).unwrap();
-            self.book.finish(batch, true);
+            self.book.finish(batch, true, true);
         }
     }
 
@@ -401,4 +401,86 @@ proptest! {
             }
         }
     }
+}
+
+/// The ledger's methods on a running Stats plugin: the calendar sums to the totals of a
+/// fresh config dir, quotas are checked (an unknown source named), evaluated and kept in
+/// `quotas.toml`, their command shown to ADMIN callers only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_and_quota_methods_on_a_running_plugin() {
+    use serde_json::{json, Map, Value};
+    use torrent_stats::{AuthLevel, PluginHost, SimSource, Stats};
+    let dir = tempfile::tempdir().unwrap();
+    let host = PluginHost::open(Arc::new(SimSource::new(1000, 4000, 1)), dir.path()).unwrap();
+    let stats = Arc::new(Stats::new());
+    let handle = stats.handle();
+    host.register(stats).await.unwrap();
+    host.enable("Stats").await.unwrap();
+    let totals = handle.poll_now().await.unwrap();
+    let call = |method: &'static str, args: Vec<Value>, level: AuthLevel| {
+        let exports = host.exports().clone();
+        async move { exports.dispatch(method, args, Map::new(), level).await }
+    };
+    let days = call("stats.get_calendar", vec![json!("day")], AuthLevel::Normal)
+        .await
+        .unwrap();
+    let sum: u64 = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["total_upload"].as_u64().unwrap())
+        .sum();
+    assert!(sum <= totals.total_upload && sum > 0, "{days} {totals:?}");
+    for (args, needle) in [
+        (vec![json!("week")], "unknown period"),
+        (vec![json!("day"), json!("nope")], "no source is named"),
+        (
+            vec![json!("day"), Value::Null, json!("yesterday")],
+            "is not a time",
+        ),
+        (
+            vec![json!("day"), Value::Null, json!([1])],
+            "expected a date",
+        ),
+    ] {
+        let err = call("stats.get_calendar", args, AuthLevel::Normal)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    let quota = |source: &str| {
+        json!([{"name": "cap", "source": source, "period": "month", "reset_day": 31,
+                "limit": "1 GiB", "command": "true # secret"}])
+    };
+    let err = call("stats.set_quotas", vec![quota("other")], AuthLevel::Admin)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no source is named other"), "{err}");
+    let err = call("stats.set_quotas", vec![quota("sim")], AuthLevel::Normal)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, torrent_stats::DispatchError::NotAuthorized { .. }),
+        "{err}"
+    );
+    let set = call("stats.set_quotas", vec![quota("sim")], AuthLevel::Admin)
+        .await
+        .unwrap();
+    assert_eq!(set[0]["name"], "cap");
+    let status = &set[0]["status"];
+    assert_eq!(status["limit"], 1u64 << 30);
+    assert!(status["used"].as_u64().unwrap() > 0, "{set}");
+    let file = std::fs::read_to_string(dir.path().join("quotas.toml")).unwrap();
+    assert!(file.contains("reset_day = 31"), "{file}");
+    let seen = call("stats.get_quotas", vec![], AuthLevel::Normal)
+        .await
+        .unwrap();
+    assert!(!seen.to_string().contains("secret"), "{seen}");
+    let admin = call("stats.get_quotas", vec![], AuthLevel::Admin)
+        .await
+        .unwrap();
+    assert!(admin.to_string().contains("secret"), "{admin}");
+    host.shutdown().await;
 }

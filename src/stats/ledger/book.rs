@@ -22,6 +22,8 @@ pub struct SourceLedger {
     adjustments: Vec<Adjustment>,
     /// The buckets of the last instant counted (valid while it is in the first, 5 min).
     current: Option<[Bucket; 5]>,
+    /// A save since the last synced one was not synced (a checkpoint syncs it).
+    unsynced: bool,
 }
 
 impl SourceLedger {
@@ -45,6 +47,7 @@ impl SourceLedger {
             pending: Vec::new(),
             adjustments: Vec::new(),
             current: None,
+            unsynced: false,
         })
     }
 
@@ -77,9 +80,13 @@ impl SourceLedger {
         }
     }
 
-    /// Whether a save has anything to write.
-    pub fn dirty(&self, acc: &Accumulator) -> bool {
-        !self.pending.is_empty() || !self.adjustments.is_empty() || self.state_of(acc) != self.saved
+    /// Whether a save has anything to write; a `durable` one also when an earlier save
+    /// was not synced (the checkpoint's transaction syncs the log with it).
+    pub fn dirty(&self, acc: &Accumulator, durable: bool) -> bool {
+        !self.pending.is_empty()
+            || !self.adjustments.is_empty()
+            || self.state_of(acc) != self.saved
+            || (durable && self.unsynced)
     }
 
     fn state_of(&self, acc: &Accumulator) -> SourceState {
@@ -104,10 +111,12 @@ impl SourceLedger {
         }
     }
 
-    /// Records a batch's outcome: saved, or its bytes back in memory for the next save.
-    pub fn finish(&mut self, batch: Batch, saved: bool) {
+    /// Records a batch's outcome (`durable`: written synced): saved, or its bytes back
+    /// in memory for the next save.
+    pub fn finish(&mut self, batch: Batch, saved: bool, durable: bool) {
         if saved {
             self.saved = batch.state;
+            self.unsynced = !durable;
             return;
         }
         self.adjustments = batch.adjustments;

@@ -207,6 +207,12 @@ impl Registry {
     /// quota's state changed.
     #[cfg(feature = "ledger")]
     fn watch_quotas(self: &Arc<Self>, stop: Shutdown) {
+        for q in self.quotas.quotas() {
+            let Some(source) = &q.source else { continue };
+            if !self.entries().iter().any(|e| &e.name == source) {
+                tracing::warn!(quota = q.name, %source, "the quota counts a source this daemon does not have: it stays at 0");
+            }
+        }
         let weak = Arc::downgrade(self);
         let every = std::time::Duration::from_secs(self.config().update_interval.max(1));
         tokio::spawn(crate::stats::quota_watch::run(
@@ -270,8 +276,6 @@ impl Registry {
             quota_stop,
             this: this.clone(),
         });
-        #[cfg(feature = "ledger")]
-        registry.watch_quotas(quota_signal);
         let failed = |message: String| PluginError::Failed {
             plugin: "Stats".into(),
             message,
@@ -308,6 +312,8 @@ impl Registry {
                 }
             }
         }
+        #[cfg(feature = "ledger")]
+        registry.watch_quotas(quota_signal);
         registry.publish();
         Ok(registry)
     }
