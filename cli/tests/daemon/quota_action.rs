@@ -17,6 +17,11 @@
 //!    once more, in the new period, and the torrent is paused again); the daily buckets of
 //!    `stats.get_calendar("day")` hold bytes on both days and add up to the all-time
 //!    totals (a fresh config dir: the ledger began at zero).
+//! 4. Stopped while the quota holds the torrent and started again on day D+2 (a daemon off
+//!    for the night): the first evaluation, as the engine comes back, resumes it.
+//!
+//! The quota counts payload bytes: the embedded engine measures no wire bytes, so its
+//! `total_upload` and `total_download` stay 0 and a `wire` quota would never fill.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -133,6 +138,21 @@ async fn until_quota(
 
 /// One run of the quota's command: its period's label, its threshold, its variables.
 type Run = (String, u64, HashMap<String, String>);
+
+/// Waits (at most [`WAIT`]) for a line of the daemon's log holding each of `parts` (a
+/// thread reads the log from its stderr: a line comes a little after what it tells).
+async fn until_log(d: &DaemonProc, parts: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    while !d.log().lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+        ensure!(
+            Instant::now() < deadline,
+            "no log line with {parts:?} within {WAIT:?}:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
 
 /// The environments the quota's command recorded.
 fn runs(dir: &Path) -> Result<Vec<Run>> {
@@ -350,11 +370,7 @@ async fn a_daily_quota_pauses_the_engine_until_local_midnight_across_a_restart()
         "after the quota's pause: {states}"
     );
     let used_at_100 = check_runs(&runs_dir, &day)?;
-    ensure!(
-        d.log().contains("torrents paused until the period ends") && d.log().contains("paused=1"),
-        "no log line of the quota's pause of one torrent:\n{}",
-        d.log()
-    );
+    until_log(&d, &["torrents paused until the period ends", "paused=1"]).await?;
 
     // 2. A restart while the quota holds the torrent.
     drop(c);
@@ -419,11 +435,7 @@ async fn a_daily_quota_pauses_the_engine_until_local_midnight_across_a_restart()
         states[&kept_id]["state"] == "Paused",
         "the user's paused torrent after the new day: {states}"
     );
-    ensure!(
-        d.log().contains("the quota's action is undone") && d.log().contains("resumed=1"),
-        "no log line of the quota's resume of one torrent:\n{}",
-        d.log()
-    );
+    until_log(&d, &["the quota's action is undone", "resumed=1"]).await?;
     let st = until_quota(&mut c, &d, "the limit reached on day D+1", |s| {
         s["reached"] == true && s["start"] == json!(next.start)
     })
@@ -493,6 +505,30 @@ async fn a_daily_quota_pauses_the_engine_until_local_midnight_across_a_restart()
         next.label,
         began.elapsed().as_secs_f64()
     );
+
+    // 4. Stopped for the night while the quota holds the torrent, started on day D+2: the
+    // first evaluation, while the engine restores (checks) its torrents, ends the action.
+    drop(c);
+    let config = d.stop()?;
+    let after = calendar::bucket(Period::Day, &tz, next.end);
+    clock.set(after.start + 5)?;
+    let d = leecher(config, leech_data.path(), &clock)?;
+    let mut c = login(d.port(), &d.password).await?;
+    let states = until_states(&mut c, &d, "resumed when started on day D+2", |s| {
+        s(&id) == "Downloading"
+    })
+    .await?;
+    ensure!(
+        states[&kept_id]["state"] == "Paused",
+        "the user's paused torrent on day D+2: {states}"
+    );
+    let st = until_quota(&mut c, &d, "the quota evaluated on day D+2", |s| {
+        s["start"] == json!(after.start)
+    })
+    .await?;
+    ensure!(st["reached"] == false && st["used"] == 0, "day D+2: {st}");
+    until_log(&d, &["the quota's action is undone", "resumed=1"]).await?;
+    eprintln!("{:.1} s in all", began.elapsed().as_secs_f64());
     drop(c);
     d.stop()?;
     Ok(())
