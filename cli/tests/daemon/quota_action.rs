@@ -527,6 +527,11 @@ async fn a_daily_quota_pauses_the_engine_until_local_midnight_across_a_restart()
     })
     .await?;
     ensure!(st["reached"] == false && st["used"] == 0, "day D+2: {st}");
+    let all = runs(&runs_dir)?;
+    ensure!(
+        all.len() == 4,
+        "the command's runs after day D+2 began: {all:?}"
+    );
     until_log(&d, &["the quota's action is undone", "resumed=1"]).await?;
     eprintln!("{:.1} s in all", began.elapsed().as_secs_f64());
     drop(c);
