@@ -247,8 +247,14 @@ impl QuotaWatch {
     async fn act(&self, q: &Quota, st: &QuotaStatus, saved: &mut Saved) {
         if let Some(applied) = saved.action.clone() {
             if applied.period_start != st.start && !st.reached {
-                self.undo(q, &applied).await;
-                saved.action = None;
+                let checking = self.undo(q, &applied).await;
+                // A torrent still being checked (a daemon started after the rollover) can
+                // only be resumed once its check ends: left for the next evaluation.
+                saved.action = (!checking.is_empty()).then_some(Applied {
+                    paused: checking,
+                    limits: None,
+                    ..applied
+                });
             }
             return;
         }
@@ -309,13 +315,17 @@ impl QuotaWatch {
         saved.action = Some(applied);
     }
 
-    async fn undo(&self, q: &Quota, applied: &Applied) {
+    /// Resumes the torrents `applied` paused and restores its rate limits; returns those
+    /// still being checked, which cannot be resumed yet.
+    async fn undo(&self, q: &Quota, applied: &Applied) -> Vec<String> {
         let Some(engine) = self.engine.as_ref() else {
-            return;
+            return Vec::new();
         };
         let mut resumed = 0;
+        let mut checking = Vec::new();
         for id in &applied.paused {
             match engine.torrent(id) {
+                Some(t) if t.state == TorrentState::Checking => checking.push(id.clone()),
                 Some(t) if t.state == TorrentState::Paused => match engine.resume(id).await {
                     Ok(()) => resumed += 1,
                     Err(e) => {
@@ -330,11 +340,15 @@ impl QuotaWatch {
                 tracing::warn!(quota = q.name, error = %e, "could not restore the rate limits");
             }
         }
-        tracing::info!(
-            quota = q.name,
-            resumed,
-            "a new quota period: the quota's action is undone"
-        );
+        if resumed > 0 || applied.limits.is_some() || checking.is_empty() {
+            tracing::info!(
+                quota = q.name,
+                resumed,
+                checking = checking.len(),
+                "a new quota period: the quota's action is undone"
+            );
+        }
+        checking
     }
 }
 
@@ -433,3 +447,6 @@ pub(crate) async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -528,7 +528,7 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
 // Clock jumps.
 
 /// libfaketime's multi-threaded build (the daemon runs tokio worker threads).
-fn libfaketime() -> Result<PathBuf> {
+pub(crate) fn libfaketime() -> Result<PathBuf> {
     let mut dirs = vec![PathBuf::from("/usr/lib"), PathBuf::from("/usr/local/lib")];
     if let Ok(entries) = fs::read_dir("/usr/lib") {
         dirs.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));

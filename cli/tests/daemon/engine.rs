@@ -15,7 +15,7 @@ use torrent_stats::rpc::client::Client;
 use crate::support;
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), so pieces differ.
-fn payload(len: usize) -> Vec<u8> {
+pub(crate) fn payload(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -29,7 +29,7 @@ fn payload(len: usize) -> Vec<u8> {
 }
 
 /// A torrent of `file` (256 KiB pieces, no trackers): its info-hash and its bytes.
-async fn torrent_of(file: &Path) -> Result<(String, Vec<u8>)> {
+pub(crate) async fn torrent_of(file: &Path) -> Result<(String, Vec<u8>)> {
     let created = create_torrent(
         file,
         CreateTorrentOptions {
@@ -47,7 +47,7 @@ async fn torrent_of(file: &Path) -> Result<(String, Vec<u8>)> {
 }
 
 /// Standard base64 with padding: how Deluge's clients send torrent files.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -197,14 +197,19 @@ async fn deluge_console_adds_lists_pauses_resumes_and_removes() -> Result<()> {
 }
 
 /// Our client on `port`, logged in as localclient.
-async fn login(port: u16, password: &str) -> Result<Client> {
+pub(crate) async fn login(port: u16, password: &str) -> Result<Client> {
     use torrent_stats::rpc::tls::CertPolicy;
     let mut c = Client::connect("127.0.0.1", port, CertPolicy::AnyCertificate).await?;
     c.login("localclient", password).await?;
     Ok(c)
 }
 
-async fn call(c: &mut Client, method: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+/// Calls `method` with the positional `args` (a JSON array) on our client.
+pub(crate) async fn call(
+    c: &mut Client,
+    method: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value> {
     let args = args.as_array().cloned().unwrap_or_default();
     c.call(method, args, serde_json::Map::new())
         .await
@@ -245,7 +250,7 @@ async fn until_finished(c: &mut Client, id: &str, what: &str) -> Result<()> {
 }
 
 /// Adds the torrent paused, hands it the peer at 127.0.0.1:`peer_port` and resumes it.
-async fn fetch_from(
+pub(crate) async fn fetch_from(
     c: &mut Client,
     dump: &str,
     id: &str,
@@ -264,7 +269,7 @@ async fn fetch_from(
 
 /// Our engine daemon on `data` (which holds the torrent's file) seeding the torrent
 /// `dump` (base64) once its check is done: the daemon, the torrent's id, its peer port.
-async fn seeding(
+pub(crate) async fn seeding(
     data: &Path,
     name: &str,
     dump: &str,
@@ -300,7 +305,9 @@ async fn stats_counter(c: &mut Client, key: &str) -> Result<u64> {
         .with_context(|| format!("{key} in stats.get_totals"))
 }
 
-fn engine_command(config: &Path, download: &Path) -> std::process::Command {
+/// `torrent-stats daemon` on the embedded engine in `config`, downloading to `download`,
+/// loopback only (RPC, web and peer ports 0; no DHT, no trackers).
+pub(crate) fn engine_command(config: &Path, download: &Path) -> std::process::Command {
     let mut command = std::process::Command::new(support::BIN);
     command
         .arg("daemon")

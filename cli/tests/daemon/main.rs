@@ -22,6 +22,7 @@ mod fault_injection;
 mod hardening;
 mod load;
 mod prometheus_rules;
+mod quota_action;
 mod report;
 mod rpc_admission;
 mod rpc_hostile;
