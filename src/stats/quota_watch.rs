@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::event::EventBus;
 use crate::stats::ledger::quota::{
-    crossed, evaluate, Quota, QuotaAction, QuotaStatus, QuotasFile, ThresholdState, Usage,
+    crossed, evaluate, Measure, Quota, QuotaAction, QuotaStatus, QuotasFile, ThresholdState, Usage,
     QUOTAS_FILE,
 };
 use crate::stats::ledger::{Ledger, Period};
@@ -73,19 +73,43 @@ fn read_file(path: &Path) -> Result<Vec<Quota>, String> {
     Ok(file.quota)
 }
 
-fn sum(ledger: &Ledger, period: Period, source: Option<&str>, a: i64, b: i64) -> Counters {
-    ledger.sum(period, source, a, b).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not read the ledger for a quota");
-        Counters::default()
+fn sum(ledger: &Ledger, period: Period, q: &Quota, a: i64, b: i64) -> Counters {
+    let read = |source: Option<&str>| {
+        ledger.sum(period, source, a, b).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the ledger for a quota");
+            Counters::default()
+        })
+    };
+    let source = q.source.as_ref().map(|s| s.as_str());
+    if q.measure == Measure::Payload {
+        return read(source);
+    }
+    // Wire bytes: a source that measures payload only (the embedded engine) counts its
+    // payload, the most it measures, rather than nothing.
+    let sources = match source {
+        Some(s) => vec![s.to_string()],
+        None => ledger.sources().unwrap_or_default(),
+    };
+    sources.iter().fold(Counters::default(), |total, s| {
+        total.saturating_add(wire_or_payload(read(Some(s))))
     })
+}
+
+/// `c`, its payload counters standing for the wire ones if it has payload bytes and no
+/// wire bytes (a payload-only source).
+fn wire_or_payload(mut c: Counters) -> Counters {
+    if c.total_upload == 0 && c.total_download == 0 {
+        c.total_upload = c.total_payload_upload;
+        c.total_download = c.total_payload_download;
+    }
+    c
 }
 
 /// One quota's state at `now`, from the ledger.
 fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> QuotaStatus {
     let (start, end) = q.period.bounds(now);
-    let source = q.source.as_ref().map(|s| s.as_str());
     let (s, e) = (start.timestamp().as_second(), end.timestamp().as_second());
-    let used = sum(ledger, Period::Day, source, s, e);
+    let used = sum(ledger, Period::Day, q, s, e);
     let (window, secs) = q.rate_window(now);
     // The rate from 5-minute buckets while they cover the window, else hourly ones.
     let fine = i64::from(ledger.retention().five_min_hours) >= 24;
@@ -93,7 +117,7 @@ fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> QuotaStatus {
     let recent = sum(
         ledger,
         period,
-        source,
+        q,
         window.as_second(),
         now.timestamp().as_second() + 1,
     );

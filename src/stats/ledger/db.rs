@@ -506,6 +506,16 @@ impl Ledger {
         .map_err(|e| self.err(e))
     }
 
+    /// The sources the ledger holds, purged ones excepted.
+    pub fn sources(&self) -> Result<Vec<String>, LedgerError> {
+        let db = lock(&self.reader);
+        let mut stmt = db
+            .prepare_cached("SELECT source FROM sources ORDER BY source")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// The invariant's sides for `source` (`None`: combined, against every source's).
     pub fn accounting(&self, source: Option<&str>) -> Result<Accounting, LedgerError> {
         let db = lock(&self.reader);

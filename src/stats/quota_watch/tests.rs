@@ -129,3 +129,43 @@ async fn a_torrent_still_checking_at_the_rollover_is_resumed_once_checked() {
         "the user's stays paused"
     );
 }
+
+/// A wire quota counts a payload-only source's payload (the embedded engine's, which
+/// measures no wire bytes) and a wire source's wire bytes; a payload quota payload only.
+#[tokio::test]
+async fn a_wire_quota_counts_a_payload_only_sources_payload() {
+    use crate::stats::ledger::SourceLedger;
+    let dir = tempfile::tempdir().unwrap();
+    let quotas = "[[quota]]\nname = \"wire\"\nperiod = \"day\"\nlimit = 1000000\n\n\
+                  [[quota]]\nname = \"payload\"\nperiod = \"day\"\nlimit = 1000000\nmeasure = \"payload\"\n\n\
+                  [[quota]]\nname = \"engine\"\nsource = \"engine\"\nperiod = \"day\"\nlimit = 1000000\n";
+    std::fs::write(dir.path().join(QUOTAS_FILE), quotas).unwrap();
+    let ledger = Arc::new(Ledger::open(dir.path(), TimeZone::UTC, Retention::default()).unwrap());
+    let now = Timestamp::now().as_second();
+    let counted = |name: &str, c: crate::stats::totals::Counters| {
+        let mut acc = crate::stats::totals::Accumulator::default();
+        let mut book = SourceLedger::open(ledger.clone(), name, &acc, now).unwrap();
+        book.count(c, now);
+        acc.totals = c;
+        let batch = book.take(&acc, None);
+        ledger.write(&batch, false).unwrap();
+    };
+    let c = |up, down, pup, pdown| crate::stats::totals::Counters {
+        total_upload: up,
+        total_download: down,
+        total_payload_upload: pup,
+        total_payload_download: pdown,
+    };
+    counted("engine", c(0, 0, 100, 2000));
+    counted("seedbox", c(330, 4400, 300, 4000));
+    let watch = QuotaWatch::open(dir.path(), ledger.clone(), EventBus::new(), None).unwrap();
+    watch.evaluate(Timestamp::now()).await;
+    let used: BTreeMap<String, u64> = watch
+        .statuses()
+        .into_iter()
+        .map(|s| (s.name, s.used))
+        .collect();
+    assert_eq!(used["wire"], 100 + 2000 + 330 + 4400);
+    assert_eq!(used["payload"], 100 + 2000 + 300 + 4000);
+    assert_eq!(used["engine"], 100 + 2000);
+}
