@@ -4,6 +4,8 @@
 //! - `dispatch_get_totals`, `dispatch_get_stats`: exported calls through a live `PluginHost`.
 //! - `save_totals_durable`, `save_totals_fast`, `save_history_durable`: checkpoint writes.
 //!
+//! - with feature `ledger`, the calendar ledger's (see `stats/ledger.rs`).
+//!
 //! `cargo bench --bench stats` measures; `cargo test --all-targets` runs each once.
 
 use std::collections::BTreeMap;
@@ -21,6 +23,10 @@ use torrent_stats::{Accumulator, Counters};
 use torrent_stats::{Durability, Store};
 use torrent_stats::{SessionId, SessionStatus, StatusKey};
 use torrent_stats::{Stats, HISTORY_FILE};
+
+#[cfg(feature = "ledger")]
+#[path = "stats/ledger.rs"]
+mod ledger;
 
 /// Pushes that fill every level of a 2 s / 150-point history (level 3 needs 300 per point).
 const FILL_PUSHES: u64 = 3000;
@@ -180,5 +186,8 @@ fn save(c: &mut Criterion) {
     });
 }
 
+#[cfg(feature = "ledger")]
+criterion_group!(benches, poll_tick, dispatch, save, ledger::ledger);
+#[cfg(not(feature = "ledger"))]
 criterion_group!(benches, poll_tick, dispatch, save);
 criterion_main!(benches);

@@ -31,6 +31,18 @@
 //! the method of `crash.rs`): what the killed session had moved by then, less what
 //! the file gained, is at most the same bound.
 //!
+//! The calendar ledger (`ledger.sqlite3`, saved after the totals file at every save) is
+//! checked too. After each kill, in the file as the kill left it: its invariant holds
+//! (daily, monthly and yearly sums each equal the totals it accounts for less its
+//! adjustments), it has no adjustment (the sim's totals start at 0 and are never reset or
+//! imported), and its daily sum is at most the totals file's and lags it, and the RPC
+//! read before the kill, by at most the same bound. After each restart timed from the
+//! first poll, once that poll's save is logged (`totals saved`): the restarted daemon
+//! has reconciled, so the daily sum holds at least the totals file's totals after the
+//! kill (the bytes the kill kept out of the ledger are in it) and at most the daemon's
+//! totals over RPC just after. After the last, clean stop: the daily sum is the totals
+//! file's to the byte.
+//!
 //! **Clock jumps** (`clock_jumps_keep_totals_and_history_sane`): the daemon runs under
 //! libfaketime (Debian's `faketime`; the test fails without it) with the offset read from
 //! a file on every call, so the wall clock can be moved while it runs. The monotonic clock
@@ -61,6 +73,7 @@ use torrent_stats::{Accumulator, Counters};
 use torrent_stats::{HostConfig, SourcesFile};
 
 use crate::support::daemon::{offline_totals, DaemonProc, SIM};
+use crate::support::ledger;
 use crate::support::{counter_values, source_files, unix_now, XorShift, BIN, COUNTERS};
 
 /// Sim rates, bytes/s; payload counters run at 95 % of them.
@@ -76,6 +89,11 @@ const CONF: &str = "update_interval = 1\nlength = 150\nsave_interval = 5\n";
 const LOG_FILTER: &str = "info,torrent_stats::stats::poller=trace";
 /// Logged by the poll task at its first poll (the first tick).
 const FIRST_POLL: &str = "counting a new session";
+/// Logged by the poll task (trace) after a save of the totals file and the ledger.
+const SAVED: &str = "totals saved";
+/// Logged at start when the totals file holds bytes the ledger had not saved (a kill
+/// between the two saves).
+const RECONCILED: &str = "the totals file holds bytes the ledger had not saved";
 /// Log lines that must never appear: a recovery, a refusal, a panic.
 const BAD_LOG: [&str; 6] = [
     "recovered from backup",
@@ -221,6 +239,12 @@ fn check_files(dir: &Path, ctx: &str) -> Result<Vec<String>> {
                         "{ctx}: {name} holds {file:?}, not the one sim source"
                     );
                 }
+                (false, "ledger.toml") => {
+                    unstable::read::<torrent_stats::ledger::LedgerSettings>(&path)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                // Read through SQLite by `ledger_after_kill`.
+                (false, "ledger.sqlite3" | "ledger.sqlite3-wal" | "ledger.sqlite3-shm") => {}
                 (false, "core.conf" | "core.conf.bak") => {
                     unstable::read::<HostConfig>(&path).map_err(|e| bad(e.to_string()))?;
                 }
@@ -359,6 +383,118 @@ fn sigkill_now(d: DaemonProc) {
     drop(d);
 }
 
+/// `counters` as the ledger's signed amounts.
+fn amounts(c: &Counters) -> [i64; 4] {
+    counter_values(c).map(|v| i64::try_from(v).expect("fits the ledger's integers"))
+}
+
+/// `a − b` per counter in seconds of its traffic, the smallest and the largest.
+fn lag_secs(a: [i64; 4], b: [i64; 4]) -> (f64, f64) {
+    let mut range = (f64::MAX, f64::MIN);
+    for ((a, b), rate) in a.into_iter().zip(b).zip(rates()) {
+        let secs = (a - b) as f64 / rate;
+        range = (range.0.min(secs), range.1.max(secs));
+    }
+    range
+}
+
+/// The ledger's invariant for the sim source, with nothing before it; its daily sum.
+fn ledger_days(a: &torrent_stats::ledger::Accounting, ctx: &str) -> Result<[i64; 4]> {
+    ensure!(
+        a.holds(),
+        "{ctx}: the ledger's invariant does not hold (days, months and years must each be \
+         accounted − before): {a:?}"
+    );
+    ensure!(
+        a.before == [0; 4],
+        "{ctx}: the ledger recorded adjustments (start, reset, import or lost bytes) for a \
+         source that began at 0 and was never reset: {a:?}"
+    );
+    Ok(a.days)
+}
+
+/// The ledger as a kill left it (the daemon is gone): its invariant holds, and its daily
+/// sum is at most `file` (the totals file after the kill), lagging it and `rpc` (the
+/// totals read just before the kill) by at most `bound` seconds of traffic. Answers the
+/// lag behind the file, in seconds.
+fn ledger_after_kill(
+    cfg: &Path,
+    file: &Counters,
+    rpc: &Counters,
+    bound: f64,
+    ctx: &str,
+) -> Result<f64> {
+    let Some(l) = ledger::open(cfg)? else {
+        // Killed before the ledger was created: nothing was counted.
+        ensure!(
+            *file == Counters::default(),
+            "{ctx}: no ledger, but the totals file holds {file:?}"
+        );
+        return Ok(0.0);
+    };
+    let a = ledger::accounting(&l, SIM)?;
+    let days = ledger_days(&a, &format!("{ctx}, after the kill"))?;
+    let (least, most) = lag_secs(amounts(file), days);
+    ensure!(
+        least >= 0.0,
+        "{ctx}: the ledger's days hold more than the totals file: {days:?} > {file:?}"
+    );
+    ensure!(
+        most <= bound,
+        "{ctx}: the ledger's days lag the totals file by {most:.3} s of traffic (more than \
+         one poll, {bound} s): {days:?}, file {file:?}"
+    );
+    let (_, loss) = lag_secs(amounts(rpc), days);
+    ensure!(
+        loss <= bound,
+        "{ctx}: the ledger's days lack {loss:.3} s of the traffic read over RPC before the \
+         kill (more than one poll, {bound} s): {days:?}, RPC {rpc:?}"
+    );
+    Ok(most)
+}
+
+/// The ledger of the restarted daemon `d` once its first poll is saved: reconciled with
+/// `file` (the totals file it started from), so its daily sum holds at least `file` and
+/// at most the daemon's totals over RPC right after.
+fn ledger_after_restart(
+    rt: &Runtime,
+    client: &mut Client,
+    d: &DaemonProc,
+    cfg: &Path,
+    file: &Counters,
+    ctx: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = d.log();
+        let first = log.find(FIRST_POLL);
+        if first.is_some_and(|at| log[at..].contains(SAVED)) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{ctx}: no {SAVED:?} after {FIRST_POLL:?} within 10 s; log:\n{log}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let l = ledger::open(cfg)?.context("no ledger after the first poll's save")?;
+    let a = ledger::accounting(&l, SIM)?;
+    let rpc = get_totals(rt, client)?;
+    let days = ledger_days(&a, &format!("{ctx}, after the restart"))?;
+    let (least, _) = lag_secs(days, amounts(file));
+    ensure!(
+        least >= 0.0,
+        "{ctx}: the restarted daemon's ledger holds less than the totals file it started \
+         from: {days:?} < {file:?}"
+    );
+    let (least, _) = lag_secs(amounts(&rpc), days);
+    ensure!(
+        least >= 0.0,
+        "{ctx}: the ledger's days hold more than the daemon's totals: {days:?} > {rpc:?}"
+    );
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Moment {
     /// `kill -9` this many ms after the daemon listens.
@@ -388,6 +524,10 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
     let (mut worst_loss, mut worst_excess, mut worst_truth) = (f64::MIN, f64::MIN, f64::MIN);
     let mut unsaved = 0;
     let mut mid_save = Vec::new();
+    let mut worst_ledger_lag = 0.0_f64;
+    let mut restarts_checked = 0;
+    // Restarts that found bytes in the totals file the ledger lacked.
+    let mut reconciled = 0;
     for cycle in 1..=cycles {
         let moment = match cycle % 5 {
             0 => Moment::AtCheckpoint {
@@ -422,6 +562,7 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
         let (before, signalled, exited) = match moment {
             Moment::Delay(ms) => {
                 thread::sleep(Duration::from_millis(ms));
+                reconciled += usize::from(d.log().contains(RECONCILED));
                 let before = get_totals(&rt, &mut client)?;
                 let signalled = unix_now();
                 d.kill9()?;
@@ -434,6 +575,9 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
                     Moment::Delay(_) => unreachable!(),
                 };
                 let target = first_poll_time(&d)? + n as f64 * INTERVAL + offset_us as f64 / 1e6;
+                ledger_after_restart(&rt, &mut client, &d, &cfg, &file, &ctx)?;
+                restarts_checked += 1;
+                reconciled += usize::from(d.log().contains(RECONCILED));
                 // The totals right before: read 5 ms ahead, so the read does not delay
                 // the kill.
                 sleep_until_unix(target - 0.005);
@@ -469,6 +613,8 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
         // the session had moved when the signal went, not what the daemon last reported.
         let truth = session_loss(&cfg, pid, &file, &after, signalled, exited)
             .with_context(|| ctx.clone())?;
+        let ledger_lag = ledger_after_kill(&cfg, &after, &before, bound, &ctx)?;
+        worst_ledger_lag = worst_ledger_lag.max(ledger_lag);
         if let Some(lost) = truth {
             ensure!(
                 lost <= bound,
@@ -486,7 +632,8 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
         }
         println!(
             "{ctx}: {loss:.3} s of traffic below the RPC read (negative: the file is ahead), \
-             {} s of the session's traffic at the kill, temp files left: {leftovers:?}",
+             {} s of the session's traffic at the kill, the ledger {ledger_lag:.3} s behind \
+             the file, temp files left: {leftovers:?}",
             truth.map_or("- (no save yet)".to_string(), |t| format!("{t:.3}"))
         );
         worst_loss = worst_loss.max(loss);
@@ -512,12 +659,21 @@ fn crash_loop_kill_9_loses_at_most_one_poll() -> Result<()> {
     );
     let after = offline_totals(&cfg)?;
     ensure_not_below("after a clean stop", &before, &after)?;
+    let l = ledger::open(&cfg)?.context("no ledger after a clean stop")?;
+    let days = ledger_days(&ledger::accounting(&l, SIM)?, "after a clean stop")?;
+    ensure!(
+        days == amounts(&after),
+        "after a clean stop: the ledger's days {days:?} are not the totals file's {after:?}"
+    );
     println!(
         "{cycles} kill -9 cycles in {:.1} s: the file at most {worst_loss:.3} s of traffic \
          below the RPC read before the kill and at most {worst_excess:.3} s above it; at \
          most {worst_truth:.3} s below what the session had moved at the kill (bound \
          {bound} s); {unsaved} kills came before the first save; {} kills left a save's \
-         temp file (killed mid-save): {mid_save:?}",
+         temp file (killed mid-save): {mid_save:?}; the ledger at most \
+         {worst_ledger_lag:.3} s of traffic behind the totals file after a kill, checked \
+         after {restarts_checked} restarts' first poll; {reconciled} restarts found bytes \
+         the ledger lacked",
         began.elapsed().as_secs_f64(),
         mid_save.len()
     );

@@ -1,6 +1,7 @@
 //! Shared helpers for the daemon's tests: the daemon binary as a child process
-//! ([`daemon`]), a raw RPC client and the Python runner ([`rpc`]), Deluge's own programs
-//! ([`console`], [`deluged`], [`gtk`]), Transmission's and qBittorrent's daemons and a
+//! ([`daemon`]), its calendar ledger read through the library ([`ledger`]), a raw RPC
+//! client and the Python runner ([`rpc`]), Deluge's own programs ([`console`],
+//! [`deluged`], [`gtk`]), Transmission's and qBittorrent's daemons and a
 //! tracker between them ([`transmission`], [`qbittorrent`], [`tracker`]; the library's
 //! tests use them too), the in-process source and host the library's tests use too
 //! (`tests/support/in_process.rs`), and what several tests need: the binary's path, the
@@ -14,6 +15,7 @@ pub mod deluged;
 pub mod gtk;
 #[path = "../../../../tests/support/in_process.rs"]
 mod in_process;
+pub mod ledger;
 #[path = "../../../../tests/support/qbittorrent.rs"]
 pub mod qbittorrent;
 pub mod rpc;
