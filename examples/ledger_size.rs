@@ -139,8 +139,9 @@ fn main() -> anyhow::Result<()> {
         acc.updated = now as u64;
         book.count(step, now);
         let batch = book.take(&acc, None);
-        ledger.write(&batch, polls % CHECKPOINT_POLLS == 0)?;
-        book.finish(batch, true);
+        let durable = polls % CHECKPOINT_POLLS == 0;
+        ledger.write(&batch, durable)?;
+        book.finish(batch, true, durable);
         if prune && polls % 1800 == 0 {
             ledger.prune(now)?;
         }

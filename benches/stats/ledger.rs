@@ -238,7 +238,7 @@ impl Saving {
             .ledger
             .write(&batch, durable)
             .expect("write the batch");
-        self.book.finish(batch, true);
+        self.book.finish(batch, true, durable);
     }
 }
 

@@ -518,7 +518,9 @@ impl Ledger {
 
     /// The invariant's sides for `source` (`None`: combined, against every source's).
     pub fn accounting(&self, source: Option<&str>) -> Result<Accounting, LedgerError> {
-        let db = lock(&self.reader);
+        let mut guard = lock(&self.reader);
+        // One read transaction: the five sums see one state of the file.
+        let db = guard.transaction().map_err(|e| self.err(e))?;
         let sums = |sql: &str, arg: &str| -> rusqlite::Result<[i64; 4]> {
             db.query_row(sql, [arg], |r| {
                 Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
