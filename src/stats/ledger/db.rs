@@ -215,8 +215,10 @@ impl Accounting {
 #[derive(Debug)]
 pub struct Ledger {
     path: PathBuf,
-    pub(super) writer: Mutex<Connection>,
+    // The reader first: fields drop in order, and the last connection to close (the
+    // writer) checkpoints the log into the file and deletes it.
     reader: Mutex<Connection>,
+    pub(super) writer: Mutex<Connection>,
     tz: TimeZone,
     retention: Retention,
 }
@@ -291,6 +293,11 @@ impl Ledger {
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // The log is reused after each automatic checkpoint; this keeps it from staying at
+        // its largest size (about 4 MiB) for good.
+        writer
+            .pragma_update(None, "journal_size_limit", 1_048_576)
+            .map_err(err)?;
         if version == 0 {
             let tables: i64 = writer
                 .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
@@ -328,8 +335,8 @@ impl Ledger {
             .map_err(err)?;
         Ok(Ledger {
             path,
-            writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
             tz,
             retention,
         })
