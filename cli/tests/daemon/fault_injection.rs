@@ -779,3 +779,62 @@ async fn the_totals_file_replaced_by_a_directory_fails_saves_until_removed() -> 
     ensure!(status.success(), "exit {status}; log:\n{}", rig.d.log());
     Ok(())
 }
+
+/// Every checkpoint syncs the calendar ledger's log: strace (no fault) attached to a
+/// daemon whose totals change at every poll sees, after each fsync of the totals'
+/// checkpoint, an fsync of `ledger.sqlite3-wal` before the next one. (A synced commit that
+/// changed no page once wrote and synced nothing, leaving the per-poll commits unsynced.)
+#[test]
+#[ignore = "needs strace"]
+fn every_checkpoint_syncs_the_ledger() -> Result<()> {
+    require_strace()?;
+    let dir = tempfile::tempdir()?;
+    fs::write(dir.path().join("stats.conf"), CONF)?;
+    let d = DaemonProc::launch(daemon_command(dir.path()), dir)?;
+    let out = d.config_dir().join("strace.out");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&out)
+        .args(["-p", &d.pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("run strace")?;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let order = loop {
+        let text = fs::read_to_string(&out).unwrap_or_default();
+        // T: a checkpoint of the totals (the fast saves do not fsync), W: the ledger's log.
+        let order: String = text
+            .lines()
+            .filter_map(|l| {
+                if l.contains(".stats.totals.tmp>") {
+                    Some('T')
+                } else if l.contains("ledger.sqlite3-wal>") {
+                    Some('W')
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if order.matches('T').count() >= 4 {
+            break order;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "fewer than 4 checkpoints in 40 s: {order}\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    support::signal(strace.id(), "INT")?;
+    let _ = strace.wait();
+    // Each checkpoint but the last seen (whose sync may not be written yet) is followed
+    // by a sync of the log before the next checkpoint.
+    let checkpoints: Vec<&str> = order.split('T').skip(1).collect();
+    for (i, after) in checkpoints.iter().enumerate().take(checkpoints.len() - 1) {
+        ensure!(
+            after.contains('W'),
+            "checkpoint {i} was not followed by a sync of the ledger's log: {order}"
+        );
+    }
+    Ok(())
+}

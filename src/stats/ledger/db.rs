@@ -395,6 +395,16 @@ impl Ledger {
         let result = (|| {
             let tx = db.transaction()?;
             write_batch(&tx, batch)?;
+            if durable {
+                // A synced commit must write a page: SQLite neither writes nor syncs the log
+                // for a transaction that changed no page (the same totals again), and the
+                // unsynced commits before it would stay unsynced.
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('checkpoints', 1) \
+                     ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                    [],
+                )?;
+            }
             tx.commit()
         })();
         if durable {
