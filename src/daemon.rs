@@ -384,6 +384,15 @@ impl Reloader {
             Err(crate::stats::StatsError::NotRunning) => {}
             Err(e) => problems.push(e.to_string()),
         }
+        #[cfg(feature = "ledger")]
+        match self.stats.reload_quotas().await {
+            Ok(n) => tracing::info!(quotas = n, "quotas file reloaded"),
+            Err(crate::stats::StatsError::NotRunning) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "quotas file: refused");
+                problems.push(e.to_string());
+            }
+        }
         match self.stats.reload_sources().await {
             Ok(done) => {
                 for change in done {

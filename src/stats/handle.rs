@@ -36,6 +36,9 @@ pub enum StatsError {
     /// A change of the sources was refused; nothing changed.
     #[error(transparent)]
     Sources(#[from] SourceChangeError),
+    /// A hand-edited file (`quotas.toml`) cannot be used; what was read last stays.
+    #[error("{0}")]
+    Reload(String),
 }
 
 /// Typed, in-process access to a [`Stats`](super::Stats) plugin: the same operations as
@@ -137,6 +140,18 @@ impl StatsHandle {
         &self,
     ) -> Result<Vec<crate::stats::ledger::quota::QuotaStatus>, StatsError> {
         Ok(self.link()?.quotas().statuses())
+    }
+
+    /// Re-reads `quotas.toml` (feature `ledger`; SIGHUP): the quotas in force are
+    /// replaced, or, for a file that cannot be used, stay, and the error says where and why.
+    #[cfg(feature = "ledger")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ledger")))]
+    pub async fn reload_quotas(&self) -> Result<usize, StatsError> {
+        self.link()?
+            .quotas()
+            .reload()
+            .await
+            .map_err(StatsError::Reload)
     }
 
     /// The latest snapshot and every new one: it changes after every poll (answered or

@@ -169,6 +169,20 @@ impl QuotaWatch {
             .clone()
     }
 
+    /// Re-reads `quotas.toml` (SIGHUP), then evaluates the quotas; a file that cannot be
+    /// used changes nothing. Answers how many quotas are in force.
+    pub(crate) async fn reload(&self) -> Result<usize, String> {
+        let path = self.path.clone();
+        let quotas = tokio::task::spawn_blocking(move || read_file(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e}; the quotas read last stay in force"))?;
+        let n = quotas.len();
+        *self.quotas.write().unwrap_or_else(|e| e.into_inner()) = quotas;
+        self.evaluate(Timestamp::now()).await;
+        Ok(n)
+    }
+
     /// Replaces the quotas (checked, saved to `quotas.toml` first), then evaluates them.
     pub(crate) async fn set(&self, quotas: Vec<Quota>) -> Result<(), String> {
         let file = QuotasFile { quota: quotas };

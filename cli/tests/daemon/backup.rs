@@ -1,7 +1,7 @@
 //! `torrent-stats backup` while the daemon runs: the copy holds every file but locks and
 //! the ledger's WAL, the ledger as one consistent SQLite file; a daemon started on the
 //! copy reconciles it and its calendar sums to its totals; a non-empty destination is
-//! refused.
+//! refused. And `quotas.toml` re-read on SIGHUP.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -126,5 +126,55 @@ fn a_backup_of_a_running_daemon_restores_with_its_calendar() -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    Ok(())
+}
+
+/// `quotas.toml` re-read on SIGHUP: a new quota is in force at once; a bad edit is
+/// refused with where and why, and the quotas read last stay.
+#[test]
+fn sighup_rereads_the_quotas_file() -> Result<()> {
+    let d = DaemonProc::start_with("sim=sim:up=1MB,down=2MB")?;
+    let names = |d: &DaemonProc| -> Result<Vec<String>> {
+        let q = rpc(d, "stats.get_quotas", json!([]))?;
+        Ok(q.as_array()
+            .context("a list")?
+            .iter()
+            .filter_map(|q| q["name"].as_str().map(String::from))
+            .collect())
+    };
+    ensure!(names(&d)?.is_empty(), "quotas at the start");
+    let file = d.dir.path().join("quotas.toml");
+    std::fs::write(
+        &file,
+        "[[quota]]\nname = \"month\"\nperiod = \"month\"\nreset_day = 15\nlimit = \"1 TiB\"\n",
+    )?;
+    crate::support::signal(d.pid, "HUP")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while names(&d)? != ["month"] {
+        ensure!(Instant::now() < deadline, "not reloaded:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let q = rpc(&d, "stats.get_quotas", json!([]))?;
+    ensure!(q[0]["status"]["used"].as_u64().is_some(), "evaluated: {q}");
+    std::fs::write(
+        &file,
+        "[[quota]]\nname = \"month\"\nperiod = \"fortnight\"\nlimit = 1\n",
+    )?;
+    crate::support::signal(d.pid, "HUP")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.log().contains("quotas file: refused") {
+        ensure!(Instant::now() < deadline, "no refusal logged:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = d.log();
+    // The message (TOML's, over several lines) names the file, the value and what stays.
+    let from = log.find("quotas file: refused").context("the line")?;
+    let message = &log[from..];
+    ensure!(
+        message.contains("quotas.toml") && message.contains("fortnight"),
+        "{message}"
+    );
+    ensure!(message.contains("stay in force"), "{message}");
+    ensure!(names(&d)? == ["month"], "the quotas read last stay");
     Ok(())
 }
