@@ -16,9 +16,15 @@ async fn poll(src: &dyn SessionSource) -> Result<SessionStatus, SourceError> {
         .expect("a poll must not hang")
 }
 
-/// Polls until qBittorrent's own `transfer/info` counters are the same before and after
-/// our poll; returns our status and qBittorrent's figures.
-async fn poll_settled(q: &Qbittorrent, src: &QbittorrentSource) -> (SessionStatus, (u64, u64)) {
+/// Polls until qBittorrent's own `transfer/info` counters (download, upload) have come
+/// to `done` (qBittorrent refreshes them a moment after a transfer ends: a file complete on
+/// disk may still show part of its bytes) and are the same before and after our poll;
+/// returns our status and qBittorrent's figures.
+async fn poll_settled(
+    q: &Qbittorrent,
+    src: &QbittorrentSource,
+    done: impl Fn((u64, u64)) -> bool,
+) -> (SessionStatus, (u64, u64)) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let theirs = |v: serde_json::Value| {
@@ -30,10 +36,14 @@ async fn poll_settled(q: &Qbittorrent, src: &QbittorrentSource) -> (SessionStatu
         let before = theirs(q.transfer_info().await);
         let ours = poll(src).await.unwrap();
         let after = theirs(q.transfer_info().await);
-        if before == after {
+        if before == after && done(after) {
             return (ours, after);
         }
-        assert!(Instant::now() < deadline, "counters kept moving");
+        assert!(
+            Instant::now() < deadline,
+            "counters kept moving or never came to the transfer's: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -60,10 +70,10 @@ async fn figures_are_qbittorrents_payload_counters_to_the_byte() {
         std::fs::read(seeder.downloads().join("payload.bin")).unwrap()
     );
 
-    let (down, theirs) = poll_settled(&leecher, &leech_src).await;
+    let (down, theirs) = poll_settled(&leecher, &leech_src, |t| t.0 >= SIZE as u64).await;
     assert_eq!(down.get(StatusKey::TotalPayloadDownload), Some(theirs.0));
     assert_eq!(down.get(StatusKey::TotalPayloadUpload), Some(theirs.1));
-    let (up, theirs) = poll_settled(&seeder, &seed_src).await;
+    let (up, theirs) = poll_settled(&seeder, &seed_src, |t| t.1 >= SIZE as u64).await;
     assert_eq!(up.get(StatusKey::TotalPayloadUpload), Some(theirs.1));
     assert_eq!(up.get(StatusKey::TotalPayloadDownload), Some(theirs.0));
     // Payload: exactly the torrent's size, on both sides; the wire totals qBittorrent
