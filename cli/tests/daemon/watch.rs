@@ -459,14 +459,42 @@ fn quota_words(q: &Value) -> Vec<String> {
     let percent = s["percent"].as_f64().unwrap_or(f64::NAN);
     let full = ((percent.clamp(0.0, 100.0) / 10.0).floor()) as usize;
     let text = format!(
-        "[{}{}] {percent:.1} % {} / {} projected {}",
+        "[{}{}] {percent:.1} % {} / {} projected",
         "█".repeat(full),
         "░".repeat(10 - full),
         bytes("used"),
         bytes("limit"),
-        bytes("projected")
     );
     text.split_whitespace().map(String::from).collect()
+}
+
+/// Whether the screen row of `label` holds `words` then a projection within 5 % of
+/// `projected` bytes: the projection moves with the clock (the rate's window grows, the
+/// period's rest shrinks) at every evaluation, polling paused or not.
+fn quota_row_is(screen: &str, label: &str, words: &[String], projected: u64) -> bool {
+    let Some(r) = row(screen, label) else {
+        return false;
+    };
+    let r = r.strip_suffix(&["│"]).unwrap_or(&r);
+    if r.len() != words.len() + 2 || r[..words.len()] != *words {
+        return false;
+    }
+    let shown = format!("{}{}", r[words.len()], r[words.len() + 1]);
+    torrent_stats::units::parse_bytes(&shown)
+        .is_ok_and(|b| b.abs_diff(projected) as f64 <= 0.05 * projected.max(1) as f64)
+}
+
+/// A quota list without the figures that move with the clock alone.
+fn still(list: &Value) -> Value {
+    let mut list = list.clone();
+    for q in list.as_array_mut().into_iter().flatten() {
+        if let Some(s) = q["status"].as_object_mut() {
+            for moving in ["rate", "projected", "reached_at"] {
+                s.remove(moving);
+            }
+        }
+    }
+    list
 }
 
 /// Whether the screen row of `label` holds exactly `words` (before the block's border).
@@ -545,17 +573,25 @@ fn shows_the_calendar_quotas_and_threshold_notices() -> Result<()> {
     let mut rounds = 0;
     loop {
         let list = call(port, password, "stats.get_quotas", json!([]))?;
-        let expected: Vec<(String, Vec<String>)> = list
+        let expected: Vec<(String, Vec<String>, u64)> = list
             .as_array()
             .context("a list")?
             .iter()
-            .map(|q| (q["name"].as_str().unwrap_or("").to_string(), quota_words(q)))
+            .map(|q| {
+                (
+                    q["name"].as_str().unwrap_or("").to_string(),
+                    quota_words(q),
+                    q["status"]["projected"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
         ensure!(expected.len() == 2, "{list}");
         let screen = tmux.wait_for("each quota's figures", |s| {
-            expected.iter().all(|(name, words)| row_is(s, name, words))
+            expected
+                .iter()
+                .all(|(name, words, projected)| quota_row_is(s, name, words, *projected))
         })?;
-        if call(port, password, "stats.get_quotas", json!([]))? == list {
+        if still(&call(port, password, "stats.get_quotas", json!([]))?) == still(&list) {
             ensure!(
                 list[0]["status"]["reached"] == true && list[1]["status"]["reached"] == false,
                 "{list}"
