@@ -17,7 +17,7 @@ use crate::stats::ledger::quota::{
     crossed, evaluate, Measure, Quota, QuotaAction, QuotaStatus, QuotasFile, ThresholdState, Usage,
     QUOTAS_FILE,
 };
-use crate::stats::ledger::{Ledger, Period};
+use crate::stats::ledger::{Ledger, LedgerError, Period};
 use crate::stats::totals::Counters;
 use crate::store::{Durability, Store};
 use crate::torrent::{TorrentEngine, TorrentState};
@@ -73,26 +73,28 @@ fn read_file(path: &Path) -> Result<Vec<Quota>, String> {
     Ok(file.quota)
 }
 
-fn sum(ledger: &Ledger, period: Period, q: &Quota, a: i64, b: i64) -> Counters {
-    let read = |source: Option<&str>| {
-        ledger.sum(period, source, a, b).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not read the ledger for a quota");
-            Counters::default()
-        })
-    };
+fn sum(
+    ledger: &Ledger,
+    period: Period,
+    q: &Quota,
+    a: i64,
+    b: i64,
+) -> Result<Counters, LedgerError> {
     let source = q.source.as_ref().map(|s| s.as_str());
     if q.measure == Measure::Payload {
-        return read(source);
+        return ledger.sum(period, source, a, b);
     }
     // Wire bytes: a source that measures payload only (the embedded engine) counts its
     // payload, the most it measures, rather than nothing.
     let sources = match source {
         Some(s) => vec![s.to_string()],
-        None => ledger.sources().unwrap_or_default(),
+        None => ledger.sources()?,
     };
-    sources.iter().fold(Counters::default(), |total, s| {
-        total.saturating_add(wire_or_payload(read(Some(s))))
-    })
+    let mut total = Counters::default();
+    for s in &sources {
+        total = total.saturating_add(wire_or_payload(ledger.sum(period, Some(s), a, b)?));
+    }
+    Ok(total)
 }
 
 /// `c`, its payload counters standing for the wire ones if it has payload bytes and no
@@ -106,10 +108,10 @@ fn wire_or_payload(mut c: Counters) -> Counters {
 }
 
 /// One quota's state at `now`, from the ledger.
-fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> QuotaStatus {
+fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> Result<QuotaStatus, LedgerError> {
     let (start, end) = q.period.bounds(now);
     let (s, e) = (start.timestamp().as_second(), end.timestamp().as_second());
-    let used = sum(ledger, Period::Day, q, s, e);
+    let used = sum(ledger, Period::Day, q, s, e)?;
     let (window, secs) = q.rate_window(now);
     // The rate from 5-minute buckets while they cover the window, else hourly ones.
     let fine = i64::from(ledger.retention().five_min_hours) >= 24;
@@ -120,8 +122,8 @@ fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> QuotaStatus {
         q,
         window.as_second(),
         now.timestamp().as_second() + 1,
-    );
-    evaluate(
+    )?;
+    Ok(evaluate(
         q,
         now,
         &Usage {
@@ -129,7 +131,7 @@ fn status(ledger: &Ledger, q: &Quota, now: &ZonedDateTime) -> QuotaStatus {
             recent,
             recent_secs: secs,
         },
-    )
+    ))
 }
 
 impl QuotaWatch {
@@ -169,6 +171,32 @@ impl QuotaWatch {
             .clone()
     }
 
+    /// Undoes the actions in force of quotas no longer configured (removed by
+    /// `stats.set_quotas`, SIGHUP, or an edit while the daemon was stopped) and forgets
+    /// their state.
+    pub(crate) async fn release_removed(&self) {
+        let names: Vec<String> = self.quotas().into_iter().map(|q| q.name).collect();
+        let ledger = self.ledger.clone();
+        let Ok(Ok(states)) = tokio::task::spawn_blocking(move || ledger.quota_states()).await
+        else {
+            return;
+        };
+        let mut saved = self.saved.lock().await;
+        for (name, json) in states {
+            if names.contains(&name) {
+                continue;
+            }
+            let state: Saved = serde_json::from_str(&json).unwrap_or_default();
+            if let Some(applied) = &state.action {
+                tracing::info!(quota = name, "the quota was removed: its action is undone");
+                self.undo(&name, applied).await;
+            }
+            saved.remove(&name);
+            let (ledger, key) = (self.ledger.clone(), name.clone());
+            let _ = tokio::task::spawn_blocking(move || ledger.delete_quota_state(&key)).await;
+        }
+    }
+
     /// Re-reads `quotas.toml` (SIGHUP), then evaluates the quotas; a file that cannot be
     /// used changes nothing. Answers how many quotas are in force.
     pub(crate) async fn reload(&self) -> Result<usize, String> {
@@ -179,6 +207,7 @@ impl QuotaWatch {
             .map_err(|e| format!("{e}; the quotas read last stay in force"))?;
         let n = quotas.len();
         *self.quotas.write().unwrap_or_else(|e| e.into_inner()) = quotas;
+        self.release_removed().await;
         self.evaluate(Timestamp::now()).await;
         Ok(n)
     }
@@ -200,6 +229,7 @@ impl QuotaWatch {
         let names: Vec<String> = file.quota.iter().map(|q| q.name.clone()).collect();
         *self.quotas.write().unwrap_or_else(|e| e.into_inner()) = file.quota;
         tracing::info!(quotas = ?names, "quotas changed");
+        self.release_removed().await;
         self.evaluate(Timestamp::now()).await;
         Ok(())
     }
@@ -239,7 +269,17 @@ impl QuotaWatch {
             return;
         };
         let mut statuses = Vec::new();
+        let before = self.statuses();
         for (q, st, prior) in evaluated {
+            // A ledger that cannot be read changes nothing: no threshold, no action.
+            let st = match st {
+                Ok(st) => st,
+                Err(e) => {
+                    tracing::warn!(quota = q.name, error = %e, "could not read the ledger for a quota");
+                    statuses.extend(before.iter().find(|s| s.name == q.name).cloned());
+                    continue;
+                }
+            };
             let mut next = prior.clone();
             for percent in crossed(&q, &st, &mut next.thresholds) {
                 self.announce(&q, &st, percent);
@@ -284,8 +324,10 @@ impl QuotaWatch {
     /// Takes the quota's engine action when it is reached, undoes it in a later period.
     async fn act(&self, q: &Quota, st: &QuotaStatus, saved: &mut Saved) {
         if let Some(applied) = saved.action.clone() {
-            if applied.period_start != st.start && !st.reached {
-                let checking = self.undo(q, &applied).await;
+            // Undone in a new period, or when the limit was raised past the use, or the
+            // quota's action removed.
+            if !st.reached || q.action == QuotaAction::None {
+                let checking = self.undo(&q.name, &applied).await;
                 // A torrent still being checked (a daemon started after the rollover) can
                 // only be resumed once its check ends: left for the next evaluation.
                 saved.action = (!checking.is_empty()).then_some(Applied {
@@ -355,7 +397,7 @@ impl QuotaWatch {
 
     /// Resumes the torrents `applied` paused and restores its rate limits; returns those
     /// still being checked, which cannot be resumed yet.
-    async fn undo(&self, q: &Quota, applied: &Applied) -> Vec<String> {
+    async fn undo(&self, quota: &str, applied: &Applied) -> Vec<String> {
         let Some(engine) = self.engine.as_ref() else {
             return Vec::new();
         };
@@ -367,7 +409,7 @@ impl QuotaWatch {
                 Some(t) if t.state == TorrentState::Paused => match engine.resume(id).await {
                     Ok(()) => resumed += 1,
                     Err(e) => {
-                        tracing::warn!(quota = q.name, torrent = id, error = %e, "could not resume")
+                        tracing::warn!(quota, torrent = id, error = %e, "could not resume")
                     }
                 },
                 _ => {}
@@ -375,15 +417,15 @@ impl QuotaWatch {
         }
         if let Some((down, up)) = applied.limits {
             if let Err(e) = engine.set_rate_limits(down, up) {
-                tracing::warn!(quota = q.name, error = %e, "could not restore the rate limits");
+                tracing::warn!(quota, error = %e, "could not restore the rate limits");
             }
         }
         if resumed > 0 || applied.limits.is_some() || checking.is_empty() {
             tracing::info!(
-                quota = q.name,
+                quota,
                 resumed,
                 checking = checking.len(),
-                "a new quota period: the quota's action is undone"
+                "the quota's action is undone (a new period, a higher limit, or no action)"
             );
         }
         checking
@@ -470,6 +512,7 @@ pub(crate) async fn run(
     mut stop: crate::plugin::Shutdown,
     on_change: impl Fn() + Send + 'static,
 ) {
+    watch.release_removed().await;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

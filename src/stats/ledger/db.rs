@@ -607,6 +607,26 @@ impl Ledger {
         .map_err(|e| self.err(e))
     }
 
+    /// Every quota's saved state (name, JSON), also of quotas no longer configured.
+    pub fn quota_states(&self) -> Result<Vec<(String, String)>, LedgerError> {
+        let db = lock(&self.writer);
+        let mut stmt = db
+            .prepare("SELECT name, state FROM quota_state ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forgets a quota's state (a quota removed).
+    pub fn delete_quota_state(&self, name: &str) -> Result<(), LedgerError> {
+        let db = lock(&self.writer);
+        db.execute("DELETE FROM quota_state WHERE name = ?1", [name])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Saves a quota's state (JSON).
     pub fn set_quota_state(&self, name: &str, state: &str) -> Result<(), LedgerError> {
         let db = lock(&self.writer);

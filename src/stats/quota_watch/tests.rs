@@ -169,3 +169,68 @@ async fn a_wire_quota_counts_a_payload_only_sources_payload() {
     assert_eq!(used["payload"], 100 + 2000 + 300 + 4000);
     assert_eq!(used["engine"], 100 + 2000);
 }
+
+/// A pause lifted early: raising the limit above the use resumes what the quota paused,
+/// as does removing the quota (its state forgotten); the user's paused torrent stays.
+#[tokio::test]
+async fn raising_the_limit_or_removing_the_quota_lifts_its_pause() {
+    use crate::stats::ledger::quota::Quota;
+    use crate::stats::ledger::SourceLedger;
+    let dir = tempfile::tempdir().unwrap();
+    let quota = |limit: u64| -> Vec<Quota> {
+        let text = format!(
+            "[[quota]]\nname = \"daily\"\nperiod = \"day\"\nlimit = {limit}\naction = \"pause\"\n"
+        );
+        toml::from_str::<crate::stats::ledger::quota::QuotasFile>(&text)
+            .unwrap()
+            .quota
+    };
+    let ledger = Arc::new(Ledger::open(dir.path(), TimeZone::UTC, Retention::default()).unwrap());
+    let now = Timestamp::now();
+    let mut acc = crate::stats::totals::Accumulator::default();
+    let mut book = SourceLedger::open(ledger.clone(), "engine", &acc, now.as_second()).unwrap();
+    let bytes = crate::stats::totals::Counters {
+        total_payload_download: 5000,
+        ..Default::default()
+    };
+    book.count(bytes, now.as_second());
+    acc.totals = bytes;
+    ledger.write(&book.take(&acc, None), false).unwrap();
+    let engine = Arc::new(Engine::default());
+    engine.set("running", TorrentState::Downloading);
+    engine.set("users", TorrentState::Paused);
+    let watch = QuotaWatch::open(
+        dir.path(),
+        ledger.clone(),
+        EventBus::new(),
+        Some(engine.clone() as Arc<dyn TorrentEngine>),
+    )
+    .unwrap();
+    for lift in ["raise", "remove"] {
+        watch.set(quota(1000)).await.unwrap();
+        assert_eq!(
+            engine
+                .torrents()
+                .iter()
+                .map(|t| t.state)
+                .collect::<Vec<_>>(),
+            [TorrentState::Paused, TorrentState::Paused],
+            "{lift}: paused at 5000 of 1000"
+        );
+        assert_eq!(saved(&ledger).action.unwrap().paused, ["running"]);
+        if lift == "raise" {
+            watch.set(quota(1_000_000)).await.unwrap();
+            assert_eq!(saved(&ledger).action, None, "{lift}");
+        } else {
+            watch.set(Vec::new()).await.unwrap();
+            assert_eq!(
+                ledger.quota_state("daily").unwrap(),
+                None,
+                "{lift}: forgotten"
+            );
+        }
+        assert_eq!(engine.resumed().last().map(String::as_str), Some("running"));
+        assert_eq!(engine.torrent("users").unwrap().state, TorrentState::Paused);
+    }
+    assert_eq!(engine.resumed(), ["running", "running"]);
+}
