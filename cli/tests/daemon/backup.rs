@@ -10,26 +10,8 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
 use crate::support::daemon::{command, DaemonProc};
-use crate::support::rpc::Raw;
-use crate::support::{BIN, COUNTERS};
-
-fn rpc(d: &DaemonProc, method: &str, args: Value) -> Result<Value> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let mut raw = Raw::login(d.addr, "localclient", &d.password).await?;
-            raw.call_ok(method, args, json!({})).await
-        })
-}
-
-fn total(v: &Value) -> Result<[u64; 4]> {
-    let mut out = [0; 4];
-    for (slot, key) in out.iter_mut().zip(COUNTERS) {
-        *slot = v[key].as_u64().with_context(|| format!("{key} in {v}"))?;
-    }
-    Ok(out)
-}
+use crate::support::rpc::{call_blocking as rpc, counters_in as total};
+use crate::support::BIN;
 
 /// The sum of a calendar answer's buckets.
 fn calendar_sum(v: &Value) -> Result<[u64; 4]> {

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use torrent_stats::units::format_bytes;
 
 use crate::support::daemon::{DaemonProc, SIM};
-use crate::support::rpc::Raw;
-use crate::support::{unix_now, BIN, COUNTERS};
+use crate::support::rpc::{call_blocking as rpc, counters_in as counters};
+use crate::support::{unix_now, BIN};
 
 /// The CSV header `report --csv` prints.
 const CSV_HEADER: &str =
@@ -69,28 +69,6 @@ fn fails(d: &DaemonProc, args: &[&str]) -> Result<String> {
 fn json_of(d: &DaemonProc, args: &[&str]) -> Result<Value> {
     let text = ok(d, args)?;
     serde_json::from_str(&text).with_context(|| format!("not JSON:\n{text}"))
-}
-
-/// Calls `method` with `args` as localclient over a connection of its own.
-fn rpc(d: &DaemonProc, method: &str, args: Value) -> Result<Value> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let mut raw = Raw::login(d.addr, "localclient", &d.password).await?;
-            raw.call_ok(method, args, json!({})).await
-        })
-}
-
-/// The four counters of a dict, in the order of [`COUNTERS`].
-fn counters(v: &Value) -> Result<[u64; 4]> {
-    let mut out = [0; 4];
-    for (slot, key) in out.iter_mut().zip(COUNTERS) {
-        *slot = v[key]
-            .as_u64()
-            .with_context(|| format!("{key} is not a count in {v}"))?;
-    }
-    Ok(out)
 }
 
 /// The sums of the four counters over the buckets of an answer, each bucket checked to be

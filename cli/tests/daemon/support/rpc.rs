@@ -258,3 +258,27 @@ pub async fn tcp_closed_within(tcp: &mut TcpStream, wait: Duration) -> bool {
         }
     }
 }
+
+/// Calls `method` with `args` on daemon `d` as localclient, over a connection of its own
+/// on a runtime of its own (for the tests that are not async).
+pub fn call_blocking(d: &DaemonProc, method: &str, args: Value) -> Result<Value> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut raw = Raw::login(d.addr, "localclient", &d.password).await?;
+            raw.call_ok(method, args, json!({})).await
+        })
+}
+
+/// The four counters of a dict (`stats.get_totals`, a calendar row), in the order of
+/// [`COUNTERS`](super::COUNTERS).
+pub fn counters_in(v: &Value) -> Result<[u64; 4]> {
+    let mut out = [0; 4];
+    for (slot, key) in out.iter_mut().zip(super::COUNTERS) {
+        *slot = v[key]
+            .as_u64()
+            .with_context(|| format!("{key} is not a count in {v}"))?;
+    }
+    Ok(out)
+}
