@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use serde_json::Value;
+use torrent_stats::ledger::Period;
 use torrent_stats::units::format_bytes;
 use torrent_stats::Counters;
 
@@ -64,42 +65,14 @@ struct PeriodFlags {
     years: bool,
 }
 
-/// The size of the buckets asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    /// 5 minutes.
-    FiveMin,
-    /// An hour.
-    Hour,
-    /// A day.
-    Day,
-    /// A month.
-    Month,
-    /// A year.
-    Year,
-}
-
-impl Period {
-    /// The name `stats.get_calendar` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Period::FiveMin => "5min",
-            Period::Hour => "hour",
-            Period::Day => "day",
-            Period::Month => "month",
-            Period::Year => "year",
-        }
-    }
-
-    /// The table's title: `daily`, `monthly`, ….
-    fn title(self) -> &'static str {
-        match self {
-            Period::FiveMin => "5 minutes",
-            Period::Hour => "hourly",
-            Period::Day => "daily",
-            Period::Month => "monthly",
-            Period::Year => "yearly",
-        }
+/// The table's title: `daily`, `monthly`, ….
+fn title(period: Period) -> &'static str {
+    match period {
+        Period::FiveMin => "5 minutes",
+        Period::Hour => "hourly",
+        Period::Day => "daily",
+        Period::Month => "monthly",
+        Period::Year => "yearly",
     }
 }
 
@@ -154,7 +127,7 @@ fn call_args(
     end: Option<&str>,
 ) -> Vec<Value> {
     let mut args = vec![
-        Value::from(period.name()),
+        Value::from(period.as_str()),
         source.map_or(Value::Null, Value::from),
         start.map_or(Value::Null, when),
         end.map_or(Value::Null, when),
@@ -216,14 +189,14 @@ pub fn table(rows: &[Row], period: Period, source: Option<&str>, payload: bool) 
     let mut out = String::new();
     let of = source.map_or_else(|| "all sources".to_string(), |s| format!("source {s}"));
     let measure = if payload { ", payload" } else { "" };
-    let _ = writeln!(out, "{of} / {}{measure}", period.title());
+    let _ = writeln!(out, "{of} / {}{measure}", title(period));
     if rows.is_empty() {
         out.push_str("nothing counted in this range\n");
         return out;
     }
     let heading = match period {
         Period::FiveMin => "time",
-        other => other.name(),
+        other => other.as_str(),
     };
     let width = rows
         .iter()
