@@ -496,19 +496,7 @@ async fn drive(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()
 
     // The right one, submitted with Enter from the keyboard.
     fill(b, "login-password", &format!("{}\u{E007}", daemon.password)).await?;
-    eventually(
-        Duration::from_secs(15),
-        "the dashboard after login",
-        || async move {
-            let ready = js(
-                b,
-                "return window.__torrentStats.loggedIn() && window.__torrentStats.snapshots() > 0",
-            )
-            .await?;
-            Ok((ready == json!(true)).then_some(()))
-        },
-    )
-    .await?;
+    dashboard(b).await?;
     ensure!(
         displayed(b, "app-view").await?,
         "dashboard hidden after login"
@@ -1132,14 +1120,8 @@ async fn graph_points(b: &Browser, source: &str, grow: usize) -> Result<(Vec<Val
     Ok((history, live))
 }
 
-async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()> {
-    let mut rpc = rpc_login(daemon.port(), &daemon.password).await?;
-    b.goto(&format!("http://127.0.0.1:{web_port}/")).await?;
-    eventually(Duration::from_secs(15), "the login form", || async move {
-        Ok(displayed(b, "login-view").await?.then_some(()))
-    })
-    .await?;
-    fill(b, "login-password", &format!("{}\u{E007}", daemon.password)).await?;
+/// Waits for the dashboard after a login: logged in, a snapshot received.
+async fn dashboard(b: &Browser) -> Result<()> {
     eventually(Duration::from_secs(15), "the dashboard", || async move {
         let ready = js(
             b,
@@ -1148,7 +1130,23 @@ async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> R
         .await?;
         Ok((ready == json!(true)).then_some(()))
     })
+    .await
+}
+
+/// Opens the page on `web_port` and logs in with `password` (Enter in the form).
+async fn log_in(b: &Browser, web_port: u16, password: &str) -> Result<()> {
+    b.goto(&format!("http://127.0.0.1:{web_port}/")).await?;
+    eventually(Duration::from_secs(15), "the login form", || async move {
+        Ok(displayed(b, "login-view").await?.then_some(()))
+    })
     .await?;
+    fill(b, "login-password", &format!("{password}\u{E007}")).await?;
+    dashboard(b).await
+}
+
+async fn drive_sources(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()> {
+    let mut rpc = rpc_login(daemon.port(), &daemon.password).await?;
+    log_in(b, web_port, &daemon.password).await?;
 
     // Both rows, up, wire bytes, their descriptions; the totals card says it is combined.
     eventually(

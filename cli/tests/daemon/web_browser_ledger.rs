@@ -261,21 +261,7 @@ async fn calendar_and_quotas_on_the_page() -> Result<()> {
 
 async fn drive_ledger(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()> {
     let mut rpc = rpc_login(daemon.port(), &daemon.password).await?;
-    b.goto(&format!("http://127.0.0.1:{web_port}/")).await?;
-    eventually(Duration::from_secs(15), "the login form", || async move {
-        Ok(displayed(b, "login-view").await?.then_some(()))
-    })
-    .await?;
-    fill(b, "login-password", &format!("{}\u{E007}", daemon.password)).await?;
-    eventually(Duration::from_secs(15), "the dashboard", || async move {
-        let ready = js(
-            b,
-            "return window.__torrentStats.loggedIn() && window.__torrentStats.snapshots() > 0",
-        )
-        .await?;
-        Ok((ready == json!(true)).then_some(()))
-    })
-    .await?;
+    log_in(b, web_port, &daemon.password).await?;
 
     // Some bytes in the ledger for both sources, then polls every minute only.
     let deadline = Instant::now() + Duration::from_secs(20);
