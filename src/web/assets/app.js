@@ -22,6 +22,7 @@
     events: null, // EventSource
     retryTimer: 0,
     config: null, // {update_interval, length, save_interval}
+    timeZone: null, // the ledger's IANA zone (stats.get_status), for the quotas' times
     intervals: [],
     resolution: 0,
     loadedUpdate: 0, // _last_update of the level shown
@@ -187,6 +188,7 @@
       call('stats.get_config'),
       call('stats.get_sources'),
     ]);
+    state.timeZone = health.time_zone || null;
     renderSources(sources);
     renderTotals(totals, sessionTotals, health);
     renderHealth(health);
@@ -1172,6 +1174,17 @@
   /** Unix seconds as the browser's local "2026-12-19 14:00". */
   function fmtLocal(unix) {
     const d = new Date(unix * 1000);
+    // In the ledger's time zone (stats.get_status), which the quotas' periods follow.
+    if (state.timeZone) {
+      try {
+        const f = new Intl.DateTimeFormat('sv-SE', {
+          timeZone: state.timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false,
+        });
+        return `${f.format(d)} (${state.timeZone})`;
+      } catch (e) {
+        // A zone the browser does not know: its own below.
+      }
+    }
     return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
   }
 
