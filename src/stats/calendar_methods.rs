@@ -47,19 +47,16 @@ pub(crate) fn export(scope: &ExportScope, registry: &Arc<Registry>) -> Result<()
             };
             for q in &quotas {
                 if let Some(source) = &q.source {
-                    known_source(&r, &args, source.as_str()).map_err(|_| {
-                        let known: Vec<String> =
-                            r.entries().iter().map(|e| e.name.to_string()).collect();
-                        args.value_error(
+                    if let Some(known) = unknown_source(&r, source.as_str()) {
+                        return Err(args.value_error(
                             "quotas",
                             format!(
-                                "quota {:?}: no source is named {source}; the sources are {} \
-                                 (no source: all sources combined)",
-                                q.name,
-                                known.join(", ")
+                                "quota {:?}: no source is named {source}; the sources are \
+                                 {known} (no source: all sources combined)",
+                                q.name
                             ),
-                        )
-                    })?;
+                        ));
+                    }
                 }
             }
             r.quotas()
@@ -107,7 +104,19 @@ async fn get_calendar(r: &Arc<Registry>, args: &Args) -> Result<Value, DispatchE
         .map_err(|e| args.value_error("period", e.to_string()))?;
     let source = match args.value(1, "source") {
         None | Some(Value::Null) => None,
-        Some(Value::String(name)) => Some(known_source(r, args, name)?),
+        Some(Value::String(name)) => match unknown_source(r, name) {
+            None => Some(name.clone()),
+            Some(known) => {
+                return Err(args.value_error(
+                    "source",
+                    format!(
+                        "no source is named {:?}; the sources are {known} (None: the \
+                         combined series)",
+                        name.chars().take(64).collect::<String>()
+                    ),
+                ))
+            }
+        },
         Some(other) => {
             return Err(args.type_error(
                 "source",
@@ -148,21 +157,12 @@ async fn get_calendar(r: &Arc<Registry>, args: &Args) -> Result<Value, DispatchE
     Ok(serde_json::to_value(rows).unwrap_or(Value::Null))
 }
 
-/// `name`, if it is one of the plugin's sources (active or retired).
-fn known_source(r: &Registry, args: &Args, name: &str) -> Result<String, DispatchError> {
+/// `None` if `name` is one of the plugin's sources (active or retired); else their names.
+fn unknown_source(r: &Registry, name: &str) -> Option<String> {
     let entries = r.entries();
-    match entries.iter().find(|e| e.name.as_str() == name) {
-        Some(e) => Ok(e.name.to_string()),
-        None => {
-            let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-            Err(args.value_error(
-                "source",
-                format!(
-                    "no source is named {:?}; the sources are {} (None: the combined series)",
-                    name.chars().take(64).collect::<String>(),
-                    known.join(", ")
-                ),
-            ))
-        }
-    }
+    let names = || {
+        let all: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        all.join(", ")
+    };
+    (!entries.iter().any(|e| e.name.as_str() == name)).then(names)
 }
