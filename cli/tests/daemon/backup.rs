@@ -132,12 +132,19 @@ fn sighup_rereads_the_quotas_file() -> Result<()> {
     )?;
     crate::support::signal(d.pid, "HUP")?;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while names(&d)? != ["month"] {
-        ensure!(Instant::now() < deadline, "not reloaded:\n{}", d.log());
+    // Reloaded, then evaluated (its status is null for that moment in between).
+    loop {
+        let q = rpc(&d, "stats.get_quotas", json!([]))?;
+        if names(&d)? == ["month"] && q[0]["status"]["used"].as_u64().is_some() {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "not reloaded and evaluated: {q}\n{}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let q = rpc(&d, "stats.get_quotas", json!([]))?;
-    ensure!(q[0]["status"]["used"].as_u64().is_some(), "evaluated: {q}");
     std::fs::write(
         &file,
         "[[quota]]\nname = \"month\"\nperiod = \"fortnight\"\nlimit = 1\n",
