@@ -53,7 +53,7 @@ use Origin::{HalfOpen, Source, Wire, Zero};
 use StatusKey as S;
 
 /// Every key answered, libtorrent's name first and then Deluge's deprecated alias.
-pub(super) const KEYS: [SessionKey; 31] = [
+pub(super) const KEYS: [SessionKey; 29] = [
     key(
         "net.recv_payload_bytes",
         Source(S::TotalPayloadDownload),
@@ -116,9 +116,7 @@ pub(super) const KEYS: [SessionKey; 31] = [
     key("disk.num_blocks_written", Zero, Int),
     key("disk.num_read_ops", Zero, Int),
     key("disk.num_write_ops", Zero, Int),
-    key("disk.num_blocks_cache_hits", Zero, Int),
     key("disk.disk_blocks_in_use", Zero, Int),
-    key("disk.read_cache_blocks", Zero, Int),
     key("read_hit_ratio", Zero, Float),
     key("write_hit_ratio", Zero, Float),
 ];
