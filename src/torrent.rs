@@ -195,6 +195,25 @@ impl TorrentInfo {
     }
 }
 
+/// Which peer discovery and port mapping an engine runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// The DHT (trackerless peer discovery).
+    pub dht: bool,
+    /// Local service discovery (multicast on the LAN).
+    pub lsd: bool,
+    /// UPnP port forwarding of the listening port.
+    pub upnp: bool,
+}
+
+impl Discovery {
+    /// DHT, LSD and UPnP on or off.
+    pub fn new(dht: bool, lsd: bool, upnp: bool) -> Self {
+        Discovery { dht, lsd, upnp }
+    }
+}
+
 /// A torrent operation failed. Each maps to Deluge's exception class
 /// ([`deluge_class`](TorrentError::deluge_class)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,6 +296,12 @@ pub trait TorrentEngine: Send + Sync + 'static {
 
     /// The port peers connect to, if the engine listens.
     fn listen_port(&self) -> Option<u16>;
+
+    /// Which peer discovery and port mapping the engine runs (what `core.get_config`
+    /// reports as `dht`, `lsd`, `upnp`). The default: none.
+    fn discovery(&self) -> Discovery {
+        Discovery::default()
+    }
 
     /// The engine's name and version (what `core.get_libtorrent_version` reports).
     fn version(&self) -> String;

@@ -25,8 +25,8 @@ use librqbit::{
 use super::http::Fetcher;
 use crate::session::SourceError;
 use crate::torrent::{
-    AddOptions, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo, TorrentSource,
-    TorrentState, MAX_TORRENT_FILE,
+    AddOptions, Discovery, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo,
+    TorrentSource, TorrentState, MAX_TORRENT_FILE,
 };
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
@@ -123,6 +123,8 @@ pub struct RqbitEngine {
     added: Mutex<HashMap<String, f64>>,
     /// Fetches `.torrent` files from URLs.
     fetcher: Fetcher,
+    /// The discovery it was started with.
+    discovery: Discovery,
 }
 
 impl std::fmt::Debug for RqbitEngine {
@@ -188,6 +190,7 @@ impl RqbitEngine {
             peers: Mutex::default(),
             added: Mutex::default(),
             fetcher: Fetcher::new().map_err(|e| EngineError::Start(e.to_string()))?,
+            discovery: Discovery::new(opts.dht, opts.lsd, opts.upnp),
         })
     }
 
@@ -224,13 +227,22 @@ impl SessionSource for RqbitEngine {
             let value = match key {
                 StatusKey::TotalPayloadUpload => snap.counters.uploaded_bytes,
                 StatusKey::TotalPayloadDownload => snap.counters.fetched_bytes,
-                StatusKey::NumPeers | StatusKey::NumConnections => u64::from(snap.peers.live),
+                StatusKey::NumPeers => u64::from(snap.peers.live),
+                // Deluge's connections: connected and half-open (being connected).
+                StatusKey::NumConnections => {
+                    u64::from(snap.peers.live) + u64::from(snap.peers.connecting)
+                }
+                // The DHT's routing table (IPv4 and IPv6 nodes); none without a DHT.
+                StatusKey::DhtNodes => self.session.get_dht().map_or(0, |dht| {
+                    let s = dht.stats();
+                    (s.routing_table_size + s.routing_table_size_v6) as u64
+                }),
                 // The engine's own payload speed estimate (its counters' deltas over a few
                 // seconds, in MiB/s).
                 StatusKey::PayloadDownloadRate => mib_per_s(snap.download_speed.mbps),
                 StatusKey::PayloadUploadRate => mib_per_s(snap.upload_speed.mbps),
-                // Wire totals and rates and DHT figures are not measured by librqbit: left
-                // out, never invented.
+                // Wire totals and rates, the DHT's node cache and torrents are not
+                // measured by librqbit: left out, never invented.
                 _ => continue,
             };
             status.values.insert(key, value);
@@ -609,6 +621,10 @@ impl TorrentEngine for RqbitEngine {
 
     fn listen_port(&self) -> Option<u16> {
         self.listen_addr().map(|a| a.port())
+    }
+
+    fn discovery(&self) -> Discovery {
+        self.discovery
     }
 
     async fn stop(&self) {

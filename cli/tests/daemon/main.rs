@@ -27,6 +27,7 @@ mod report;
 mod rpc_admission;
 mod rpc_hostile;
 mod rpc_interop;
+mod session_keys;
 mod sidecars;
 mod sources;
 mod systemd_unit;

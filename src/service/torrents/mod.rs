@@ -24,6 +24,7 @@ use super::{Ctx, Methods};
 
 mod add;
 mod config;
+mod config_values;
 mod control;
 mod engine;
 mod status;
@@ -216,7 +217,7 @@ mod tests {
 
     /// An engine with rate limits only, and a session source without figures.
     #[derive(Default)]
-    struct Limits(Mutex<(Option<u64>, Option<u64>)>);
+    pub(super) struct Limits(Mutex<(Option<u64>, Option<u64>)>);
 
     #[async_trait::async_trait]
     impl SessionSource for Limits {
