@@ -73,6 +73,9 @@ if ! command -v transmission-daemon >/dev/null || ! command -v transmission-crea
   apt-get install -y -qq --no-install-recommends transmission-daemon transmission-cli >/dev/null
 fi
 
+# Deluge 2.2.0's console (PyPI, in a venv of its own): console_22.rs.
+bash scripts/install/deluge22.sh
+
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).
 cargo build -p torrent-stats --no-default-features --lib

@@ -13,6 +13,7 @@ mod support;
 
 mod backup;
 mod cli;
+mod console_22;
 mod console_interop;
 mod crash;
 mod crash_loop;
