@@ -18,6 +18,7 @@ mod console_interop;
 mod crash;
 mod crash_loop;
 mod engine;
+mod engine_flood;
 mod examples;
 mod fault_injection;
 mod hardening;
