@@ -168,6 +168,10 @@ pub use torrent::{
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub use web::DEFAULT_PORT as DEFAULT_WEB_PORT;
+/// The web server's settings (`web.toml`: HTTPS and its key pair) and their errors.
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub use web::{WebConfig, WebConfigError, WebTlsError, WEB_CONFIG_FILE};
 
 /// Re-exported so embedders can implement [`SessionSource`] and [`CorePlugin`] without
 /// depending on async-trait themselves.
