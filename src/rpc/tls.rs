@@ -152,8 +152,14 @@ impl ServedKeyPair {
         let key = PrivateKeyDer::from_pem_file(key_path)
             .map_err(|e| RpcError::Tls(format!("{}: {e}", key_path.display())))?;
         let pair = rustls::sign::CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the key is not the certificate's (they do not match)".to_string()
+                }
+                e => e.to_string(),
+            };
             RpcError::Tls(format!(
-                "{} and {}: {e}",
+                "{} and {}: {why}",
                 cert_path.display(),
                 key_path.display()
             ))

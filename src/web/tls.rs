@@ -45,9 +45,9 @@ mod served {
     use crate::web::WebConfig;
 
     /// Longest a client may take from connecting to a finished TLS handshake.
-    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Handshakes under way at once.
-    pub const MAX_HANDSHAKES: usize = 128;
+    pub const MAX_HANDSHAKES: usize = 512;
     /// Largest plain HTTP request head read before the `400` answer.
     const MAX_PLAIN_HEAD: usize = 8 << 10;
 

@@ -33,3 +33,4 @@ mod systemd_unit;
 mod watch;
 mod web;
 mod web_browser;
+mod web_https;
