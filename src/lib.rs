@@ -82,7 +82,7 @@
 //! | `rpc` | `rpc-client` plus the server side: TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
 //! | `rqbit` | the embedded librqbit engine, `RqbitEngine` (payload counters only) |
 //! | `sidecars` | the HTTP sidecar sources: `transmission://`, `qbittorrent://`, `rqbit://` (reqwest, rustls) |
-//! | `web` | the HTTP server on axum, `DaemonBuilder::web` |
+//! | `web` | the HTTP server on axum, `DaemonBuilder::web`; over HTTPS (`WebConfig`, `web.toml`) with `rpc` too |
 //! | `ledger` | [`ledger`]: the calendar ledger (SQLite through rusqlite, bundled; local time through jiff, its time-zone database bundled), quotas, `stats.get_calendar`/`get_quotas`/`set_quotas`, backups |
 //! | `unstable-internals` | the `unstable` module: decoders and loaders for the fuzz targets; no stability promise |
 //!

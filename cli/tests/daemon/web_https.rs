@@ -175,11 +175,14 @@ async fn tls_clients_are_not_held_up_by_plain_http_garbage_or_stalled_handshakes
     );
     get_page(&mut kept).await?;
 
-    // Connections that never send a byte, and one whose "handshake" is garbage.
+    // Connections that never send a byte, and one whose "handshake" is garbage. What
+    // follows is served at once: had it waited behind the stalled handshakes, it would
+    // take their 5 s timeout each.
     let mut stalled = Vec::new();
     for _ in 0..20 {
         stalled.push(TcpStream::connect(web).await?);
     }
+    let started = Instant::now();
     let mut garbage = TcpStream::connect(web).await?;
     garbage
         .write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 1, 2, 3, 4])
@@ -217,13 +220,11 @@ async fn tls_clients_are_not_held_up_by_plain_http_garbage_or_stalled_handshakes
         "{cookie}"
     );
     get_page(&mut kept).await?;
-    let still_open = stalled.iter().filter(|s| !closed_by_server(s)).count();
+    let took = started.elapsed();
     ensure!(
-        still_open == stalled.len(),
-        "{} stalled handshakes were closed before the other clients were served: they waited for them",
-        stalled.len() - still_open
+        took < Duration::from_secs(10),
+        "plain HTTP and TLS clients took {took:?} to be served beside 20 stalled handshakes: they waited for them"
     );
-
     // The garbage one is closed at once, the stalled ones after the handshake timeout.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut end = [0u8; 64];
