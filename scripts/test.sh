@@ -75,6 +75,8 @@ fi
 
 # Deluge 2.2.0's console (PyPI, in a venv of its own): console_22.rs.
 bash scripts/install/deluge22.sh
+# curl and python3, the HTTPS clients of web_https.rs.
+bash scripts/install/https.sh
 
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).

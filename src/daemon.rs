@@ -100,6 +100,11 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The web server's settings (`web.toml`) or its HTTPS key pair could not be used.
+    #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    #[error(transparent)]
+    WebTls(#[from] crate::web::WebTlsError),
     /// A non-loopback address was given without allowing remote clients.
     #[error("{addr} is not a loopback address; allow remote clients explicitly to listen on it")]
     RemoteNotAllowed {
@@ -133,6 +138,8 @@ pub struct DaemonBuilder {
     rpc: Option<RpcSettings>,
     #[cfg(feature = "web")]
     web: Option<SocketAddr>,
+    #[cfg(feature = "web")]
+    web_config: crate::web::WebConfig,
     allow_remote: bool,
     allow_insecure_config_dir: bool,
     sources: Option<Arc<tokio::sync::Mutex<SourceSet>>>,
@@ -237,6 +244,15 @@ impl DaemonBuilder {
         self
     }
 
+    /// The web server's settings: HTTPS and its key pair (default: plain HTTP; the file's
+    /// are [`WebConfig::read`](crate::web::WebConfig::read)'s).
+    #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_config(mut self, config: crate::web::WebConfig) -> Self {
+        self.web_config = config;
+        self
+    }
+
     /// RPC limits and timeouts (after [`rpc`](DaemonBuilder::rpc)).
     #[cfg(feature = "rpc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
@@ -295,7 +311,7 @@ impl DaemonBuilder {
         };
         #[cfg(feature = "web")]
         let web = match self.web {
-            Some(addr) => Some(web::bind(&dir, addr, self.allow_remote).await?),
+            Some(addr) => Some(web::bind(&dir, addr, self.allow_remote, self.web_config).await?),
             None => None,
         };
         let mut enable: Vec<&str> = vec!["Stats"];
@@ -327,6 +343,8 @@ pub struct Reloader {
     rpc_tls: Option<Arc<crate::rpc::tls::ServedKeyPair>>,
     #[cfg(feature = "web")]
     web_auth: Option<Arc<crate::auth::AuthFile>>,
+    #[cfg(all(feature = "web", feature = "rpc"))]
+    web_tls: Option<Arc<crate::rpc::tls::ServedKeyPair>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -376,6 +394,13 @@ impl Reloader {
         if let Some(key_pair) = &self.rpc_tls {
             if let Err(e) = key_pair.reload() {
                 tracing::error!(error = %e, "TLS key pair not reloaded; the pair read last stays in use");
+                problems.push(e.to_string());
+            }
+        }
+        #[cfg(all(feature = "web", feature = "rpc"))]
+        if let Some(key_pair) = &self.web_tls {
+            if let Err(e) = key_pair.reload() {
+                tracing::error!(error = %e, "web server's HTTPS key pair not reloaded; the pair read last stays in use");
                 problems.push(e.to_string());
             }
         }
@@ -450,6 +475,8 @@ impl Daemon {
             rpc: None,
             #[cfg(feature = "web")]
             web: None,
+            #[cfg(feature = "web")]
+            web_config: Default::default(),
             allow_remote: false,
             allow_insecure_config_dir: false,
             sources: None,
@@ -496,6 +523,8 @@ impl Daemon {
             rpc_tls: self.rpc.as_ref().map(|b| b.key_pair()),
             #[cfg(feature = "web")]
             web_auth: self.web.as_ref().map(|b| b.auth()),
+            #[cfg(all(feature = "web", feature = "rpc"))]
+            web_tls: self.web.as_ref().and_then(|b| b.key_pair()),
         }
     }
 
@@ -521,6 +550,13 @@ impl Daemon {
     #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_addr(&self) -> Option<SocketAddr> {
         self.web.as_ref().map(|b| b.addr)
+    }
+
+    /// Whether the web server speaks HTTPS (`https://` + [`web_addr`](Daemon::web_addr)).
+    #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_https(&self) -> bool {
+        self.web.as_ref().is_some_and(|b| b.https())
     }
 
     /// Serves until `shutdown` completes or a client calls `daemon.shutdown`, then stops
@@ -661,24 +697,36 @@ mod web {
     use crate::auth::AuthFile;
     use crate::service::Core;
     use crate::stats::StatsHandle;
-    use crate::web::{self, WebState};
+    use crate::web::{self, WebConfig, WebState};
+
+    /// HTTPS: the server configuration and the key pair behind it (to reload it).
+    #[cfg(feature = "rpc")]
+    type Tls = (
+        Arc<rustls::ServerConfig>,
+        Arc<crate::rpc::tls::ServedKeyPair>,
+    );
+    #[cfg(not(feature = "rpc"))]
+    type Tls = std::convert::Infallible;
 
     pub(super) struct Bound {
         pub addr: SocketAddr,
         listener: TcpListener,
         auth: Arc<AuthFile>,
+        tls: Option<Tls>,
     }
 
     pub(super) async fn bind(
         dir: &Path,
         addr: SocketAddr,
         allow_remote: bool,
+        config: WebConfig,
     ) -> Result<Bound, DaemonError> {
         if !addr.ip().is_loopback() && !allow_remote {
             return Err(DaemonError::RemoteNotAllowed {
                 addr: addr.to_string(),
             });
         }
+        let tls = load_tls(dir, config).await?;
         let d = dir.to_path_buf();
         let auth = tokio::task::spawn_blocking(move || AuthFile::open(&d))
             .await
@@ -697,12 +745,43 @@ mod web {
             addr,
             listener,
             auth: Arc::new(auth),
+            tls,
         })
+    }
+
+    /// The HTTPS key pair `config` asks for (key generation and file I/O off the async
+    /// workers), or `None` for plain HTTP.
+    async fn load_tls(dir: &Path, config: WebConfig) -> Result<Option<Tls>, DaemonError> {
+        if !config.https {
+            return Ok(None);
+        }
+        #[cfg(feature = "rpc")]
+        {
+            let d = dir.to_path_buf();
+            let loaded = tokio::task::spawn_blocking(move || web::tls::load(&d, &config))
+                .await
+                .map_err(|e| web::WebTlsError::KeyPair(format!("setup task failed: {e}")))??;
+            Ok(Some(loaded))
+        }
+        #[cfg(not(feature = "rpc"))]
+        {
+            let _ = dir;
+            Err(web::WebTlsError::NotBuilt.into())
+        }
     }
 
     impl Bound {
         pub(super) fn auth(&self) -> Arc<AuthFile> {
             self.auth.clone()
+        }
+
+        pub(super) fn https(&self) -> bool {
+            self.tls.is_some()
+        }
+
+        #[cfg(feature = "rpc")]
+        pub(super) fn key_pair(&self) -> Option<Arc<crate::rpc::tls::ServedKeyPair>> {
+            self.tls.as_ref().map(|(_, pair)| pair.clone())
         }
 
         pub(super) fn serve(
@@ -711,14 +790,22 @@ mod web {
             stats: &StatsHandle,
             mut stopped: watch::Receiver<bool>,
         ) -> JoinHandle<()> {
-            tracing::info!(addr = %self.addr, "serving the web page, JSON API and metrics");
+            let scheme = if self.https() { "https" } else { "http" };
+            tracing::info!(addr = %self.addr, scheme, "serving the web page, JSON API and metrics");
             let state = WebState::new(core.clone(), stats.clone(), self.auth, stopped.clone());
             let addr = self.addr;
             tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
-                if let Err(e) = web::run(self.listener, state, shutdown).await {
+                let served = match self.tls {
+                    #[cfg(feature = "rpc")]
+                    Some((tls, _)) => web::run_https(self.listener, tls, state, shutdown).await,
+                    #[cfg(not(feature = "rpc"))]
+                    Some(never) => match never {},
+                    None => web::run(self.listener, state, shutdown).await,
+                };
+                if let Err(e) = served {
                     tracing::error!(%addr, error = %e, "web server stopped");
                 }
             })

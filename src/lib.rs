@@ -82,7 +82,7 @@
 //! | `rpc` | `rpc-client` plus the server side: TLS key pair, logins, `rpc::server`, `DaemonBuilder::rpc` |
 //! | `rqbit` | the embedded librqbit engine, `RqbitEngine` (payload counters only) |
 //! | `sidecars` | the HTTP sidecar sources: `transmission://`, `qbittorrent://`, `rqbit://` (reqwest, rustls) |
-//! | `web` | the HTTP server on axum, `DaemonBuilder::web` |
+//! | `web` | the HTTP server on axum, `DaemonBuilder::web`; over HTTPS (`WebConfig`, `web.toml`) with `rpc` too |
 //! | `ledger` | [`ledger`]: the calendar ledger (SQLite through rusqlite, bundled; local time through jiff, its time-zone database bundled), quotas, `stats.get_calendar`/`get_quotas`/`set_quotas`, backups |
 //! | `unstable-internals` | the `unstable` module: decoders and loaders for the fuzz targets; no stability promise |
 //!
@@ -168,6 +168,10 @@ pub use torrent::{
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub use web::DEFAULT_PORT as DEFAULT_WEB_PORT;
+/// The web server's settings (`web.toml`: HTTPS and its key pair) and their errors.
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub use web::{WebConfig, WebConfigError, WebTlsError, WEB_CONFIG_FILE};
 
 /// Re-exported so embedders can implement [`SessionSource`] and [`CorePlugin`] without
 /// depending on async-trait themselves.

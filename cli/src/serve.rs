@@ -78,6 +78,21 @@ pub struct Args {
     #[cfg(feature = "web")]
     #[arg(long)]
     no_web: bool,
+    /// Serve the web server over HTTPS (`--web-https=false`: plain HTTP), overriding
+    /// `https` in web.toml; the key pair is web.toml's `cert` and `pkey`, by default the
+    /// daemon's own (ssl/daemon.cert, the one Deluge RPC uses).
+    #[cfg(feature = "web")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    web_https: Option<bool>,
+    /// HTTPS certificate (chain), PEM, instead of web.toml's `cert` (with --web-key; turns
+    /// HTTPS on).
+    #[cfg(feature = "web")]
+    #[arg(long, requires = "web_key", value_name = "FILE")]
+    web_cert: Option<PathBuf>,
+    /// HTTPS private key, PEM, mode 0600, instead of web.toml's `pkey` (with --web-cert).
+    #[cfg(feature = "web")]
+    #[arg(long, requires = "web_cert", value_name = "FILE")]
+    web_key: Option<PathBuf>,
     /// Accept a config directory that group or other users may write to (refused by
     /// default: they could plant files the daemon reads and writes).
     #[arg(long)]
@@ -188,6 +203,28 @@ fn listen_addr(interface: Option<IpAddr>, allow_remote: bool, port: u16) -> Sock
     SocketAddr::new(ip, port)
 }
 
+/// web.toml with the command line's HTTPS flags over it (a given key pair turns HTTPS
+/// on). Given files are relative to the
+/// working directory (web.toml's to the config directory).
+#[cfg(feature = "web")]
+fn web_config(args: &Args, dir: &std::path::Path) -> anyhow::Result<torrent_stats::WebConfig> {
+    let mut config = torrent_stats::WebConfig::read(dir)?;
+    if let Some(https) = args.web_https {
+        config.https = https;
+    }
+    if let (Some(cert), Some(key)) = (&args.web_cert, &args.web_key) {
+        if args.web_https == Some(false) {
+            anyhow::bail!("--web-cert and --web-key are for HTTPS: drop --web-https=false");
+        }
+        config.https = true;
+        config.cert =
+            std::path::absolute(cert).with_context(|| format!("--web-cert {}", cert.display()))?;
+        config.pkey =
+            std::path::absolute(key).with_context(|| format!("--web-key {}", key.display()))?;
+    }
+    Ok(config)
+}
+
 /// Where the transports listen: Deluge RPC, and the web server unless it is off.
 struct Listen {
     rpc: SocketAddr,
@@ -255,7 +292,7 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
         .allow_remote(args.allow_remote);
     #[cfg(feature = "web")]
     let builder = match listen.web {
-        Some(web) => builder.web(web),
+        Some(web) => builder.web(web).web_config(web_config(&args, &dir)?),
         None => builder,
     };
     let daemon = builder
@@ -268,7 +305,8 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
     }
     #[cfg(feature = "web")]
     if let Some(bound) = daemon.web_addr() {
-        eprintln!("Web listening on http://{bound}");
+        let scheme = if daemon.web_https() { "https" } else { "http" };
+        eprintln!("Web listening on {scheme}://{bound}");
     }
     let listening = crate::listen::Listening {
         rpc: daemon.rpc_addr(),

@@ -62,17 +62,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), RpcError> {
         .map_err(|e| RpcError::io("write", path, e))
 }
 
-/// Refuses the daemon's private key if other users may access it (the message says to
-/// `chmod 600` it). The daemon checks at start and on SIGHUP.
-#[cfg(feature = "rpc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
-pub(crate) fn check_key_file(config_dir: &Path) -> Result<(), RpcError> {
-    let (_, key_path) = key_pair_paths(config_dir);
-    Ok(crate::auth::check_private(&key_path)?)
-}
-
 /// Loads the daemon's key pair, generating it first if it does not exist. A key that
-/// other users may read is refused (`check_key_file`).
+/// other users may read is refused (the message says to `chmod 600` it).
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, RpcError> {
@@ -85,6 +76,21 @@ pub fn server_config(config_dir: &Path) -> Result<Arc<rustls::ServerConfig>, Rpc
 pub(crate) fn server_tls(
     config_dir: &Path,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<ServedKeyPair>), RpcError> {
+    let (cert_path, key_path) = ensure_key_pair(config_dir)?;
+    let served = ServedKeyPair::open(&cert_path, &key_path)?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RpcError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(served.clone());
+    Ok((Arc::new(config), served))
+}
+
+/// The paths of the daemon's key pair ([`key_pair_paths`]), generated first if either
+/// file is missing (ECDSA P-256, self-signed for `localhost`, both files mode 0600).
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub(crate) fn ensure_key_pair(config_dir: &Path) -> Result<(PathBuf, PathBuf), RpcError> {
     let (cert_path, key_path) = key_pair_paths(config_dir);
     let present = |p: &Path| fs::symlink_metadata(p).is_ok();
     if !present(&cert_path) || !present(&key_path) {
@@ -100,16 +106,7 @@ pub(crate) fn server_tls(
         write_private(&cert_path, &cert.pem())?;
         tracing::info!(cert = %cert_path.display(), "generated the daemon's TLS key pair");
     }
-    let served = Arc::new(ServedKeyPair {
-        current: std::sync::RwLock::new(ServedKeyPair::read(config_dir)?),
-        config_dir: config_dir.to_path_buf(),
-    });
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| RpcError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(served.clone());
-    Ok((Arc::new(config), served))
+    Ok((cert_path, key_path))
 }
 
 /// The key pair the daemon's TLS handshakes use, replaceable while it serves: connections
@@ -118,18 +115,32 @@ pub(crate) fn server_tls(
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 #[derive(Debug)]
 pub(crate) struct ServedKeyPair {
-    config_dir: PathBuf,
+    cert_path: PathBuf,
+    key_path: PathBuf,
     current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
 }
 
 #[cfg(feature = "rpc")]
 impl ServedKeyPair {
-    /// Reads `ssl/daemon.cert` and `ssl/daemon.pkey`: the key must be private
-    /// ([`check_key_file`]) and match the certificate.
-    fn read(config_dir: &Path) -> Result<Arc<rustls::sign::CertifiedKey>, RpcError> {
-        let (cert_path, key_path) = key_pair_paths(config_dir);
-        check_key_file(config_dir)?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+    /// Serves the pair in `cert_path` and `key_path` (PEM), read now ([`read`](Self::read)).
+    pub(crate) fn open(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, RpcError> {
+        let pair = Self::read(cert_path, key_path)?;
+        Ok(Arc::new(ServedKeyPair {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+            current: std::sync::RwLock::new(pair),
+        }))
+    }
+
+    /// Reads a certificate chain and its key (`ssl/daemon.cert` and `ssl/daemon.pkey` for
+    /// the daemon's own): the key must be private ([`crate::auth::check_private`]) and
+    /// match the certificate; errors name the file.
+    fn read(
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Arc<rustls::sign::CertifiedKey>, RpcError> {
+        crate::auth::check_private(key_path)?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
             .and_then(|it| it.collect())
             .map_err(|e| RpcError::Tls(format!("{}: {e}", cert_path.display())))?;
         if certs.is_empty() {
@@ -138,11 +149,17 @@ impl ServedKeyPair {
                 cert_path.display()
             )));
         }
-        let key = PrivateKeyDer::from_pem_file(&key_path)
+        let key = PrivateKeyDer::from_pem_file(key_path)
             .map_err(|e| RpcError::Tls(format!("{}: {e}", key_path.display())))?;
         let pair = rustls::sign::CertifiedKey::from_der(certs, key, &provider()).map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the key is not the certificate's (they do not match)".to_string()
+                }
+                e => e.to_string(),
+            };
             RpcError::Tls(format!(
-                "{} and {}: {e}",
+                "{} and {}: {why}",
                 cert_path.display(),
                 key_path.display()
             ))
@@ -154,7 +171,7 @@ impl ServedKeyPair {
     /// used (unreadable, readable by others, not matching) is refused and the one in use
     /// stays.
     pub fn reload(&self) -> Result<(), RpcError> {
-        let pair = Self::read(&self.config_dir)?;
+        let pair = Self::read(&self.cert_path, &self.key_path)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = pair;
         Ok(())
     }

@@ -1,11 +1,12 @@
-//! Browser logins (login sessions): a random token in an HttpOnly, SameSite=Strict cookie, expiring after an
+//! Browser logins (login sessions): a random token in an HttpOnly, SameSite=Strict cookie (also Secure over HTTPS), expiring after an
 //! hour without use, at most [`MAX_LOGINS`] at once (the least recently used goes).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::export::{AuthLevel, Caller};
 
@@ -104,6 +105,34 @@ pub fn set_cookie(token: Option<&str>) -> String {
     }
 }
 
+/// Marks every cookie a response sets `Secure`: what responses over HTTPS get, so that a
+/// browser never sends the login cookie over plain HTTP.
+pub async fn secure_cookies(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    let marked: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| secure(v).parse().ok())
+        .collect();
+    headers.remove(SET_COOKIE);
+    for value in marked {
+        headers.append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// A `Set-Cookie` value with the `Secure` attribute.
+fn secure(cookie: &str) -> String {
+    let has = cookie
+        .split(';')
+        .any(|a| a.trim().eq_ignore_ascii_case("secure"));
+    match has {
+        true => cookie.to_string(),
+        false => format!("{cookie}; Secure"),
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -159,5 +188,30 @@ mod tests {
             assert!(c.contains(flag), "{c}");
         }
         assert!(set_cookie(None).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn cookies_over_https_are_secure() {
+        let mut response = axum::response::Response::new(axum::body::Body::empty());
+        let h = response.headers_mut();
+        h.append(SET_COOKIE, set_cookie(Some("ab")).parse().unwrap());
+        h.append(SET_COOKIE, "x=1; Secure".parse().unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let response = rt.block_on(secure_cookies(response));
+        let got: Vec<&str> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                format!("{}; Secure", set_cookie(Some("ab"))).as_str(),
+                "x=1; Secure"
+            ]
+        );
     }
 }

@@ -13,15 +13,18 @@
 //! Every response carries a strict Content-Security-Policy (nothing inline, nothing from
 //! elsewhere), `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`.
 //! [`run`] takes its shutdown future, as the RPC server's `run` does; event streams end
-//! with it.
+//! with it. `run_https` (with feature `rpc`) serves the same over TLS ([`tls`]), as `web.toml`
+//! ([`WebConfig`]) or the daemon's `--web-https` asks; the login cookie is then `Secure`.
 
 mod assets;
+mod config;
 mod events;
 pub mod json;
 mod login;
 pub mod metrics;
 #[cfg(feature = "ledger")]
 pub mod quota_metrics;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +42,9 @@ use crate::service::Core;
 use crate::stats::StatsHandle;
 use crate::throttle::{LoginThrottle, Tally};
 use crate::torrent::MAX_TORRENT_FILE;
+
+pub use config::{WebConfig, WebConfigError, WEB_CONFIG_FILE};
+pub use tls::WebTlsError;
 
 /// Largest `/json` body: a torrent file in base64 with room for the envelope.
 const MAX_BODY: usize = MAX_TORRENT_FILE / 3 * 4 + (64 << 10);
@@ -62,6 +68,8 @@ pub struct WebState {
     /// Shared with the RPC server on the same auth file.
     throttle: Arc<LoginThrottle>,
     failed_logins: Arc<Tally>,
+    /// Served over HTTPS: cookies are `Secure`.
+    secure_cookies: bool,
 }
 
 impl std::fmt::Debug for WebState {
@@ -90,21 +98,35 @@ impl WebState {
             auth,
             logins: Arc::new(login::Logins::default()),
             stopped,
+            secure_cookies: false,
         }
+    }
+
+    /// Marks the cookies it sets `Secure` (browsers send them over HTTPS only): for a
+    /// router served over HTTPS (`run_https` does it).
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
+    pub fn secure_cookies(mut self, on: bool) -> Self {
+        self.secure_cookies = on;
+        self
     }
 }
 
 /// The routes, with the security headers on every response.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    let secure_cookies = state.secure_cookies;
+    let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::file))
         .route("/json", post(json::handle))
         .route("/events", get(events::handle))
         .route("/metrics", get(metrics::handle))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .layer(axum::middleware::map_response(security_headers));
+    match secure_cookies {
+        true => router.layer(axum::middleware::map_response(login::secure_cookies)),
+        false => router,
+    }
+    .with_state(state)
 }
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
@@ -135,6 +157,30 @@ pub async fn run(
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Serves `state` over HTTPS with `tls` (from the key pair of [`WebConfig`]) on
+/// `listener`, as [`run`] serves plain HTTP: the same router, its cookies `Secure`, each
+/// request with its peer address (the login throttle's), handshakes bounded as [`tls`]
+/// says.
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "web", feature = "rpc"))))]
+pub async fn run_https(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` (doing nothing) gives the listener axum's `ConnectInfo<SocketAddr>`, which
+    // it implements for a tapped listener of any kind.
+    let listener = tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+    axum::serve(
+        listener,
+        router(state.secure_cookies(true)).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -36,3 +36,4 @@ mod systemd_unit;
 mod watch;
 mod web;
 mod web_browser;
+mod web_https;

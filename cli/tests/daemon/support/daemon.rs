@@ -18,7 +18,8 @@ pub const SOURCE: &str = "sim:up=1MiB/s,down=4MiB/s,peers=3";
 /// [`source_files`](super::source_files)`(cfg, SIM)`.
 pub const SIM: &str = "sim";
 const LISTENING: &str = "RPC listening on ";
-const WEB_LISTENING: &str = "Web listening on http://";
+/// Followed by `http://` or `https://` and the address.
+const WEB_LISTENING: &str = "Web listening on ";
 
 /// `torrent-stats daemon` on port 0 in a temporary config dir.
 pub struct DaemonProc {
@@ -88,7 +89,9 @@ impl DaemonProc {
                         let _ = tx.send(line[at + LISTENING.len()..].trim().to_string());
                     }
                     if let Some(at) = line.find(WEB_LISTENING) {
-                        *web.lock().unwrap() = line[at + WEB_LISTENING.len()..].trim().parse().ok();
+                        let url = line[at + WEB_LISTENING.len()..].trim();
+                        let addr = url.split_once("://").map_or(url, |(_, addr)| addr);
+                        *web.lock().unwrap() = addr.parse().ok();
                     }
                     log.lock().unwrap().push(line);
                 }
