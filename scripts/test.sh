@@ -73,6 +73,8 @@ if ! command -v transmission-daemon >/dev/null || ! command -v transmission-crea
   apt-get install -y -qq --no-install-recommends transmission-daemon transmission-cli >/dev/null
 fi
 
+# Deluge 2.2.0's console (PyPI, in a venv of its own): console_22.rs.
+bash scripts/install/deluge22.sh
 bash scripts/install/flood.sh  # Flood 4.16 on Node 22 (npm): cli/tests/daemon/flood.rs
 
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,

@@ -162,7 +162,7 @@ pub use stats::{
 pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
 pub use store::{Durability, LockHolder, Persist, Store, StoreError};
 pub use torrent::{
-    AddOptions, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+    AddOptions, Discovery, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
 };
 /// The web server's default port (Deluge-Web's).
 #[cfg(feature = "web")]

@@ -113,6 +113,28 @@ pub struct TorrentInfo {
     pub time_added: Option<f64>,
     /// What the metainfo says, once the engine has it (a magnet's arrives later).
     pub meta: Option<MetaInfo>,
+    /// The trackers it announces to, in tier order (empty: none, or not known).
+    pub trackers: Vec<Tracker>,
+}
+
+/// A tracker of a torrent, as Deluge lists it (`{"url", "tier"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tracker {
+    /// The announce URL.
+    pub url: String,
+    /// The tier (0 first); trackers of a tier are tried before the next tier's.
+    pub tier: u32,
+}
+
+impl Tracker {
+    /// A tracker at `url` in `tier`.
+    pub fn new(url: impl Into<String>, tier: u32) -> Self {
+        Tracker {
+            url: url.into(),
+            tier,
+        }
+    }
 }
 
 /// The facts of a torrent's metainfo (its info dictionary).
@@ -127,6 +149,10 @@ pub struct MetaInfo {
     pub num_pieces: u64,
     /// The private flag (no DHT or peer exchange).
     pub private: bool,
+    /// The metainfo's `comment`, if it has one.
+    pub comment: Option<String>,
+    /// The metainfo's `created by`, if it has one.
+    pub creator: Option<String>,
 }
 
 impl MetaInfo {
@@ -137,6 +163,8 @@ impl MetaInfo {
             piece_length,
             num_pieces,
             private,
+            comment: None,
+            creator: None,
         }
     }
 }
@@ -154,16 +182,20 @@ pub struct TorrentFile {
     pub offset: u64,
     /// Bytes present and checked, if the engine says.
     pub done: Option<u64>,
+    /// Deluge's file priority: 0 skipped, 1 to 7 downloaded (4 normal; an engine without
+    /// levels reports 4 for every file it downloads).
+    pub priority: u8,
 }
 
 impl TorrentFile {
-    /// A file at `offset` of `size` bytes, its progress unknown.
+    /// A file at `offset` of `size` bytes, its progress unknown, downloaded (priority 4).
     pub fn new(path: impl Into<String>, size: u64, offset: u64) -> Self {
         TorrentFile {
             path: path.into(),
             size,
             offset,
             done: None,
+            priority: 4,
         }
     }
 }
@@ -186,12 +218,32 @@ impl TorrentInfo {
             save_path: PathBuf::new(),
             time_added: None,
             meta: None,
+            trackers: Vec::new(),
         }
     }
 
     /// Whether every wanted byte is present.
     pub fn is_finished(&self) -> bool {
         self.total_size > 0 && self.total_done >= self.total_size
+    }
+}
+
+/// Which peer discovery and port mapping an engine runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// The DHT (trackerless peer discovery).
+    pub dht: bool,
+    /// Local service discovery (multicast on the LAN).
+    pub lsd: bool,
+    /// UPnP port forwarding of the listening port.
+    pub upnp: bool,
+}
+
+impl Discovery {
+    /// DHT, LSD and UPnP on or off.
+    pub fn new(dht: bool, lsd: bool, upnp: bool) -> Self {
+        Discovery { dht, lsd, upnp }
     }
 }
 
@@ -272,11 +324,52 @@ pub trait TorrentEngine: Send + Sync + 'static {
     /// Connects a torrent to a peer.
     async fn connect_peer(&self, id: &str, peer: SocketAddr) -> Result<(), TorrentError>;
 
+    /// Announces a torrent to its trackers (and the DHT) now, as Deluge's
+    /// `force_reannounce`.
+    async fn reannounce(&self, id: &str) -> Result<(), TorrentError> {
+        let _ = id;
+        Err(TorrentError::Unsupported(
+            "this engine cannot re-announce a torrent on request".into(),
+        ))
+    }
+
+    /// Sets which files of a torrent are downloaded, one Deluge priority per file in
+    /// torrent order (0: skip; 1 to 7: download). The caller has checked the count.
+    async fn set_file_priorities(&self, id: &str, priorities: &[u8]) -> Result<(), TorrentError> {
+        let _ = (id, priorities);
+        Err(TorrentError::Unsupported(
+            "this engine cannot change which files are downloaded".into(),
+        ))
+    }
+
+    /// Moves a torrent's data to the directory `dest` (absolute; created if missing), where
+    /// the torrent then goes on.
+    async fn move_storage(&self, id: &str, dest: &std::path::Path) -> Result<(), TorrentError> {
+        let _ = (id, dest);
+        Err(TorrentError::Unsupported(
+            "this engine cannot move a torrent's data".into(),
+        ))
+    }
+
+    /// Replaces a torrent's trackers (an empty list: none).
+    async fn set_trackers(&self, id: &str, trackers: &[Tracker]) -> Result<(), TorrentError> {
+        let _ = (id, trackers);
+        Err(TorrentError::Unsupported(
+            "this engine cannot change a torrent's trackers".into(),
+        ))
+    }
+
     /// Where torrents go by default.
     fn download_location(&self) -> PathBuf;
 
     /// The port peers connect to, if the engine listens.
     fn listen_port(&self) -> Option<u16>;
+
+    /// Which peer discovery and port mapping the engine runs (what `core.get_config`
+    /// reports as `dht`, `lsd`, `upnp`). The default: none.
+    fn discovery(&self) -> Discovery {
+        Discovery::default()
+    }
 
     /// The engine's name and version (what `core.get_libtorrent_version` reports).
     fn version(&self) -> String;

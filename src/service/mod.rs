@@ -43,6 +43,7 @@ use crate::torrent::TorrentEngine;
 mod daemon_methods;
 mod plugins;
 mod session;
+mod session_keys;
 mod torrents;
 
 pub(crate) use torrents::EngineConf;

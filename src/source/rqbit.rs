@@ -25,9 +25,12 @@ use librqbit::{
 use super::http::Fetcher;
 use crate::session::SourceError;
 use crate::torrent::{
-    AddOptions, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo, TorrentSource,
-    TorrentState, MAX_TORRENT_FILE,
+    AddOptions, Discovery, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo,
+    TorrentSource, TorrentState, Tracker, MAX_TORRENT_FILE,
 };
+
+mod metainfo;
+mod relocate;
 
 use crate::session::{SessionId, SessionSource, SessionStatus, StatusKey};
 
@@ -121,8 +124,12 @@ pub struct RqbitEngine {
     /// Peers given with `connect_peer`, per torrent, kept across re-adds.
     peers: Mutex<HashMap<String, Vec<SocketAddr>>>,
     added: Mutex<HashMap<String, f64>>,
+    /// What each torrent's file says outside its info dictionary, read once per (re-)add.
+    facts: Mutex<HashMap<String, Arc<metainfo::Facts>>>,
     /// Fetches `.torrent` files from URLs.
     fetcher: Fetcher,
+    /// The discovery it was started with.
+    discovery: Discovery,
 }
 
 impl std::fmt::Debug for RqbitEngine {
@@ -187,7 +194,9 @@ impl RqbitEngine {
             pending: Arc::default(),
             peers: Mutex::default(),
             added: Mutex::default(),
+            facts: Mutex::default(),
             fetcher: Fetcher::new().map_err(|e| EngineError::Start(e.to_string()))?,
+            discovery: Discovery::new(opts.dht, opts.lsd, opts.upnp),
         })
     }
 
@@ -224,13 +233,22 @@ impl SessionSource for RqbitEngine {
             let value = match key {
                 StatusKey::TotalPayloadUpload => snap.counters.uploaded_bytes,
                 StatusKey::TotalPayloadDownload => snap.counters.fetched_bytes,
-                StatusKey::NumPeers | StatusKey::NumConnections => u64::from(snap.peers.live),
+                StatusKey::NumPeers => u64::from(snap.peers.live),
+                // Deluge's connections: connected and half-open (being connected).
+                StatusKey::NumConnections => {
+                    u64::from(snap.peers.live) + u64::from(snap.peers.connecting)
+                }
+                // The DHT's routing table (IPv4 and IPv6 nodes); none without a DHT.
+                StatusKey::DhtNodes => self.session.get_dht().map_or(0, |dht| {
+                    let s = dht.stats();
+                    (s.routing_table_size + s.routing_table_size_v6) as u64
+                }),
                 // The engine's own payload speed estimate (its counters' deltas over a few
                 // seconds, in MiB/s).
                 StatusKey::PayloadDownloadRate => mib_per_s(snap.download_speed.mbps),
                 StatusKey::PayloadUploadRate => mib_per_s(snap.upload_speed.mbps),
-                // Wire totals and rates and DHT figures are not measured by librqbit: left
-                // out, never invented.
+                // Wire totals and rates, the DHT's node cache and torrents are not
+                // measured by librqbit: left out, never invented.
                 _ => continue,
             };
             status.values.insert(key, value);
@@ -292,6 +310,7 @@ impl RqbitEngine {
             info.num_peers = Some(u64::from(live.snapshot.peer_stats.live));
             info.total_payload_download = Some(live.snapshot.fetched_bytes);
         }
+        let wanted = t.only_files();
         info.meta = t
             .with_metadata(|m| {
                 let lengths = m.info.lengths();
@@ -323,6 +342,7 @@ impl RqbitEngine {
                 )
             })
             .ok();
+        self.add_facts(t, &mut info, wanted.as_deref());
         info.save_path = t.output_folder().to_path_buf();
         info.time_added = self
             .added
@@ -331,6 +351,110 @@ impl RqbitEngine {
             .get(&id)
             .copied();
         info
+    }
+
+    /// Fills in what the torrent file says outside its info dictionary (comment, creator,
+    /// trackers; the trackers librqbit holds while a magnet's file is missing) and the
+    /// files' priorities: 4 for a file downloaded, 0 for one skipped.
+    fn add_facts(&self, t: &ManagedTorrent, info: &mut TorrentInfo, wanted: Option<&[usize]>) {
+        if let Some(meta) = info.meta.as_mut() {
+            if let Some(wanted) = wanted {
+                for (i, f) in meta.files.iter_mut().enumerate() {
+                    f.priority = if wanted.contains(&i) { 4 } else { 0 };
+                }
+            }
+        }
+        let cached = self
+            .facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&info.id)
+            .cloned();
+        let facts = cached.or_else(|| {
+            let facts = Arc::new(
+                t.with_metadata(|m| metainfo::facts(&m.torrent_bytes))
+                    .ok()??,
+            );
+            self.facts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(info.id.clone(), facts.clone());
+            Some(facts)
+        });
+        match facts {
+            Some(facts) => {
+                if let Some(meta) = info.meta.as_mut() {
+                    meta.comment = facts.comment.clone();
+                    meta.creator = facts.creator.clone();
+                }
+                info.trackers = facts.trackers.clone();
+            }
+            None => {
+                let mut urls: Vec<String> =
+                    t.shared().trackers.iter().map(|u| u.to_string()).collect();
+                urls.sort();
+                info.trackers = urls.into_iter().map(|u| Tracker::new(u, 0)).collect();
+            }
+        }
+    }
+
+    /// Waits (at most [`RESUME_WAIT`]) for the initial check of `t` to end: librqbit
+    /// changes a torrent's files or starts it only after.
+    async fn wait_checked(&self, t: &ManagedTorrent, id: &str) -> Result<(), TorrentError> {
+        let deadline = tokio::time::Instant::now() + RESUME_WAIT;
+        while matches!(t.stats().state, TorrentStatsState::Initializing { .. }) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(TorrentError::Engine(format!(
+                    "{id} is still checking its data after {RESUME_WAIT:?}; try again later"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Takes `t` out of the session and adds it again from the torrent file `bytes` into
+    /// `location`, paused or not, as it was otherwise (the same files wanted, the peers
+    /// given with `connect_peer`); the data is checked again, nothing is fetched again.
+    /// librqbit has no call to change a running torrent's trackers, peers or directory.
+    async fn readd(
+        &self,
+        t: &ManagedTorrent,
+        bytes: Vec<u8>,
+        location: PathBuf,
+        paused: bool,
+    ) -> Result<(), TorrentError> {
+        let id = t.info_hash().as_string();
+        let peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        let opts = AddTorrentOptions {
+            paused,
+            overwrite: true,
+            output_folder: Some(location.display().to_string()),
+            only_files: t.only_files(),
+            initial_peers: peers,
+            ..Default::default()
+        };
+        self.session
+            .delete(TorrentIdOrHash::Hash(t.info_hash()), false)
+            .await
+            .map_err(engine_error)?;
+        self.facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        match self
+            .session
+            .add_torrent(AddTorrent::from_bytes(bytes), Some(opts))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(engine_error(e)),
+        }
     }
 
     /// Adds bytes or a URL to the session with the peers known for `id`.
@@ -536,15 +660,7 @@ impl TorrentEngine for RqbitEngine {
         let t = self.handle(id)?;
         // librqbit starts a torrent only once its initial check is over: a resume during
         // the check waits for it (else the torrent would come out of it paused).
-        let deadline = tokio::time::Instant::now() + RESUME_WAIT;
-        while matches!(t.stats().state, TorrentStatsState::Initializing { .. }) {
-            if tokio::time::Instant::now() > deadline {
-                return Err(TorrentError::Engine(format!(
-                    "{id} is still checking its data after {RESUME_WAIT:?}; resume it later"
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        self.wait_checked(&t, id).await?;
         if !t.is_paused() {
             return Ok(());
         }
@@ -570,6 +686,10 @@ impl TorrentEngine for RqbitEngine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        self.facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         Ok(())
     }
 
@@ -578,11 +698,9 @@ impl TorrentEngine for RqbitEngine {
     /// given so far as an initial peer; a paused torrent stays paused.
     async fn connect_peer(&self, id: &str, peer: SocketAddr) -> Result<(), TorrentError> {
         let t = self.handle(id)?;
-        let bytes = t.with_metadata(|m| m.torrent_bytes.clone()).map_err(|_| {
+        let bytes = t.with_metadata(|m| m.torrent_bytes.to_vec()).map_err(|_| {
             TorrentError::Unsupported("the torrent's metadata is not there yet".into())
         })?;
-        let paused = t.is_paused();
-        let location = t.output_folder().to_path_buf();
         {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             let list = peers.entry(id.to_string()).or_default();
@@ -590,17 +708,108 @@ impl TorrentEngine for RqbitEngine {
                 list.push(peer);
             }
         }
+        let location = t.output_folder().to_path_buf();
+        self.readd(&t, bytes, location, t.is_paused()).await
+    }
+
+    /// librqbit announces when a torrent starts: a running torrent is paused and started
+    /// again (its peer connections are made anew, nothing is checked again). A paused
+    /// torrent does not announce (as in libtorrent), a checking one announces when its
+    /// check ends, a magnet announces while it looks for its metadata: nothing to do.
+    async fn reannounce(&self, id: &str) -> Result<(), TorrentError> {
+        if self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+        {
+            return Ok(());
+        }
+        let t = self.handle(id)?;
+        if !matches!(t.stats().state, TorrentStatsState::Live) {
+            return Ok(());
+        }
+        self.session.pause(&t).await.map_err(engine_error)?;
+        self.session.unpause(&t).await.map_err(engine_error)
+    }
+
+    /// librqbit downloads a file or skips it: 0 skips, 1 to 7 all download.
+    async fn set_file_priorities(&self, id: &str, priorities: &[u8]) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        self.wait_checked(&t, id).await?;
+        let files = t.with_metadata(|m| m.file_infos.len()).map_err(|_| {
+            TorrentError::Unsupported("the torrent's metadata is not there yet".into())
+        })?;
+        if priorities.len() != files {
+            return Err(TorrentError::Engine(format!(
+                "{} priorities for {files} files",
+                priorities.len()
+            )));
+        }
+        let wanted: std::collections::HashSet<usize> = priorities
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p > 0)
+            .map(|(i, _)| i)
+            .collect();
         self.session
-            .delete(TorrentIdOrHash::Hash(t.info_hash()), false)
+            .update_only_files(&t, &wanted)
             .await
-            .map_err(engine_error)?;
-        let options = AddOptions {
-            paused,
-            download_location: Some(location),
-        };
-        self.add_to_session(AddTorrent::from_bytes(bytes), Some(id), &options)
-            .await
-            .map(|_| ())
+            .map_err(engine_error)
+    }
+
+    /// The files are moved here (librqbit cannot), then the torrent is re-added there
+    /// ([`readd`](RqbitEngine::readd)); a failure leaves it where it was.
+    async fn move_storage(&self, id: &str, dest: &std::path::Path) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        self.wait_checked(&t, id).await?;
+        let from = t.output_folder().to_path_buf();
+        if from == dest {
+            return Ok(());
+        }
+        let (bytes, files) = t
+            .with_metadata(|m| {
+                let files: Vec<PathBuf> = m
+                    .file_infos
+                    .iter()
+                    .map(|f| f.relative_filename.clone())
+                    .collect();
+                (m.torrent_bytes.to_vec(), files)
+            })
+            .map_err(|_| {
+                TorrentError::Unsupported("the torrent's metadata is not there yet".into())
+            })?;
+        let paused = t.is_paused();
+        // The files are let go of while they move.
+        if !paused {
+            self.session.pause(&t).await.map_err(engine_error)?;
+        }
+        let (src, dst, remove_from) = (from.clone(), dest.to_path_buf(), from != self.download_dir);
+        let moved = tokio::task::spawn_blocking(move || {
+            relocate::move_files(&src, &dst, &files, remove_from)
+        })
+        .await
+        .map_err(engine_error)
+        .and_then(|r| r);
+        if let Err(e) = moved {
+            if !paused {
+                self.session.unpause(&t).await.map_err(engine_error)?;
+            }
+            return Err(e);
+        }
+        self.readd(&t, bytes, dest.to_path_buf(), paused).await
+    }
+
+    /// The torrent is re-added ([`readd`](RqbitEngine::readd)) from its file with these
+    /// trackers instead of its own (same info dictionary: same id).
+    async fn set_trackers(&self, id: &str, trackers: &[Tracker]) -> Result<(), TorrentError> {
+        let t = self.handle(id)?;
+        let bytes = t.with_metadata(|m| m.torrent_bytes.to_vec()).map_err(|_| {
+            TorrentError::Unsupported("the torrent's metadata is not there yet".into())
+        })?;
+        let bytes = metainfo::with_trackers(&bytes, trackers)?;
+        let location = t.output_folder().to_path_buf();
+        self.readd(&t, bytes, location, t.is_paused()).await
     }
 
     fn download_location(&self) -> PathBuf {
@@ -609,6 +818,10 @@ impl TorrentEngine for RqbitEngine {
 
     fn listen_port(&self) -> Option<u16> {
         self.listen_addr().map(|a| a.port())
+    }
+
+    fn discovery(&self) -> Discovery {
+        self.discovery
     }
 
     async fn stop(&self) {

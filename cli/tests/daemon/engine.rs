@@ -439,9 +439,10 @@ async fn a_kill_9_mid_download_resumes_from_the_persisted_list_and_counts_once()
         json!([["payload_download_rate", "download_rate"]]),
     )
     .await?;
-    let rate = rates["payload_download_rate"].as_u64().context("rate")?;
+    // Floats, as Deluge's rates.
+    let rate = rates["payload_download_rate"].as_f64().context("rate")?;
     ensure!(
-        rate > RATE / 4 && rate < RATE * 2 && rates["download_rate"] == rate,
+        rate > (RATE / 4) as f64 && rate < (RATE * 2) as f64 && rates["download_rate"] == rate,
         "session rates mid-transfer at a {RATE} B/s limit: {rates}"
     );
     // What the engine had fetched, read just before the kill.

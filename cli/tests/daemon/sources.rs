@@ -410,7 +410,7 @@ fn deluge_console_shows_the_combined_session() -> Result<()> {
                 .call_ok("core.get_session_status", keys, json!({}))
                 .await?;
             ensure!(s["num_peers"] == json!(5), "{s}");
-            ensure!(s["payload_upload_rate"].as_u64() > Some(1_900_000), "{s}");
+            ensure!(s["payload_upload_rate"].as_f64() > Some(1_900_000.0), "{s}");
             Ok(())
         })
 }

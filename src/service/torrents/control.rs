@@ -1,5 +1,6 @@
 //! Acting on torrents: pausing and resuming them (one, a list, or the whole session),
-//! removing them, connecting a peer, re-checking.
+//! removing them, connecting a peer, re-checking, re-announcing, moving their data and
+//! replacing their trackers.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::export::Args;
 use crate::export::DispatchError;
-use crate::torrent::{TorrentEngine, TorrentError};
+use crate::torrent::{TorrentEngine, TorrentError, Tracker};
 
 use super::{deluge, need, torrent_error, Ctx};
 
@@ -98,16 +99,115 @@ pub(super) async fn force_recheck(cx: Ctx, a: Args) -> Result<Value, DispatchErr
     a.params(&["torrent_ids"], 1)?;
     let ids = ids(&a, 0, "torrent_ids")?;
     let engine = need(&a, &cx.engine)?;
-    for id in &ids {
-        if engine.torrent(id).is_none() {
-            return Err(torrent_error(&a, TorrentError::Unknown(id.clone())));
-        }
-    }
+    known(&a, &*engine, &ids)?;
     Err(deluge(
         &a,
         "DelugeError",
         format!("{} cannot re-check a torrent on request", engine.version()),
     ))
+}
+
+/// `core.force_reannounce(torrent_ids)`: one id or a list, every id checked first.
+pub(super) async fn force_reannounce(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
+    a.params(&["torrent_ids"], 1)?;
+    let ids = ids(&a, 0, "torrent_ids")?;
+    let engine = need(&a, &cx.engine)?;
+    known(&a, &*engine, &ids)?;
+    for id in &ids {
+        engine
+            .reannounce(id)
+            .await
+            .map_err(|err| torrent_error(&a, err))?;
+    }
+    Ok(Value::Null)
+}
+
+/// `core.move_storage(torrent_ids, dest)`: one id or a list; `dest` an absolute path
+/// (created if missing). Every id is checked first; the moves stop at the first failure.
+pub(super) async fn move_storage(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
+    a.params(&["torrent_ids", "dest"], 2)?;
+    let ids = ids(&a, 0, "torrent_ids")?;
+    let dest: String = a.get(1, "dest")?;
+    let path = std::path::PathBuf::from(&dest);
+    if dest.is_empty() || !path.is_absolute() {
+        return Err(a.value_error(
+            "dest",
+            format!("{dest:?} is not an absolute path (the daemon's working directory is no place for data)"),
+        ));
+    }
+    let engine = need(&a, &cx.engine)?;
+    known(&a, &*engine, &ids)?;
+    for id in &ids {
+        engine
+            .move_storage(id, &path)
+            .await
+            .map_err(|err| torrent_error(&a, err))?;
+    }
+    Ok(Value::Null)
+}
+
+/// `core.set_torrent_trackers(torrent_id, trackers)`: `trackers` a list of
+/// `{"url", "tier"}` (other keys of a tracker, as `get_torrent_status` lists them in
+/// Deluge, are ignored). `torrent_id` one id as in Deluge, or a list as Flood and
+/// @ctrl/deluge send it.
+pub(super) async fn set_torrent_trackers(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
+    a.params(&["torrent_id", "trackers"], 2)?;
+    let ids = ids(&a, 0, "torrent_id")?;
+    let trackers = trackers(&a)?;
+    let engine = need(&a, &cx.engine)?;
+    known(&a, &*engine, &ids)?;
+    for id in &ids {
+        engine
+            .set_trackers(id, &trackers)
+            .await
+            .map_err(|err| torrent_error(&a, err))?;
+    }
+    Ok(Value::Null)
+}
+
+/// The `trackers` argument: each an http, https or udp URL with a tier from 0, in tier
+/// order (the order given within a tier).
+fn trackers(a: &Args) -> Result<Vec<Tracker>, DispatchError> {
+    let list: Vec<serde_json::Map<String, Value>> = a.get(1, "trackers")?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let arg = format!("trackers[{i}]");
+        let url = match entry.get("url") {
+            Some(Value::String(url)) => url.trim().to_string(),
+            _ => return Err(a.type_error(&arg, "expected a \"url\" string".into())),
+        };
+        let scheme_ok = ["http://", "https://", "udp://"]
+            .iter()
+            .any(|s| url.len() > s.len() && url[..s.len()].eq_ignore_ascii_case(s));
+        if !scheme_ok || url.contains(char::is_whitespace) {
+            return Err(a.value_error(
+                &arg,
+                format!("{url:?} is not an http, https or udp announce URL"),
+            ));
+        }
+        let tier = match entry.get("tier") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|t| u32::try_from(t).ok())
+                .ok_or_else(|| {
+                    a.value_error(&arg, format!("tier {v} is not a whole number from 0"))
+                })?,
+        };
+        out.push(Tracker::new(url, tier));
+    }
+    out.sort_by_key(|t| t.tier); // stable: the order within a tier stays
+    Ok(out)
+}
+
+/// Every id of `ids` is a torrent of `engine`, or Deluge's `InvalidTorrentError`.
+fn known(a: &Args, engine: &dyn TorrentEngine, ids: &[String]) -> Result<(), DispatchError> {
+    for id in ids {
+        if engine.torrent(id).is_none() {
+            return Err(torrent_error(a, TorrentError::Unknown(id.clone())));
+        }
+    }
+    Ok(())
 }
 
 /// Pauses or resumes the torrents of a required `torrent_ids` (one id or a list).
@@ -177,7 +277,7 @@ async fn switch(
 }
 
 /// One id or a list of ids (Deluge's `pause_torrent` takes either).
-fn ids(a: &Args, index: usize, name: &str) -> Result<Vec<String>, DispatchError> {
+pub(super) fn ids(a: &Args, index: usize, name: &str) -> Result<Vec<String>, DispatchError> {
     match a.value(index, name) {
         Some(Value::String(id)) => Ok(vec![id.clone()]),
         _ => a.get(index, name),

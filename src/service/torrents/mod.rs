@@ -3,7 +3,7 @@
 //! info-hash hex, errors as `deluge.error` classes, and the torrent events.
 //!
 //! `export` is the table of methods; each is one function in the file of its group:
-//! `add`, `status`, `control`, `config` and `engine`.
+//! `add`, `status`, `control`, `options`, `config` and `engine`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,8 +24,12 @@ use super::{Ctx, Methods};
 
 mod add;
 mod config;
+mod config_values;
 mod control;
+#[cfg(test)]
+mod edit_tests;
 mod engine;
+mod options;
 mod status;
 
 /// The engine settings kept across restarts (`engine.conf`, hand-editable TOML): what
@@ -148,6 +152,18 @@ pub(super) fn export(core: &Methods) -> Result<(), ExportError> {
     core.add("remove_torrents", L::Normal, control::remove_torrents)?;
     core.add("connect_peer", L::Normal, control::connect_peer)?;
     core.add("force_recheck", L::Normal, control::force_recheck)?;
+    core.add("force_reannounce", L::Normal, control::force_reannounce)?;
+    core.add("move_storage", L::Normal, control::move_storage)?;
+    core.add(
+        "set_torrent_trackers",
+        L::Normal,
+        control::set_torrent_trackers,
+    )?;
+    core.add(
+        "set_torrent_options",
+        L::Normal,
+        options::set_torrent_options,
+    )?;
     core.add(
         "get_libtorrent_version",
         L::ReadOnly,
@@ -216,7 +232,7 @@ mod tests {
 
     /// An engine with rate limits only, and a session source without figures.
     #[derive(Default)]
-    struct Limits(Mutex<(Option<u64>, Option<u64>)>);
+    pub(super) struct Limits(Mutex<(Option<u64>, Option<u64>)>);
 
     #[async_trait::async_trait]
     impl SessionSource for Limits {

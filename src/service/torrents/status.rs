@@ -48,7 +48,7 @@ pub(super) async fn get_torrent_status(cx: Ctx, a: Args) -> Result<Value, Dispat
 }
 
 /// `core.get_filter_tree(show_zero_hits=True, hide_cat=None)`: how many torrents are in
-/// each state (and under the one tracker host and owner, the empty ones).
+/// each state and under each tracker host (and the one owner, the empty one).
 pub(super) async fn get_filter_tree(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
     let list = torrents(&cx);
     a.params(&["show_zero_hits", "hide_cat"], 0)?;
@@ -65,9 +65,17 @@ pub(super) async fn get_filter_tree(cx: Ctx, a: Args) -> Result<Value, DispatchE
             states.push(json!([state.as_str(), n]));
         }
     }
+    // Tracker hosts in name order, the torrents without a tracker under "" (Deluge's
+    // "None" entry); the one owner, "".
+    let mut hosts = std::collections::BTreeMap::<String, usize>::new();
+    for t in &list {
+        *hosts.entry(tracker_host(t)).or_default() += 1;
+    }
+    let mut tracker_hosts = vec![json!(["All", list.len()])];
+    tracker_hosts.extend(hosts.into_iter().map(|(host, n)| json!([host, n])));
     Ok(json!({
         "state": states,
-        "tracker_host": [["All", list.len()], ["", list.len()]],
+        "tracker_host": tracker_hosts,
         "owner": [["All", list.len()]],
     }))
 }
@@ -84,10 +92,18 @@ fn is_active(t: &TorrentInfo) -> bool {
 
 /// A status key's value for `t`, or `None` for a key this core does not know (left out,
 /// as Deluge leaves out unknown keys). Figures the engine does not measure get Deluge's
-/// neutral value for "nothing known" (0, -1, empty), never an estimate.
-fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
-    let size = t.total_size;
-    let done = t.total_done;
+/// neutral value for "nothing known" (0, -1, empty), never an estimate; the keys of
+/// torrent options the engine has no setting for report what it does (Deluge's
+/// "off" / "unlimited").
+pub(super) fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
+    if let Some(v) = option_value(key) {
+        return Some(v);
+    }
+    if let Some(v) = meta_value(t, key) {
+        return Some(v);
+    }
+    let size = t.total_size; // the wanted bytes
+    let done = t.total_done; // of the wanted bytes
     let down = t.download_payload_rate.unwrap_or(0);
     let up = t.upload_payload_rate.unwrap_or(0);
     let finished = t.is_finished();
@@ -98,12 +114,13 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         "message" => json!(t.error.as_deref().unwrap_or("OK")),
         "progress" if size > 0 => json!(done as f64 * 100.0 / size as f64),
         "progress" => json!(0.0),
-        "total_size" | "total_wanted" => json!(size),
-        "total_done" => json!(done),
+        "total_wanted" => json!(size),
+        "total_size" => json!(torrent_size(t)),
+        "total_done" => json!(all_done(t)),
         "total_remaining" => json!(size.saturating_sub(done)),
         "total_uploaded" | "total_payload_upload" | "all_time_upload" => json!(t.total_uploaded),
         "total_payload_download" => json!(t.total_payload_download.unwrap_or(0)),
-        "ratio" if done > 0 => json!(t.total_uploaded as f64 / done as f64),
+        "ratio" if all_done(t) > 0 => json!(t.total_uploaded as f64 / all_done(t) as f64),
         "ratio" => json!(-1.0),
         "download_payload_rate" => json!(down),
         "upload_payload_rate" => json!(up),
@@ -111,15 +128,71 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
         "eta" if down > 0 && !finished => json!(size.saturating_sub(done) / down),
         "eta" => json!(0),
         "save_path" | "download_location" => json!(t.save_path.display().to_string()),
-        "is_finished" | "is_seed" => json!(finished),
+        "is_finished" => json!(finished),
+        // Every piece present (not only the wanted files').
+        "is_seed" => json!(torrent_size(t) > 0 && all_done(t) >= torrent_size(t)),
         "paused" => json!(t.state == TorrentState::Paused),
-        "time_added" => json!(t.time_added.unwrap_or(0.0)),
-        // From the metainfo, once the engine has it.
-        "num_files" => json!(t.meta.as_ref().map_or(0, |m| m.files.len())),
-        "num_pieces" => json!(t.meta.as_ref().map_or(0, |m| m.num_pieces)),
-        "piece_length" => json!(t.meta.as_ref().map_or(0, |m| m.piece_length)),
-        "private" => json!(t.meta.as_ref().is_some_and(|m| m.private)),
-        "files" => json!(t.meta.as_ref().map_or_else(Vec::new, |m| m
+        // Deluge's is whole seconds.
+        "time_added" => json!(t.time_added.unwrap_or(0.0) as i64),
+        "trackers" => json!(t
+            .trackers
+            .iter()
+            .map(|tr| json!({"url": tr.url, "tier": tr.tier}))
+            .collect::<Vec<_>>()),
+        "tracker_host" => json!(tracker_host(t)),
+        // Not measured by the engine: Deluge's values for "unknown".
+        "num_seeds" | "all_time_download" | "active_time" | "seeding_time" | "finished_time"
+        | "last_seen_complete" | "seed_rank" | "next_announce" | "completed_time" => json!(0),
+        "total_seeds" | "total_peers" | "queue" => json!(-1),
+        "time_since_transfer" | "time_since_download" | "time_since_upload" => json!(-1),
+        "distributed_copies" | "seeds_peers_ratio" => json!(0.0),
+        // The engine reports neither the tracker it last reached nor how that went.
+        "tracker" | "tracker_status" | "owner" | "label" => json!(""),
+        // Not reported per peer by the engine: empty, Deluge's neutral value (the GTK
+        // client's Peers tab indexes the key).
+        "peers" => json!([]),
+        _ => return None,
+    })
+}
+
+/// The keys of the torrent options the engine has no setting for: what it does.
+fn option_value(key: &str) -> Option<Value> {
+    Some(match key {
+        "max_connections" | "max_upload_slots" | "max_download_speed" | "max_upload_speed" => {
+            json!(-1)
+        }
+        "auto_managed"
+        | "is_auto_managed"
+        | "sequential_download"
+        | "super_seeding"
+        | "prioritize_first_last_pieces"
+        | "prioritize_first_last"
+        | "stop_at_ratio"
+        | "remove_at_ratio"
+        | "move_completed"
+        | "move_on_completed"
+        | "shared"
+        | "seed_mode" => json!(false),
+        // Unused while stop_at_ratio is off: Deluge's default.
+        "stop_ratio" => json!(2.0),
+        "move_completed_path" | "move_on_completed_path" => json!(""),
+        // librqbit creates files sparse.
+        "storage_mode" => json!("sparse"),
+        _ => return None,
+    })
+}
+
+/// The keys from the metainfo, once the engine has it (Deluge's values before that).
+fn meta_value(t: &TorrentInfo, key: &str) -> Option<Value> {
+    let meta = t.meta.as_ref();
+    Some(match key {
+        "num_files" => json!(meta.map_or(0, |m| m.files.len())),
+        "num_pieces" => json!(meta.map_or(0, |m| m.num_pieces)),
+        "piece_length" => json!(meta.map_or(0, |m| m.piece_length)),
+        "private" => json!(meta.is_some_and(|m| m.private)),
+        "comment" => json!(meta.and_then(|m| m.comment.as_deref()).unwrap_or("")),
+        "creator" => json!(meta.and_then(|m| m.creator.as_deref()).unwrap_or("")),
+        "files" | "orig_files" => json!(meta.map_or_else(Vec::new, |m| m
             .files
             .iter()
             .enumerate()
@@ -130,13 +203,11 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
                 "offset": f.offset,
             }))
             .collect())),
-        // Every file is downloaded: Deluge's "normal" priority (4) for each.
-        "file_priorities" => json!(t
-            .meta
-            .as_ref()
-            .map_or_else(Vec::new, |m| vec![4; m.files.len()])),
+        "file_priorities" => {
+            json!(meta.map_or_else(Vec::new, |m| m.files.iter().map(|f| f.priority).collect()))
+        }
         // Fraction of each file present; 0 where the engine does not say.
-        "file_progress" => json!(t.meta.as_ref().map_or_else(Vec::new, |m| m
+        "file_progress" => json!(meta.map_or_else(Vec::new, |m| m
             .files
             .iter()
             .map(|f| match f.done {
@@ -145,83 +216,143 @@ fn status_value(t: &TorrentInfo, key: &str) -> Option<Value> {
                 None => 0.0,
             })
             .collect())),
-        // Not measured by the engine: Deluge's values for "unknown".
-        "num_seeds"
-        | "all_time_download"
-        | "active_time"
-        | "seeding_time"
-        | "time_since_transfer"
-        | "last_seen_complete"
-        | "seed_rank"
-        | "next_announce"
-        | "completed_time" => json!(0),
-        "total_seeds" | "total_peers" | "queue" => json!(-1),
-        "max_download_speed" | "max_upload_speed" => json!(-1.0),
-        "distributed_copies" | "seeds_peers_ratio" => json!(0.0),
-        "tracker_host" | "tracker_status" | "owner" | "label" => json!(""),
-        "is_auto_managed" => json!(false),
-        // Not reported per peer or tracker by the engine: empty, Deluge's neutral value
-        // (the GTK client's Peers and Trackers tabs index the key).
-        "peers" | "trackers" => json!([]),
         _ => return None,
     })
 }
 
+/// The whole torrent's size (every file, wanted or not), once the metainfo is there.
+fn torrent_size(t: &TorrentInfo) -> u64 {
+    t.meta
+        .as_ref()
+        .map_or(t.total_size, |m| m.files.iter().map(|f| f.size).sum())
+}
+
+/// Bytes present of every file (wanted or not) when the engine reports each file's, else
+/// of the wanted ones.
+fn all_done(t: &TorrentInfo) -> u64 {
+    t.meta
+        .as_ref()
+        .and_then(|m| m.files.iter().map(|f| f.done).sum::<Option<u64>>())
+        .unwrap_or(t.total_done)
+}
+
+/// Deluge's `tracker_host`: the first tracker's host name shortened to its registered
+/// domain (`tracker.example.com` → `example.com`, `a.b.co.uk` → `b.co.uk`), an IP address
+/// as it is, empty without trackers.
+pub(super) fn tracker_host(t: &TorrentInfo) -> String {
+    let Some(first) = t.trackers.first() else {
+        return String::new();
+    };
+    let rest = first.url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("").to_string();
+    } else {
+        authority.split(':').next().unwrap_or("").to_lowercase()
+    };
+    if host.is_empty() {
+        return "DHT".into(); // Deluge's name for a URL without a host
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return host;
+    }
+    let parts: Vec<&str> = host.split('.').collect();
+    let n = parts.len();
+    if n <= 2 {
+        return host;
+    }
+    let keep = if ["co", "com", "net", "org"].contains(&parts[n - 2]) || parts[n - 1] == "uk" {
+        3
+    } else {
+        2
+    };
+    parts[n - keep..].join(".")
+}
+
 /// Every key [`status_value`] answers (what an empty `keys` list asks for).
-const ALL_KEYS: [&str; 53] = [
-    "num_files",
-    "total_payload_download",
-    "all_time_download",
-    "hash",
-    "id",
-    "name",
-    "state",
-    "message",
-    "progress",
-    "total_size",
-    "total_wanted",
-    "total_done",
-    "total_remaining",
-    "total_uploaded",
-    "total_payload_upload",
-    "all_time_upload",
-    "ratio",
-    "download_payload_rate",
-    "upload_payload_rate",
-    "num_peers",
-    "eta",
-    "save_path",
-    "download_location",
-    "is_finished",
-    "is_seed",
-    "paused",
-    "time_added",
-    "num_seeds",
+const ALL_KEYS: &[&str] = &[
     "active_time",
-    "seeding_time",
-    "time_since_transfer",
-    "last_seen_complete",
-    "seed_rank",
-    "next_announce",
+    "all_time_download",
+    "all_time_upload",
+    "auto_managed",
+    "comment",
     "completed_time",
-    "num_pieces",
-    "piece_length",
-    "total_seeds",
-    "total_peers",
-    "queue",
-    "max_download_speed",
-    "max_upload_speed",
+    "creator",
     "distributed_copies",
-    "seeds_peers_ratio",
-    "tracker_host",
-    "tracker_status",
-    "owner",
-    "label",
-    "is_auto_managed",
-    "private",
-    "files",
+    "download_location",
+    "download_payload_rate",
+    "eta",
     "file_priorities",
     "file_progress",
+    "files",
+    "finished_time",
+    "hash",
+    "id",
+    "is_auto_managed",
+    "is_finished",
+    "is_seed",
+    "label",
+    "last_seen_complete",
+    "max_connections",
+    "max_download_speed",
+    "max_upload_slots",
+    "max_upload_speed",
+    "message",
+    "move_completed",
+    "move_completed_path",
+    "move_on_completed",
+    "move_on_completed_path",
+    "name",
+    "next_announce",
+    "num_files",
+    "num_peers",
+    "num_pieces",
+    "num_seeds",
+    "orig_files",
+    "owner",
+    "paused",
+    "peers",
+    "piece_length",
+    "prioritize_first_last",
+    "prioritize_first_last_pieces",
+    "private",
+    "progress",
+    "queue",
+    "ratio",
+    "remove_at_ratio",
+    "save_path",
+    "seed_mode",
+    "seed_rank",
+    "seeding_time",
+    "seeds_peers_ratio",
+    "sequential_download",
+    "shared",
+    "state",
+    "stop_at_ratio",
+    "stop_ratio",
+    "storage_mode",
+    "super_seeding",
+    "time_added",
+    "time_since_download",
+    "time_since_transfer",
+    "time_since_upload",
+    "total_done",
+    "total_payload_download",
+    "total_payload_upload",
+    "total_peers",
+    "total_remaining",
+    "total_seeds",
+    "total_size",
+    "total_uploaded",
+    "total_wanted",
+    "tracker",
+    "tracker_host",
+    "tracker_status",
+    "trackers",
+    "upload_payload_rate",
 ];
 
 fn status(t: &TorrentInfo, keys: &[String]) -> Value {
@@ -264,11 +395,12 @@ fn filter(a: &Args, filter: &Map<String, Value>, t: &TorrentInfo) -> Result<bool
             "state" => values
                 .iter()
                 .any(|v| *v == t.state.as_str() || (*v == "Active" && is_active(t))),
-            "tracker_host" | "owner" | "label" => values.contains(&""),
+            "tracker_host" => values.contains(&tracker_host(t).as_str()),
+            "owner" | "label" => values.contains(&""),
             other => {
                 return Err(a.value_error(
                     "filter_dict",
-                    format!("unknown filter key {other:?}; this daemon filters by id and state"),
+                    format!("unknown filter key {other:?}; this daemon filters by id, state, tracker_host, owner and label"),
                 ))
             }
         };
