@@ -1,9 +1,10 @@
 //! Flood 4.16 (the web UI) against our engine daemon through Flood's own HTTP API, as a
 //! person using it does: a user registered with a Deluge connection to the daemon adds a
-//! torrent that a real deluged seeds, downloads it, reads the transfer summary, pauses,
-//! resumes, reannounces, sets a speed limit and removes the torrent with its data. Each
-//! failed step says what Flood answered. The same steps against Debian's deluged itself
-//! show that what they expect is what Deluge does.
+//! torrent that a real deluged seeds, downloads it (and the daemon seeds it to a second
+//! deluged), reads the transfer summary, pauses, resumes, reannounces, sets a speed limit
+//! and removes the torrent with its data. Each failed step says what Flood answered. The
+//! same steps against Debian's deluged itself show that what they expect is what Deluge
+//! does.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,8 +48,15 @@ enum SessionTotals {
     Deluged,
 }
 
-/// A deluged seeding `NAME` (in `data`) from the torrent `dump`: it and its peer port.
-async fn seeding_deluged(data: &Path, id: &str, dump: &str) -> Result<(Deluged, Value)> {
+/// A deluged seeding the torrent `dump` from `data`: started, the torrent added (its
+/// file `NAME` checked if in `data`, else fetched from 127.0.0.1:`peer`), waited for
+/// until Seeding (at most 60 s). It and its peer port.
+async fn seeding_deluged(
+    data: &Path,
+    id: &str,
+    dump: &str,
+    peer: Option<&Value>,
+) -> Result<(Deluged, Value)> {
     let seeder = Deluged::start().await;
     let mut c = login(seeder.port, &seeder.password()).await?;
     let options = json!({"download_location": data.display().to_string()});
@@ -59,6 +67,9 @@ async fn seeding_deluged(data: &Path, id: &str, dump: &str) -> Result<(Deluged, 
     )
     .await?;
     ensure!(added == json!(id), "the seeder's id {added} vs {id}");
+    if let Some(port) = peer {
+        call(&mut c, "core.connect_peer", json!([id, "127.0.0.1", port])).await?;
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let st = call(&mut c, "core.get_torrent_status", json!([id, ["state"]])).await?;
@@ -83,7 +94,7 @@ async fn swarm(seed_data: &Path) -> Result<(Vec<u8>, String, String, Deluged, Va
     std::fs::write(&file, &data)?;
     let (id, torrent) = torrent_of(&file).await?;
     let dump = base64(&torrent);
-    let (seeder, port) = seeding_deluged(seed_data, &id, &dump).await?;
+    let (seeder, port) = seeding_deluged(seed_data, &id, &dump, None).await?;
     Ok((data, id, dump, seeder, port))
 }
 
@@ -169,6 +180,12 @@ async fn flood_steps(
     let steps = async {
         connect(&mut flood, t).await?;
         let hash = add_and_download(&flood, t, data, id, dump, peer_port).await?;
+        // Then it uploads the file too, to a second deluged.
+        let target_port = call(&mut t.rpc, "core.get_listen_port", json!([])).await?;
+        let leech_data = tempfile::tempdir()?;
+        let _leech = seeding_deluged(leech_data.path(), id, dump, Some(&target_port))
+            .await
+            .context("a second deluged downloading from the target")?;
         let failed: Vec<String> = [
             transfer_summary(&flood, t, data.len()).await,
             pause_resume_reannounce(&flood, t, &hash, id).await,
@@ -330,22 +347,23 @@ async fn session_totals(t: &mut Target) -> Result<(u64, u64)> {
 }
 
 /// Flood's transfer summary (`TRANSFER_SUMMARY_FULL_UPDATE` on its activity stream) shows
-/// the target's session totals, the whole file downloaded (polled until both stand
-/// still: Flood polls every second, our Stats too).
+/// the target's session totals, the whole file downloaded and uploaded (polled until both
+/// stand still: Flood polls every second, our Stats too).
 async fn transfer_summary(flood: &Flood, t: &mut Target, size: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let summary = flood.first_event("TRANSFER_SUMMARY_FULL_UPDATE").await?;
         let expected = session_totals(t).await?;
         let shown = (summary["downTotal"].as_u64(), summary["upTotal"].as_u64());
-        if shown == (Some(expected.0), Some(expected.1)) && expected.0 >= size as u64 {
+        let whole = expected.0 >= size as u64 && expected.1 >= size as u64;
+        if shown == (Some(expected.0), Some(expected.1)) && whole {
             eprintln!("Flood's transfer summary {summary}: the session totals");
             return Ok(());
         }
         ensure!(
             Instant::now() < deadline,
             "Flood's transfer summary {summary} vs the session totals (down, up) {expected:?} \
-             for a {size}-byte download, within 30 s"
+             for a {size}-byte download and upload, within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
