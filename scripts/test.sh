@@ -77,6 +77,8 @@ fi
 bash scripts/install/deluge22.sh
 # curl and python3, the HTTPS clients of web_https.rs.
 bash scripts/install/https.sh
+# Flood 4.16 on Node 22 (both from npm): flood.rs.
+bash scripts/install/flood.sh
 
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).

@@ -663,13 +663,21 @@ impl Connection<'_> {
                     return Ok(());
                 }
             }
-            if !out.is_empty() {
-                self.stream
-                    .write_all(&out)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
-            }
+            self.write_each(&out)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
         }
+    }
+
+    /// Writes each framed message with a write of its own, so that a TLS record never
+    /// holds the end of one message and the start of the next: Flood's Deluge client
+    /// reads a record as the start of a message (deluged, writing each message on its
+    /// own, never mixes them either).
+    async fn write_each(&mut self, out: &[Vec<u8>]) -> std::io::Result<()> {
+        for message in out {
+            self.stream.write_all(message).await?;
+        }
+        Ok(())
     }
 
     /// The nearest of: idle, message started but unfinished, not logged in; with what
@@ -731,7 +739,10 @@ impl Connection<'_> {
     /// Answers the complete messages among the `n` bytes just read (and those before
     /// them): the framed answers, and the penalty of a throttled failed login, after which
     /// nothing more is answered. An unframeable stream closes the connection.
-    async fn answer_received(&mut self, n: usize) -> Result<(Vec<u8>, Option<Penalty>), String> {
+    async fn answer_received(
+        &mut self,
+        n: usize,
+    ) -> Result<(Vec<Vec<u8>>, Option<Penalty>), String> {
         quickack(self.stream.get_ref().0);
         self.ticket.touch(Progress::Talking);
         self.decoder.extend(&self.buf[..n]);
@@ -784,7 +795,7 @@ impl Connection<'_> {
     async fn wait_penalty(
         &mut self,
         Penalty { delay, close }: Penalty,
-        out: &[u8],
+        out: &[Vec<u8>],
     ) -> Result<ControlFlow<()>, String> {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -792,7 +803,7 @@ impl Connection<'_> {
             _ = closing(&mut self.closed) => return Ok(ControlFlow::Break(())),
         }
         if close {
-            let _ = self.stream.write_all(out).await;
+            let _ = self.write_each(out).await;
             let _ = self.stream.shutdown().await;
             return Err("closing after repeated failed logins".into());
         }
@@ -800,10 +811,11 @@ impl Connection<'_> {
     }
 }
 
-/// Where framed answers go: the connection's encoder and its pending output.
+/// Where framed answers go: the connection's encoder and its pending output, one framed
+/// message each.
 struct Sink<'a> {
     encoder: &'a mut FrameEncoder,
-    out: &'a mut Vec<u8>,
+    out: &'a mut Vec<Vec<u8>>,
 }
 
 /// Decodes one message and appends the framed answers of its calls to the sink.
@@ -880,6 +892,8 @@ async fn answer(
         } else {
             codec::encode(&reply)
         };
-        sink.encoder.encode_into(&bytes, sink.out);
+        let mut framed = Vec::new();
+        sink.encoder.encode_into(&bytes, &mut framed);
+        sink.out.push(framed);
     }
 }

@@ -1,11 +1,12 @@
 //! The daemon's tests, one binary (each test binary links the whole daemon: librqbit,
 //! rustls, axum): the `torrent-stats` executable as a child process, against Deluge's own
-//! programs, browsers, Prometheus and systemd, and the examples.
+//! programs, Flood (a web UI for Deluge), browsers, Prometheus and systemd, and the
+//! examples.
 //!
 //! A test that needs a program besides Rust's toolchain (Deluge's, Transmission's,
-//! qBittorrent's, tmux, strace, faketime, Prometheus, Chromium, systemd, python3 with
-//! deluge-client) or root is `#[ignore]`d with what it needs named, so plain `cargo test`
-//! passes on a machine with Rust alone.
+//! qBittorrent's, tmux, strace, faketime, Prometheus, Chromium, systemd, Flood on Node 22,
+//! python3 with deluge-client) or root is `#[ignore]`d with what it needs named, so plain
+//! `cargo test` passes on a machine with Rust alone.
 //! `scripts/test.sh` installs them all and runs those too (`--include-ignored`); there,
 //! a missing one fails its test (none skips itself).
 
@@ -21,6 +22,7 @@ mod engine;
 mod engine_flood;
 mod examples;
 mod fault_injection;
+mod flood;
 mod hardening;
 mod load;
 mod prometheus_rules;

@@ -1,10 +1,10 @@
 //! Shared helpers for the daemon's tests: the daemon binary as a child process
 //! ([`daemon`]), its calendar ledger read through the library ([`ledger`]), a raw RPC
 //! client and the Python runner ([`rpc`]), Deluge's own programs ([`console`],
-//! [`deluged`], [`gtk`]), Transmission's and qBittorrent's daemons and a
-//! tracker between them ([`transmission`], [`qbittorrent`], [`tracker`]; the library's
-//! tests use them too), the in-process source and host the library's tests use too
-//! (`tests/support/in_process.rs`), and what several tests need: the binary's path, the
+//! [`deluged`], [`gtk`]), Flood, the web UI ([`flood`]), Transmission's and
+//! qBittorrent's daemons and a tracker between them ([`transmission`], [`qbittorrent`],
+//! [`tracker`]; the library's tests use them too), the in-process source and host the
+//! library's tests use too (`tests/support/in_process.rs`), and what several tests need: the binary's path, the
 //! counter names, the wall clock, a replayable random source, signals.
 #![allow(dead_code)]
 
@@ -12,6 +12,7 @@ pub mod console;
 pub mod daemon;
 #[path = "../../../../tests/support/deluged.rs"]
 pub mod deluged;
+pub mod flood;
 pub mod gtk;
 #[path = "../../../../tests/support/in_process.rs"]
 mod in_process;
