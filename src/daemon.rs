@@ -305,7 +305,13 @@ impl DaemonBuilder {
         let rpc = match self.rpc {
             Some(mut settings) => {
                 settings.allow_remote |= self.allow_remote;
-                Some(rpc::bind(&core, &dir, settings).await?)
+                let allow_remote = settings.allow_remote;
+                let bound = rpc::bind(&core, &dir, settings).await?;
+                core.set_listening(crate::service::Listening {
+                    rpc_port: Some(bound.addr.port()),
+                    allow_remote,
+                });
+                Some(bound)
             }
             None => None,
         };

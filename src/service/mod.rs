@@ -8,7 +8,7 @@
 //! name and auth level.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use std::sync::{Arc, OnceLock};
 //! use torrent_stats::AuthLevel;
 //! use torrent_stats::Core;
 //! use torrent_stats::SimSource;
@@ -27,7 +27,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -65,6 +65,17 @@ pub struct Core {
     host: PluginHost,
     engine: Option<Arc<dyn TorrentEngine>>,
     stop: Arc<watch::Sender<bool>>,
+    listening: Arc<OnceLock<Listening>>,
+}
+
+/// Where the daemon's Deluge RPC server listens, as `core.get_config` reports it
+/// (`daemon_port`, `allow_remote`); set once by the daemon when it has bound it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Listening {
+    /// The RPC port (`None`: no RPC server).
+    pub rpc_port: Option<u16>,
+    /// Whether other hosts may connect.
+    pub allow_remote: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -121,12 +132,18 @@ impl Core {
             host,
             engine,
             stop: Arc::new(stop),
+            listening: Arc::default(),
         };
         core.export(conf)?;
         if let Some(engine) = &core.engine {
             torrents::watch_states(engine.clone(), core.events().clone(), core.host.downgrade());
         }
         Ok(core)
+    }
+
+    /// Records where the RPC server listens (the first call wins), for `core.get_config`.
+    pub(crate) fn set_listening(&self, listening: Listening) {
+        let _ = self.listening.set(listening);
     }
 
     /// The torrent engine, if the core has one.
@@ -196,6 +213,7 @@ impl Core {
             source: self.source(),
             table: self.exports().clone(),
             stop: self.stop.clone(),
+            listening: self.listening.clone(),
         };
         let daemon = Methods::new(ExportScope::new(cx.table.clone(), OWNER, "daemon"), &cx);
         daemon.add("info", L::None, daemon_methods::info)?;
@@ -262,9 +280,16 @@ struct Ctx {
     table: Exports,
     /// What `daemon.shutdown` sets.
     stop: Arc<watch::Sender<bool>>,
+    /// Where the RPC server listens, once bound.
+    listening: Arc<OnceLock<Listening>>,
 }
 
 impl Ctx {
+    /// Where the RPC server listens (nothing known: no RPC server yet).
+    fn listening(&self) -> Listening {
+        self.listening.get().copied().unwrap_or_default()
+    }
+
     /// The host, or the error of a call made while the daemon shuts down.
     fn host(&self, a: &Args) -> Result<PluginHost, DispatchError> {
         self.host

@@ -153,10 +153,6 @@ async fn types_match_a_running_deluged() -> Result<()> {
         (serde_json::from_value(want)?, serde_json::from_value(got)?);
     let mut differ = Vec::new();
     for (key, theirs) in &want {
-        // Known gap: the RPC port is not known to the core (docs/deluge-compatibility.md).
-        if key == "daemon_port" {
-            continue;
-        }
         let ours = got.get(key).unwrap_or(&Value::Null);
         if type_of(ours) != type_of(theirs) {
             differ.push(format!("{key}: deluged {theirs}, ours {ours}"));
@@ -166,6 +162,14 @@ async fn types_match_a_running_deluged() -> Result<()> {
         differ.is_empty(),
         "config types differ:\n{}",
         differ.join("\n")
+    );
+    // The RPC server's own port, and no remote access (the test daemon is loopback only).
+    ensure!(
+        got["daemon_port"] == daemon.port() && got["allow_remote"] == false,
+        "daemon_port {} (listening on {}), allow_remote {}",
+        got["daemon_port"],
+        daemon.port(),
+        got["allow_remote"]
     );
     Ok(())
 }

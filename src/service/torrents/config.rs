@@ -17,7 +17,11 @@ use super::{deluge, torrent_error, Ctx, Engine, EngineConfig};
 pub(super) async fn get_config(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
     let h = cx.host(&a)?;
     a.params(&[], 0)?;
-    Ok(Value::Object(config(h.enabled().await, &cx.engine)))
+    Ok(Value::Object(config(
+        h.enabled().await,
+        &cx.engine,
+        cx.listening(),
+    )))
 }
 
 /// `core.get_config_value(key)`: one key's value, `None` for a key not known.
@@ -25,7 +29,7 @@ pub(super) async fn get_config_value(cx: Ctx, a: Args) -> Result<Value, Dispatch
     let h = cx.host(&a)?;
     a.params(&["key"], 1)?;
     let key: String = a.get(0, "key")?;
-    Ok(config(h.enabled().await, &cx.engine)
+    Ok(config(h.enabled().await, &cx.engine, cx.listening())
         .remove(&key)
         .unwrap_or(Value::Null))
 }
@@ -35,7 +39,7 @@ pub(super) async fn get_config_values(cx: Ctx, a: Args) -> Result<Value, Dispatc
     let h = cx.host(&a)?;
     a.params(&["keys"], 1)?;
     let keys: Vec<String> = a.get(0, "keys")?;
-    let all = config(h.enabled().await, &cx.engine);
+    let all = config(h.enabled().await, &cx.engine, cx.listening());
     let out: Map<String, Value> = keys
         .into_iter()
         .map(|k| {
@@ -56,7 +60,7 @@ pub(super) async fn set_config(cx: Ctx, a: Args) -> Result<Value, DispatchError>
     let h = cx.host(&a)?;
     a.params(&["config"], 1)?;
     let changes: Map<String, Value> = a.get(0, "config")?;
-    let current = config(h.enabled().await, &cx.engine);
+    let current = config(h.enabled().await, &cx.engine, cx.listening());
     let limits = cx.engine.as_ref().map_or((None, None), |e| e.rate_limits());
     let (limits, changed) = check_changes(&a, &cx.engine, &current, &changes, limits)?;
     if let (Some(engine), false) = (&cx.engine, changed.is_empty()) {

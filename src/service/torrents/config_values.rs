@@ -6,17 +6,22 @@ use serde_json::{json, Map, Value};
 
 use crate::torrent::Discovery;
 
+use super::super::Listening;
 use super::Engine;
 
 /// Every configuration key Deluge has, with this daemon's values.
-pub(super) fn config(enabled: Vec<String>, engine: &Engine) -> Map<String, Value> {
+pub(super) fn config(
+    enabled: Vec<String>,
+    engine: &Engine,
+    listening: Listening,
+) -> Map<String, Value> {
     let mut map = Map::new();
     for group in [
         paths(engine),
         network(engine),
         bandwidth(engine),
         queue(),
-        other(enabled),
+        other(enabled, listening),
     ] {
         if let Value::Object(group) = group {
             map.extend(group);
@@ -141,15 +146,20 @@ fn queue() -> Value {
     })
 }
 
-/// Plugins, the disk cache (none), and what Deluge sends home (nothing).
-fn other(enabled: Vec<String>) -> Value {
-    json!({
+/// Plugins, the disk cache (none), what Deluge sends home (nothing), and the RPC server's
+/// port (left out without one) and remote access.
+fn other(enabled: Vec<String>, listening: Listening) -> Value {
+    let mut value = json!({
         "enabled_plugins": enabled,
         "cache_size": 0,
         "cache_expiry": 60,
         "new_release_check": false,
         "send_info": false,
         "info_sent": 0.0,
-        "allow_remote": false,
-    })
+        "allow_remote": listening.allow_remote,
+    });
+    if let (Some(port), Value::Object(map)) = (listening.rpc_port, &mut value) {
+        map.insert("daemon_port".into(), json!(port));
+    }
+    value
 }
