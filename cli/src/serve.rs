@@ -269,6 +269,15 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
     #[cfg(feature = "web")]
     if let Some(bound) = daemon.web_addr() {
         eprintln!("Web listening on http://{bound}");
+        // A newcomer's first login: where the page is, who logs in, where the password is.
+        let mut page = bound;
+        if page.ip().is_unspecified() {
+            page.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        eprintln!(
+            "Web page http://{page}/ — {}",
+            torrent_stats::web_login_hint(&dir.join("auth"))
+        );
     }
     let listening = crate::listen::Listening {
         rpc: daemon.rpc_addr(),
