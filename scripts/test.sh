@@ -73,6 +73,8 @@ if ! command -v transmission-daemon >/dev/null || ! command -v transmission-crea
   apt-get install -y -qq --no-install-recommends transmission-daemon transmission-cli >/dev/null
 fi
 
+bash scripts/install/webapi-clients.sh
+
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).
 cargo build -p torrent-stats --no-default-features --lib

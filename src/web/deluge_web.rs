@@ -390,8 +390,12 @@ async fn add_torrents(
     let mut added = Vec::with_capacity(torrents.len());
     let mut calls = Vec::with_capacity(torrents.len());
     for (i, t) in torrents.iter().enumerate() {
-        let Some(Value::String(path)) = t.get("path") else {
-            return Err(p.bad(&format!("torrents[{i}][\"path\"]"), "a string", t));
+        let path = match t.get("path") {
+            Some(Value::String(path)) => path,
+            other => {
+                let got = other.unwrap_or(&Value::Null);
+                return Err(p.bad(&format!("torrents[{i}][\"path\"]"), "a string", got));
+            }
         };
         let options = match t.get("options") {
             None | Some(Value::Null) => json!({}),
@@ -433,13 +437,15 @@ async fn add_call(
     let bytes = match read {
         Some(Ok(bytes)) => bytes,
         Some(Err(e)) => return Err(CallError::call("OSError", format!("{path}: {e}"))),
-        None => return Err(CallError::call(
-            "ValueError",
-            format!(
+        None => {
+            return Err(CallError::call(
+                "ValueError",
+                format!(
                 "torrents[{index}]: {path:?} is not a file uploaded to /upload (or it expired); \
                      give a path from /upload's answer, a magnet URI or an http(s) URL"
             ),
-        )),
+            ))
+        }
     };
     let name = std::path::Path::new(path)
         .file_name()

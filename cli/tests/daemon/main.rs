@@ -16,6 +16,7 @@ mod cli;
 mod console_interop;
 mod crash;
 mod crash_loop;
+mod deluge_web_api;
 mod engine;
 mod examples;
 mod fault_injection;
