@@ -51,7 +51,10 @@ async fn setup() -> Result<Setup> {
     let torrent = work.path().join("webapi.bin.torrent");
     std::fs::write(&torrent, bytes)?;
     let config = tempfile::tempdir()?;
-    let daemon = DaemonProc::launch(engine_command(config.path(), data.path()), config)?;
+    let mut command = engine_command(config.path(), data.path());
+    // Uploads go under TMPDIR: here, so that a killed daemon leaves none in /tmp.
+    command.env("TMPDIR", work.path());
+    let daemon = DaemonProc::launch(command, config)?;
     Ok(Setup {
         daemon,
         torrent,
@@ -146,7 +149,11 @@ async fn ctrl_deluge_adds_pauses_resumes_and_removes_through_our_web_port() -> R
         "upload {}",
         seen["upload"]
     );
-    ensure!(!Path::new(uploaded).starts_with(s.torrent.parent().unwrap_or(Path::new("/"))));
+    let tmp = s.torrent.parent().context("work dir")?;
+    ensure!(
+        Path::new(uploaded).starts_with(tmp),
+        "{uploaded} not under TMPDIR"
+    );
     ensure!(
         seen["added"] == json!([[true, s.id]]),
         "web.add_torrents {}",
@@ -362,7 +369,12 @@ async fn a_newcomer_is_told_how_to_log_in_and_deluge_webs_password_login_works()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_same_origin_and_only_issued_paths_are_added() -> Result<()> {
-    let d = DaemonProc::start()?;
+    let config = tempfile::tempdir()?;
+    let tmp = tempfile::tempdir()?;
+    let mut command = support::daemon::command(config.path(), support::daemon::SOURCE);
+    // Uploads go under TMPDIR: here, so that the killed daemon leaves none in /tmp.
+    command.env("TMPDIR", tmp.path());
+    let d = DaemonProc::launch(command, config)?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", d.web_addr()?);
     let url = format!("{base}/upload");
