@@ -79,6 +79,8 @@ bash scripts/install/deluge22.sh
 bash scripts/install/https.sh
 # Flood 4.16 on Node 22 (both from npm): flood.rs.
 bash scripts/install/flood.sh
+# @ctrl/deluge (npm) and deluge-web-client (PyPI venv): deluge_web_api.rs.
+bash scripts/install/webapi-clients.sh
 
 # The library as `cargo add torrent-stats` gets it (no default features): the core alone,
 # none of the daemon's dependencies (clap, ratatui, anyhow, tracing-subscriber, librqbit).

@@ -1,5 +1,6 @@
 //! Standard base64 (RFC 4648, with or without padding, whitespace ignored) decoding: how
-//! Deluge's clients send torrent files (`core.add_torrent_file(filename, filedump, …)`).
+//! Deluge's clients send torrent files (`core.add_torrent_file(filename, filedump, …)`);
+//! and encoding, for the web server's uploaded files passed on to that method.
 
 /// Why a base64 text could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +58,29 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
     Ok(out)
 }
 
+/// Encodes `bytes` with the standard alphabet and padding.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub fn encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +101,16 @@ mod tests {
             assert_eq!(decode(text).unwrap(), bytes.as_bytes(), "{text:?}");
         }
         assert_eq!(decode("/+8=").unwrap(), [0xff, 0xef]);
+        for (text, bytes) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9vYmFy", "foobar"),
+        ] {
+            assert_eq!(encode(bytes.as_bytes()), text);
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode(&encode(&all)).unwrap(), all);
         assert_eq!(decode("_-8").unwrap(), [0xff, 0xef]);
     }
 

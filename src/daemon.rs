@@ -571,12 +571,17 @@ impl Daemon {
     /// should exit non-zero: the files lag what was counted).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        // The web server names the RPC address (deluge-web's host list).
+        #[cfg(all(feature = "web", feature = "rpc"))]
+        let rpc_addr = self.rpc.as_ref().map(|b| b.addr);
+        #[cfg(all(feature = "web", not(feature = "rpc")))]
+        let rpc_addr = None;
         #[cfg(feature = "rpc")]
         let server = self.rpc.map(|bound| bound.serve(stopped.clone()));
         #[cfg(feature = "web")]
         let web_server = self
             .web
-            .map(|bound| bound.serve(&self.core, &self.stats, stopped.clone()));
+            .map(|bound| bound.serve(&self.core, &self.stats, rpc_addr, stopped.clone()));
         let _ = &stopped;
         tokio::select! {
             _ = shutdown => {}
@@ -794,11 +799,13 @@ mod web {
             self,
             core: &Core,
             stats: &StatsHandle,
+            rpc: Option<SocketAddr>,
             mut stopped: watch::Receiver<bool>,
         ) -> JoinHandle<()> {
             let scheme = if self.https() { "https" } else { "http" };
             tracing::info!(addr = %self.addr, scheme, "serving the web page, JSON API and metrics");
-            let state = WebState::new(core.clone(), stats.clone(), self.auth, stopped.clone());
+            let state = WebState::new(core.clone(), stats.clone(), self.auth, stopped.clone())
+                .with_rpc_addr(rpc);
             let addr = self.addr;
             tokio::spawn(async move {
                 let shutdown = async move {

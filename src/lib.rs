@@ -164,6 +164,10 @@ pub use store::{Durability, LockHolder, Persist, Store, StoreError};
 pub use torrent::{
     AddOptions, Discovery, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
 };
+/// How to log in to the web page: the user and the file holding its password.
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub use web::login_hint as web_login_hint;
 /// The web server's default port (Deluge-Web's).
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]

@@ -307,6 +307,15 @@ async fn serve(args: Args, dir: PathBuf, listen: Listen) -> anyhow::Result<()> {
     if let Some(bound) = daemon.web_addr() {
         let scheme = if daemon.web_https() { "https" } else { "http" };
         eprintln!("Web listening on {scheme}://{bound}");
+        // A newcomer's first login: where the page is, who logs in, where the password is.
+        let mut page = bound;
+        if page.ip().is_unspecified() {
+            page.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        eprintln!(
+            "Web page {scheme}://{page}/ — {}",
+            torrent_stats::web_login_hint(&dir.join("auth"))
+        );
     }
     let listening = crate::listen::Listening {
         rpc: daemon.rpc_addr(),

@@ -3,15 +3,14 @@
 //! A request is `{"method": "...", "params": [...], "id": ...}`; the answer is
 //! `{"result": ..., "error": null | {"message", "code", "class"}, "id": ...}` with HTTP 200
 //! (400 for a body that is not such an object). Error codes are Deluge-Web's:
-//! [`CODE_AUTH`] (not logged in, or the level is too low), [`CODE_UNKNOWN_METHOD`],
-//! [`CODE_CALL`] (the call failed; `class` is the Deluge exception class).
+//! [`CODE_AUTH`] (not logged in: `"Not authenticated"`, or the level is too low),
+//! [`CODE_UNKNOWN_METHOD`] (`"Unknown method"`), [`CODE_CALL`] (the call failed; `class` is
+//! the Deluge exception class).
 //!
-//! Logins: `auth.login(user, password)` against the daemon's auth file → `true` and a
-//! session cookie, or `false` (throttled as Deluge RPC logins are, per source address and
-//! with the same shared counts: after [`crate::throttle::FREE_FAILURES`] failures the
-//! `false` comes late and with `Connection: close`); `auth.logout`; `auth.check_session` → bool;
-//! `auth.get_session` → `{"user", "level"}` or null. Every other method needs a session
-//! and is dispatched at its level. No cross-site request forgery: every request must be
+//! `auth.*` ([`super::session_methods`]) answers without a session: logins (one argument,
+//! deluge-web's, or two, the page's) set the session cookie. Every other method needs a
+//! session: `web.*` ([`super::deluge_web`]), `system.listMethods`, and the daemon's methods,
+//! dispatched at the session's level. No cross-site request forgery: every request must be
 //! `Content-Type: application/json` (which a form on another site cannot send without a
 //! CORS preflight, never granted) and, when the browser says where it comes from
 //! (`Origin`, `Sec-Fetch-Site`), come from this server's own origin.
@@ -24,10 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::login::set_cookie;
-use super::WebState;
+use super::login::Login;
+use super::{deluge_web, session_methods, WebState};
 use crate::export::DispatchError;
-use crate::throttle::shown_user;
 
 /// Not logged in, or the session's level is too low.
 pub const CODE_AUTH: u8 = 1;
@@ -55,7 +53,7 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Whether the browser says the request comes from a page of this server.
-fn same_origin(headers: &HeaderMap) -> Result<(), String> {
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), String> {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = text("sec-fetch-site") {
         if !matches!(site, "same-origin" | "none") {
@@ -127,15 +125,19 @@ pub(super) async fn handle(
         Some(Value::Array(params)) => params,
         Some(_) => return refuse(StatusCode::BAD_REQUEST, "\"params\" must be a list"),
     };
-    let (answer, cookie, close) = call(&state, &headers, peer, &method, params, &id).await;
+    let reply = call(&state, &headers, peer, &method, params).await;
+    let answer = match reply.answer {
+        Ok(result) => json!({"result": result, "error": null, "id": id}),
+        Err(e) => error(&id, e.code, &e.class, e.message),
+    };
     let mut response = Json(answer).into_response();
-    if close {
+    if reply.close {
         response.headers_mut().insert(
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
         );
     }
-    if let Some(cookie) = cookie.and_then(|c| c.parse().ok()) {
+    if let Some(cookie) = reply.cookie.and_then(|c| c.parse().ok()) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response.headers_mut().insert(
@@ -145,126 +147,128 @@ pub(super) async fn handle(
     response
 }
 
-/// Answers one call; then a `Set-Cookie` to send, and whether to close the connection.
+/// A failed call: the answer's `error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CallError {
+    /// [`CODE_AUTH`], [`CODE_UNKNOWN_METHOD`] or [`CODE_CALL`].
+    pub code: u8,
+    /// The exception class (Deluge's name for it).
+    pub class: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl CallError {
+    /// A call that failed (code [`CODE_CALL`]).
+    pub(super) fn call(class: &str, message: impl Into<String>) -> Self {
+        CallError {
+            code: CODE_CALL,
+            class: class.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// No session: deluge-web's answer.
+    pub(super) fn not_authenticated() -> Self {
+        CallError {
+            code: CODE_AUTH,
+            class: "NotAuthorizedError".to_string(),
+            message: "Not authenticated".to_string(),
+        }
+    }
+
+    /// No such method: deluge-web's answer.
+    pub(super) fn unknown_method() -> Self {
+        CallError {
+            code: CODE_UNKNOWN_METHOD,
+            class: "UnknownMethodError".to_string(),
+            message: "Unknown method".to_string(),
+        }
+    }
+}
+
+impl From<&DispatchError> for CallError {
+    fn from(e: &DispatchError) -> Self {
+        match e {
+            DispatchError::UnknownMethod(_) => CallError::unknown_method(),
+            DispatchError::NotAuthorized { .. } => CallError {
+                code: CODE_AUTH,
+                class: e.exception_name().to_string(),
+                message: e.to_string(),
+            },
+            DispatchError::Deluge { class, message, .. } => CallError::call(class, message.clone()),
+            _ => CallError::call(e.exception_name(), e.to_string()),
+        }
+    }
+}
+
+/// One call's outcome and what the HTTP answer carries besides.
+#[derive(Debug)]
+pub(super) struct Reply {
+    /// The result, or the error.
+    pub answer: Result<Value, CallError>,
+    /// A `Set-Cookie` to send.
+    pub cookie: Option<String>,
+    /// Whether to close the connection (a throttled login).
+    pub close: bool,
+}
+
+impl From<Result<Value, CallError>> for Reply {
+    fn from(answer: Result<Value, CallError>) -> Self {
+        Reply {
+            answer,
+            cookie: None,
+            close: false,
+        }
+    }
+}
+
+/// Answers one call: `auth.*` with or without a session, everything else with one.
 async fn call(
     state: &WebState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     method: &str,
     params: Vec<Value>,
-    id: &Value,
-) -> (Value, Option<String>, bool) {
-    if method == "auth.login" {
-        return login(state, peer, params, id).await;
+) -> Reply {
+    if let Some(name) = method.strip_prefix("auth.") {
+        return session_methods::call(state, headers, peer, name, params).await;
     }
-    let (answer, cookie) = other_call(state, headers, method, params, id).await;
-    (answer, cookie, false)
-}
-
-/// `auth.login(user, password)`, throttled per source address.
-async fn login(
-    state: &WebState,
-    peer: Option<SocketAddr>,
-    params: Vec<Value>,
-    id: &Value,
-) -> (Value, Option<String>, bool) {
-    let ok = |result: Value| json!({"result": result, "error": null, "id": id});
-    let (user, password) = match params.as_slice() {
-        [Value::String(u), Value::String(p)] => (u.as_str(), p.as_str()),
-        _ => {
-            let message = "auth.login takes (user, password), two strings";
-            return (error(id, CODE_CALL, "TypeError", message), None, false);
-        }
+    let Some(session) = state.logins.get(headers) else {
+        return Err(CallError::not_authenticated()).into();
     };
-    match state.auth.check(user, password) {
-        Ok(level) => match state.logins.start(user, level) {
-            Ok(token) => {
-                tracing::debug!(user = ?shown_user(user), "web login");
-                (ok(json!(true)), Some(set_cookie(Some(&token))), false)
-            }
-            Err(e) => (error(id, CODE_CALL, "OSError", e.to_string()), None, false),
-        },
-        Err(_) => {
-            if let Some(n) = state.failed_logins.hit() {
-                tracing::warn!(
-                    count = n,
-                    last_user = ?shown_user(user),
-                    last_peer = ?peer.map(|p| p.ip()),
-                    "failed web logins (counted over up to 10 s)"
-                );
-            }
-            // Each request counts as a connection's first failure: the address decides.
-            let penalty = peer.map(|p| state.throttle.failure(p.ip(), 1));
-            let penalty = penalty.unwrap_or_default();
-            if !penalty.delay.is_zero() {
-                tokio::time::sleep(penalty.delay).await;
-            }
-            (ok(json!(false)), None, penalty.close)
-        }
+    if let Some(name) = method.strip_prefix("web.") {
+        return deluge_web::call(state, &session, name, params).await.into();
     }
+    if method == "system.listMethods" {
+        return deluge_web::list_methods(state, &session, &params)
+            .await
+            .into();
+    }
+    core_call(state, &session, method, params).await.into()
 }
 
-/// Every call but `auth.login`; the second value is a `Set-Cookie` to send.
-async fn other_call(
+/// A daemon method (`core.*`, `daemon.*`, `stats.*`, ...) at the session's level.
+pub(super) async fn core_call(
     state: &WebState,
-    headers: &HeaderMap,
+    session: &Login,
     method: &str,
     params: Vec<Value>,
-    id: &Value,
-) -> (Value, Option<String>) {
-    let ok = |result: Value| json!({"result": result, "error": null, "id": id});
-    match method {
-        "auth.logout" => {
-            state.logins.end(headers);
-            (ok(json!(true)), Some(set_cookie(None)))
+) -> Result<Value, CallError> {
+    let method_shown: String = method.chars().take(80).collect();
+    let answer = state
+        .core
+        .dispatch(method, params, Map::new(), session.caller())
+        .await;
+    match answer {
+        Ok(result) => {
+            tracing::debug!(method = %method_shown, user = %session.user, "web call answered");
+            Ok(result)
         }
-        "auth.check_session" => (ok(json!(state.logins.get(headers).is_some())), None),
-        "auth.get_session" => {
-            let session = state.logins.get(headers);
-            let value = session.map_or(
-                Value::Null,
-                |s| json!({"user": s.user, "level": s.level.as_u8()}),
-            );
-            (ok(value), None)
+        Err(e) => {
+            tracing::debug!(method = %method_shown, user = %session.user, error = %e, "web call failed");
+            Err(CallError::from(&e))
         }
-        _ => {
-            let Some(session) = state.logins.get(headers) else {
-                return (
-                    error(id, CODE_AUTH, "NotAuthorizedError", "Not authenticated"),
-                    None,
-                );
-            };
-            let method_shown: String = method.chars().take(80).collect();
-            let answer = state
-                .core
-                .dispatch(method, params, Map::new(), session.caller())
-                .await;
-            match answer {
-                Ok(result) => {
-                    tracing::debug!(method = %method_shown, user = %session.user, "web call answered");
-                    (ok(result), None)
-                }
-                Err(e) => {
-                    tracing::debug!(method = %method_shown, user = %session.user, error = %e, "web call failed");
-                    (dispatch_error(id, &e), None)
-                }
-            }
-        }
-    }
-}
-
-fn dispatch_error(id: &Value, e: &DispatchError) -> Value {
-    match e {
-        DispatchError::UnknownMethod(_) => {
-            error(id, CODE_UNKNOWN_METHOD, e.exception_name(), e.to_string())
-        }
-        DispatchError::NotAuthorized { .. } => {
-            error(id, CODE_AUTH, e.exception_name(), e.to_string())
-        }
-        DispatchError::Deluge { class, message, .. } => {
-            error(id, CODE_CALL, class, message.clone())
-        }
-        _ => error(id, CODE_CALL, e.exception_name(), e.to_string()),
     }
 }
 

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `GET /` | the page (`assets/index.html`) | none (it logs in through `/json`) |
 //! | `GET /assets/<file>` | the page's scripts, styles and uPlot, built into the binary | none |
-//! | `POST /json` | `{"method", "params", "id"}` → `{"result", "error", "id"}` ([`json`]) | session cookie from `auth.login`; same origin |
+//! | `POST /json` | `{"method", "params", "id"}` → `{"result", "error", "id"}` ([`json`]): the daemon's methods and deluge-web's `auth.*` and `web.*` | session cookie from `auth.login`; same origin |
+//! | `POST /upload` | deluge-web's torrent upload: multipart `file` fields → `{"success", "files"}` ([`upload`]) | same origin (files usable only by a logged-in `web.add_torrents`) |
 //! | `GET /events` | server-sent events: the Stats snapshot at connect and after every poll | session cookie |
 //! | `GET /metrics` | Prometheus text (OpenMetrics) ([`metrics`]) | none (as exporters are; loopback by default) |
 //!
@@ -18,10 +19,16 @@
 
 mod assets;
 mod config;
+mod deluge_web;
 mod events;
+mod file_tree;
 pub mod json;
 mod login;
 pub mod metrics;
+mod session_methods;
+pub mod upload;
+
+use session_methods::WEB_LOGIN_USER;
 #[cfg(feature = "ledger")]
 pub mod quota_metrics;
 pub mod tls;
@@ -70,6 +77,12 @@ pub struct WebState {
     failed_logins: Arc<Tally>,
     /// Served over HTTPS: cookies are `Secure`.
     secure_cookies: bool,
+    /// Files uploaded to `/upload`, for `web.add_torrents`.
+    uploads: Arc<upload::Uploads>,
+    /// The Deluge RPC address, for `web.get_hosts`.
+    rpc_addr: Option<SocketAddr>,
+    /// This server's address (set by [`run`]), for `web.get_config`.
+    local_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -99,6 +112,9 @@ impl WebState {
             logins: Arc::new(login::Logins::default()),
             stopped,
             secure_cookies: false,
+            uploads: Arc::new(upload::Uploads::default()),
+            rpc_addr: None,
+            local_addr: None,
         }
     }
 
@@ -109,6 +125,21 @@ impl WebState {
         self.secure_cookies = on;
         self
     }
+
+    /// Names the daemon's Deluge RPC address (`web.get_hosts` lists it).
+    pub fn with_rpc_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.rpc_addr = addr;
+        self
+    }
+}
+
+/// "log in as localclient, password in <auth file>": what the daemon's start message and
+/// the login page say.
+pub fn login_hint(auth_file: &std::path::Path) -> String {
+    format!(
+        "log in as {WEB_LOGIN_USER}, password in {}",
+        auth_file.display()
+    )
 }
 
 /// The routes, with the security headers on every response.
@@ -118,6 +149,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::file))
         .route("/json", post(json::handle))
+        .route("/upload", post(upload::handle))
         .route("/events", get(events::handle))
         .route("/metrics", get(metrics::handle))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -154,6 +186,8 @@ pub async fn run(
     state: WebState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut state = state;
+    state.local_addr = listener.local_addr().ok();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -18,6 +18,7 @@ mod console_22;
 mod console_interop;
 mod crash;
 mod crash_loop;
+mod deluge_web_api;
 mod engine;
 mod engine_flood;
 mod examples;

@@ -480,6 +480,15 @@ async fn drive(b: &Browser, daemon: &mut DaemonProc, web_port: u16) -> Result<()
         user.prop("value").await?.as_deref() == Some("localclient"),
         "default user"
     );
+    // A newcomer's hint: who logs in and which file holds the password (not the password).
+    let hint = wait_text(b, "login-hint").await?;
+    let auth_file = daemon.dir.path().join("auth");
+    ensure!(
+        hint.contains("user localclient")
+            && hint.contains(&auth_file.display().to_string())
+            && !hint.contains(&daemon.password),
+        "login hint {hint:?}"
+    );
 
     // A wrong password is refused on the page.
     fill(b, "login-password", "not-the-password").await?;

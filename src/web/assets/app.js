@@ -158,6 +158,19 @@
     $('login-password').value = '';
     const user = $('login-user');
     (user.value ? $('login-password') : user).focus();
+    showLoginHint();
+  }
+
+  /** Who logs in first and where the password is, from the server (never the password). */
+  async function showLoginHint() {
+    try {
+      const hint = await call('auth.login_hint');
+      const p = $('login-hint');
+      p.textContent = `First login: user ${hint.user}, password in ${hint.auth_file} on the daemon's machine.`;
+      p.hidden = false;
+    } catch (_) {
+      // An older daemon: no hint.
+    }
   }
 
   function sessionLost() {
