@@ -1,6 +1,6 @@
 //! `torrent-stats session`: the current session's totals, rates and peers.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use torrent_stats::units::format_bytes;
 use torrent_stats::Counters;
 

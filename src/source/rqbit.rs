@@ -759,7 +759,7 @@ impl TorrentEngine for RqbitEngine {
     }
 
     /// The files are moved here (librqbit cannot), then the torrent is re-added there
-    /// ([`readd`](RqbitEngine::readd)); a failure leaves it where it was.
+    /// (`readd`); a failure leaves it where it was.
     async fn move_storage(&self, id: &str, dest: &std::path::Path) -> Result<(), TorrentError> {
         let t = self.handle(id)?;
         self.wait_checked(&t, id).await?;
@@ -800,7 +800,7 @@ impl TorrentEngine for RqbitEngine {
         self.readd(&t, bytes, dest.to_path_buf(), paused).await
     }
 
-    /// The torrent is re-added ([`readd`](RqbitEngine::readd)) from its file with these
+    /// The torrent is re-added (`readd`) from its file with these
     /// trackers instead of its own (same info dictionary: same id).
     async fn set_trackers(&self, id: &str, trackers: &[Tracker]) -> Result<(), TorrentError> {
         let t = self.handle(id)?;
