@@ -113,6 +113,8 @@ struct Pending {
     name: String,
     error: Option<String>,
     added: f64,
+    /// Its download location (its save path once resolved).
+    location: PathBuf,
 }
 
 /// A running librqbit session and its identity.
@@ -573,6 +575,7 @@ impl RqbitEngine {
                     name,
                     error: None,
                     added: now,
+                    location: self.location(&options),
                 },
             );
         self.added
@@ -716,7 +719,7 @@ impl TorrentEngine for RqbitEngine {
             };
             let mut info = TorrentInfo::new(&id, p.name, state);
             info.error = p.error;
-            info.save_path = self.download_dir.clone();
+            info.save_path = p.location;
             info.time_added = Some(p.added);
             list.push(info);
         }

@@ -176,6 +176,17 @@ async fn multi_file_torrents_lie_in_a_folder_named_after_them_as_in_deluge() -> 
     let loc = place.path().join("chosen");
     let options = json!({"download_location": loc.display().to_string()});
     call(&mut c, "core.add_torrent_magnet", json!([magnet, options])).await?;
+    // Its location from the start, while its metadata is fetched too.
+    let st = call(
+        &mut c,
+        "core.get_torrent_status",
+        json!([id, ["download_location"]]),
+    )
+    .await?;
+    ensure!(
+        st["download_location"] == json!(loc.display().to_string()),
+        "{st}"
+    );
     let st = seeding_at(&mut c, id, &loc, "the magnet's download").await?;
     shown_at(&st, &loc)?;
     ensure!(album.lies_in(&loc), "not downloaded into {loc:?}/album");
