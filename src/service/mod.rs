@@ -142,6 +142,7 @@ impl Core {
     }
 
     /// Records where the RPC server listens (the first call wins), for `core.get_config`.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn set_listening(&self, listening: Listening) {
         let _ = self.listening.set(listening);
     }
