@@ -21,6 +21,7 @@ mod crash_loop;
 mod deluge_web_api;
 mod engine;
 mod engine_flood;
+mod engine_restart;
 mod examples;
 mod fault_injection;
 mod flood;
