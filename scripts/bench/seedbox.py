@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -111,23 +112,27 @@ def proc_cpu_ticks(pid):
 
 
 def proc_switches(pid):
-    """Voluntary + nonvoluntary context switches of the live threads, and their count."""
-    total = threads = 0
+    """Voluntary + nonvoluntary context switches of each live thread, by thread id."""
+    out = {}
     for t in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-            threads += 1
-        except FileNotFoundError:
+                out[t] = sum(int(l.split()[1]) for l in f
+                             if l.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
+        except (FileNotFoundError, ProcessLookupError):
             pass
-    return total, threads
+    return out
 
 
 def proc_status(pid, key):
     with open("/proc/%d/status" % pid) as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
+
+
+def proc_limit(pid, name):
+    """The soft limit called name in /proc/PID/limits."""
+    with open("/proc/%d/limits" % pid) as f:
+        return next(l[len(name):].split()[0] for l in f if l.startswith(name))
 
 
 def proc_io(pid):
@@ -146,8 +151,9 @@ def free_port():
 class Daemon:
     """One daemon under test: its command line, config directory, process."""
 
-    def __init__(self, kind, binary, conf, data, pidfile):
+    def __init__(self, kind, binary, conf, data, pidfile, nofile=0):
         self.kind, self.conf, self.data, self.pidfile = kind, conf, data, pidfile
+        self.nofile = nofile
         self.port, peer = free_port(), free_port()
         os.makedirs(conf, mode=0o700)
         self.log = open(conf + ".log", "ab")
@@ -170,9 +176,13 @@ class Daemon:
                         "-i", "127.0.0.1", "-d", "-L", "error"]
         self.proc = None
 
+    def _limits(self):
+        if self.nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
     def start(self):
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=self._limits)
         with open(self.pidfile, "a") as f:
             f.write("%d\n" % self.proc.pid)
         return self.proc.pid
@@ -240,35 +250,55 @@ def states(c):
     return len(st), hist
 
 
-def wait_seeding(c, n, limit):
-    """Polls until n torrents are there, all Seeding: (seconds or None, histogram)."""
-    t0 = time.perf_counter()
+def wait_seeding(c, n, limit, stall=60):
+    """Polls until n torrents are there, all Seeding: (seconds or None, histogram); gives
+    up after limit s, or after stall s without a change in the states."""
+    t0 = changed = time.perf_counter()
     pause = 0.2 if n <= 1000 else 1.0
+    last = None
     while True:
         count, hist = states(c)
+        now = time.perf_counter()
         if count == n and hist.get("Seeding") == n:
-            return time.perf_counter() - t0, hist
-        if time.perf_counter() - t0 > limit:
+            return now - t0, hist
+        if hist != last:
+            last, changed = hist, now
+        if now - t0 > limit or now - changed > stall:
             return None, hist
         time.sleep(pause)
 
 
-def idle(pid, seconds):
+def idle(pid, seconds, every=0.25):
     """CPU (% of a core, utime+stime), wake-ups/s (context switches), threads, VmRSS and
-    RssAnon (KiB), open fds, over a window with no client connected."""
+    RssAnon (KiB), open fds, over a window with no client connected. The threads are
+    read every `every` s: a thread's switches count from the window's start or its birth,
+    so threads that come and go are counted (up to `every` s of a dying one lost)."""
     l0 = load()
-    c0, (s0, _) = proc_cpu_ticks(pid), proc_switches(pid)
+    c0, seen = proc_cpu_ticks(pid), proc_switches(pid)
+    first = set(seen)
     t0 = time.perf_counter()
-    time.sleep(seconds)
-    c1, (s1, threads) = proc_cpu_ticks(pid), proc_switches(pid)
+    switches, born = 0, set()
+    while True:
+        left = t0 + seconds - time.perf_counter()
+        if left <= 0:
+            break
+        time.sleep(min(every, left))
+        for tid, n in proc_switches(pid).items():
+            if tid not in seen and tid not in first:
+                born.add(tid)
+            switches += n - seen.get(tid, 0)
+            seen[tid] = n
+    c1 = proc_cpu_ticks(pid)
     el = time.perf_counter() - t0
     return {
         "idle_cpu_pct": (c1 - c0) / TICK / el * 100.0,
-        "wakeups_per_s": (s1 - s0) / el,
-        "threads": threads,
+        "wakeups_per_s": switches / el,
+        "threads": len(os.listdir("/proc/%d/task" % pid)),
+        "threads_born": len(born),
         "rss_kib": proc_status(pid, "VmRSS"),
         "anon_kib": proc_status(pid, "RssAnon"),
         "fds": len(os.listdir("/proc/%d/fd" % pid)),
+        "fd_limit": proc_limit(pid, "Max open files"),
         "idle_load": "%s -> %s" % (l0, load()),
     }
 
@@ -346,7 +376,8 @@ def restart(d, n, names, settle, limit):
 
 def run_one(kind, n, a, names):
     """One daemon, fresh, with n torrents: every figure, in a dict."""
-    d = Daemon(kind, a.bin, os.path.join(a.work, "%s-%d" % (kind, n)), a.data, a.pids)
+    d = Daemon(kind, a.bin, os.path.join(a.work, "%s-%d" % (kind, n)), a.data, a.pids,
+               a.nofile)
     r = {"kind": kind, "n": n}
     try:
         pid = d.start()
@@ -393,10 +424,12 @@ ROWS = [  # label, key, format, ratio?
     ("idle CPU (% of a core)", "idle_cpu_pct", "%.2f", True),
     ("idle CPU per 1000 torrents (% of a core)", "idle_cpu_per_1000", "%.3f", True),
     ("wake-ups/s (context switches, all threads)", "wakeups_per_s", "%.0f", True),
-    ("threads", "threads", "%d", True),
+    ("threads (at the window's end)", "threads", "%d", True),
+    ("threads started during the idle window", "threads_born", "%d", True),
     ("VmRSS (MiB)", "rss_mib", "%.1f", True),
     ("RssAnon (MiB)", "anon_mib", "%.1f", True),
     ("open file descriptors", "fds", "%d", True),
+    ("open files limit (soft)", "fd_limit", "%s", False),
     ("get_torrents_status({}, 12 keys) median (ms)", "status_all_ms", "%.2f", True),
     ("get_torrents_status(one id, 12 keys) median (ms)", "status_one_ms", "%.2f", True),
     ("stop: SIGTERM -> exit (s)", "stop_s", "%.2f", True),
@@ -467,6 +500,7 @@ def main():
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--size", type=int, default=32768)
     p.add_argument("--limit", type=float, default=600.0)
+    p.add_argument("--nofile", type=int, default=0)
     a = p.parse_args()
     sizes = [int(s) for s in a.sizes.split(",") if s]
     dsizes = {int(s) for s in a.deluged_sizes.split(",") if s}

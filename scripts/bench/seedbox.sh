@@ -6,7 +6,7 @@
 #
 # usage: scripts/bench/seedbox.sh [--sizes 100,1000,10000] [--deluged-sizes 100,1000,10000]
 #     [--deluged-cap 120] [--idle 20] [--settle 5] [--calls 20] [--batch 100]
-#     [--size 32768] [--limit 600]
+#     [--size 32768] [--limit 600] [--nofile N]
 #   --sizes: the numbers of torrents, each a fresh pair of daemons (ours, then deluged).
 #   --deluged-sizes: the sizes deluged runs at too; --deluged-cap S: deluged's adds stop
 #     after the batch that passes S seconds (it needs ~45 s per 1000 adds, growing with
@@ -15,8 +15,10 @@
 #   --idle S: the idle window; --settle S: the wait before it (and before the second
 #     reading of /proc/PID/io after a restart); --calls: status calls timed (median);
 #     --batch: add calls in flight on the connection; --size: bytes of each torrent's
-#     file (16 KiB pieces); --limit S: the longest wait for all seeding, for an exit after
-#     SIGTERM and for a restart.
+#     file (16 KiB pieces); --limit S: the longest wait for all seeding (or 60 s without
+#     a change in the states), for an exit after SIGTERM and for a restart; --nofile N:
+#     the daemons' open files limit, soft and hard (default: inherited, printed; the
+#     embedded engine of librqbit 9.1 keeps 2 descriptors open per torrent).
 #   TORRENT_STATS_BIN: the binary to measure; default: build this tree with
 #     `cargo build --release -p torrent-stats-cli` (honours CARGO_TARGET_DIR).
 #   KEEP=1: leave the work directory (logs, config directories, data) and print its path.
@@ -34,9 +36,10 @@
 #     in flight at a time (as a script or Deluge's GTK client would send them): the add
 #     time; then poll core.get_torrents_status({}, ["state"]) until all are Seeding;
 #  4. close the connection, wait --settle, then over --idle seconds with no client: CPU
-#     (utime+stime of /proc/PID/stat), wake-ups/s (voluntary + nonvoluntary context
-#     switches summed over /proc/PID/task/*/status: live threads only), at the end VmRSS,
-#     RssAnon, thread count and open descriptors;
+#     (utime+stime of /proc/PID/stat, dead threads included), wake-ups/s (voluntary +
+#     nonvoluntary context switches of /proc/PID/task/*/status, read every 0.25 s so
+#     threads that start and end in the window count too), threads started in the
+#     window; at the end VmRSS, RssAnon, threads, open descriptors and their limit;
 #  5. core.get_torrents_status({}, 12 keys) and the same with {"id": [one id]}: median of
 #     --calls round trips after 3 warm-up calls, timed to the answer's last byte (the
 #     client's decoding not included), answers checked for N (1) torrents of 12 keys;
@@ -48,6 +51,7 @@
 #     --settle s later; stats.get_totals equal to before.
 # The load average (/proc/loadavg) is printed with each phase: the machine is shared.
 set -euo pipefail
+{ # read whole before it runs: an edit of this file during a run cannot change it
 BIN=${TORRENT_STATS_BIN:-}
 if [ -n "$BIN" ]; then BIN=$(realpath "$BIN"); fi # before the cd below
 cd "$(dirname "$0")/../.."
@@ -82,3 +86,5 @@ echo "torrent-stats: $BIN ($("$BIN" --version 2>/dev/null || echo '?'), commit $
 python3 scripts/bench/seedbox.py --bin "$BIN" --work "$work" --pids "$pidfile" "$@" &
 driver=$!
 wait "$driver"
+exit
+}
