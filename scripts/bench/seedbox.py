@@ -151,9 +151,8 @@ def free_port():
 class Daemon:
     """One daemon under test: its command line, config directory, process."""
 
-    def __init__(self, kind, binary, conf, data, pidfile, nofile=0):
+    def __init__(self, kind, binary, conf, data, pidfile):
         self.kind, self.conf, self.data, self.pidfile = kind, conf, data, pidfile
-        self.nofile = nofile
         self.port, peer = free_port(), free_port()
         os.makedirs(conf, mode=0o700)
         self.log = open(conf + ".log", "ab")
@@ -176,13 +175,9 @@ class Daemon:
                         "-i", "127.0.0.1", "-d", "-L", "error"]
         self.proc = None
 
-    def _limits(self):
-        if self.nofile:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-
     def start(self):
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL, preexec_fn=self._limits)
+                                     stdin=subprocess.DEVNULL)
         with open(self.pidfile, "a") as f:
             f.write("%d\n" % self.proc.pid)
         return self.proc.pid
@@ -376,8 +371,7 @@ def restart(d, n, names, settle, limit):
 
 def run_one(kind, n, a, names):
     """One daemon, fresh, with n torrents: every figure, in a dict."""
-    d = Daemon(kind, a.bin, os.path.join(a.work, "%s-%d" % (kind, n)), a.data, a.pids,
-               a.nofile)
+    d = Daemon(kind, a.bin, os.path.join(a.work, "%s-%d" % (kind, n)), a.data, a.pids)
     r = {"kind": kind, "n": n}
     try:
         pid = d.start()
@@ -506,6 +500,12 @@ def main():
     dsizes = {int(s) for s in a.deluged_sizes.split(",") if s}
     if not sizes or min(sizes) < 1 or a.batch < 1 or a.calls < 1 or a.idle <= 0:
         p.error("sizes, --batch and --calls must be >= 1, --idle > 0")
+    if a.nofile:  # the daemons inherit it
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (a.nofile, a.nofile))
+        except (ValueError, OSError) as e:
+            p.error("cannot set the open files limit to %d (now %s): %s"
+                    % (a.nofile, resource.getrlimit(resource.RLIMIT_NOFILE), e))
     a.data, a.torrents = os.path.join(a.work, "data"), os.path.join(a.work, "torrents")
     t0 = time.perf_counter()
     made = subprocess.run(
