@@ -107,7 +107,9 @@ pub struct TorrentInfo {
     pub upload_payload_rate: Option<u64>,
     /// Connected peers.
     pub num_peers: Option<u64>,
-    /// Where the data is.
+    /// Deluge's save path: the folder a single file, or a multi-file torrent's own folder
+    /// (named after it), is in; for a torrent whose files are not in such a folder, the
+    /// folder they are in.
     pub save_path: PathBuf,
     /// Unix seconds when it was added to this engine, if known.
     pub time_added: Option<f64>,
@@ -343,7 +345,8 @@ pub trait TorrentEngine: Send + Sync + 'static {
     }
 
     /// Moves a torrent's data to the directory `dest` (absolute; created if missing), where
-    /// the torrent then goes on.
+    /// the torrent then goes on: `dest` becomes its save path (a multi-file torrent's
+    /// files in `dest/<name>/`, as Deluge moves them).
     async fn move_storage(&self, id: &str, dest: &std::path::Path) -> Result<(), TorrentError> {
         let _ = (id, dest);
         Err(TorrentError::Unsupported(

@@ -1,6 +1,6 @@
 //! `torrent-stats session`: the current session's totals, rates and peers.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use torrent_stats::units::format_bytes;
 use torrent_stats::Counters;
 
@@ -35,7 +35,12 @@ async fn session(rpc: &RpcArgs) -> anyhow::Result<()> {
         .into_iter();
     let (totals, status) = (answers.next(), answers.next().unwrap_or_default());
     let s = rpc_args::counters("stats.get_session_totals", totals.unwrap_or_default())?;
-    let number = |key: &str| status.get(key).and_then(Value::as_u64);
+    // Deluge answers the rates as floats (bytes/s), the counts as integers.
+    let number = |key: &str| {
+        let v = status.get(key)?;
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.round() as u64))
+    };
     if rpc.json {
         #[derive(serde::Serialize)]
         struct Out {

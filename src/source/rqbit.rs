@@ -29,6 +29,7 @@ use crate::torrent::{
     TorrentSource, TorrentState, Tracker, MAX_TORRENT_FILE,
 };
 
+mod layout;
 mod metainfo;
 mod relocate;
 
@@ -112,6 +113,8 @@ struct Pending {
     name: String,
     error: Option<String>,
     added: f64,
+    /// Its download location (its save path once resolved).
+    location: PathBuf,
 }
 
 /// A running librqbit session and its identity.
@@ -274,6 +277,32 @@ fn engine_error(e: impl std::fmt::Display) -> TorrentError {
     TorrentError::Engine(format!("{e:#}"))
 }
 
+/// The files (paths inside the output folder, bytes done, none while checking) and piece
+/// facts of a torrent's metadata.
+fn meta_info(m: &librqbit::TorrentMetadata, progress: &[u64], state: TorrentState) -> MetaInfo {
+    let lengths = m.info.lengths();
+    let files = m
+        .file_infos
+        .iter()
+        .zip(progress.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(f, done)| {
+            let mut file = TorrentFile::new(
+                f.relative_filename.to_string_lossy().replace('\\', "/"),
+                f.len,
+                f.offset_in_torrent,
+            );
+            file.done = done.copied().filter(|_| state != TorrentState::Checking);
+            file
+        })
+        .collect();
+    MetaInfo::new(
+        files,
+        u64::from(lengths.default_piece_length()),
+        u64::from(lengths.total_pieces()),
+        m.info.info().private,
+    )
+}
+
 impl RqbitEngine {
     fn handle(&self, id: &str) -> Result<Arc<ManagedTorrent>, TorrentError> {
         let hash = Id20::from_str(id).map_err(|_| TorrentError::Unknown(id.to_string()))?;
@@ -311,39 +340,23 @@ impl RqbitEngine {
             info.total_payload_download = Some(live.snapshot.fetched_bytes);
         }
         let wanted = t.only_files();
-        info.meta = t
+        let (meta, root) = t
             .with_metadata(|m| {
-                let lengths = m.info.lengths();
-                let files = m
-                    .file_infos
-                    .iter()
-                    .zip(
-                        stats
-                            .file_progress
-                            .iter()
-                            .map(Some)
-                            .chain(std::iter::repeat(None)),
-                    )
-                    .map(|(f, done)| {
-                        let mut file = TorrentFile::new(
-                            f.relative_filename.to_string_lossy().replace('\\', "/"),
-                            f.len,
-                            f.offset_in_torrent,
-                        );
-                        file.done = done.copied().filter(|_| state != TorrentState::Checking);
-                        file
-                    })
-                    .collect();
-                MetaInfo::new(
-                    files,
-                    u64::from(lengths.default_piece_length()),
-                    u64::from(lengths.total_pieces()),
-                    m.info.info().private,
-                )
+                let meta = meta_info(m, &stats.file_progress, state);
+                (Some(meta), layout::root(&m.info, &id))
             })
-            .ok();
+            .unwrap_or_default();
+        info.meta = meta;
+        // As Deluge shows it: a multi-file torrent's save path is the folder its own
+        // folder is in, its files' paths begin with that folder's name.
+        let shown = layout::shown(t.output_folder(), root.as_deref());
+        if let (Some(meta), Some(prefix)) = (info.meta.as_mut(), &shown.prefix) {
+            for f in &mut meta.files {
+                f.path.insert_str(0, prefix);
+            }
+        }
+        info.save_path = shown.save_path;
         self.add_facts(t, &mut info, wanted.as_deref());
-        info.save_path = t.output_folder().to_path_buf();
         info.time_added = self
             .added
             .lock()
@@ -457,31 +470,33 @@ impl RqbitEngine {
         }
     }
 
-    /// Adds bytes or a URL to the session with the peers known for `id`.
+    /// Adds a torrent file's bytes to the session, its files in `folder`, with the peers
+    /// known for `id`.
     async fn add_to_session(
         &self,
-        add: AddTorrent<'_>,
-        id: Option<&str>,
-        options: &AddOptions,
+        bytes: Vec<u8>,
+        id: &str,
+        paused: bool,
+        folder: &std::path::Path,
     ) -> Result<String, TorrentError> {
-        let peers = id.and_then(|id| {
-            self.peers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(id)
-                .cloned()
-        });
+        let peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
         let opts = AddTorrentOptions {
-            paused: options.paused,
+            paused,
             overwrite: true, // resume into existing files: pieces are checked, not re-fetched
-            output_folder: options
-                .download_location
-                .as_ref()
-                .map(|p| p.display().to_string()),
+            output_folder: Some(folder.display().to_string()),
             initial_peers: peers,
             ..Default::default()
         };
-        match self.session.add_torrent(add, Some(opts)).await {
+        match self
+            .session
+            .add_torrent(AddTorrent::from_bytes(bytes), Some(opts))
+            .await
+        {
             Ok(AddTorrentResponse::Added(_, handle)) => Ok(handle.info_hash().as_string()),
             Ok(AddTorrentResponse::AlreadyManaged(_, handle)) => {
                 Err(TorrentError::AlreadyAdded(handle.info_hash().as_string()))
@@ -493,16 +508,30 @@ impl RqbitEngine {
         }
     }
 
-    /// Adds a `.torrent` file's bytes.
+    /// The download location of an add: the one given, else the download directory.
+    fn location(&self, options: &AddOptions) -> PathBuf {
+        options
+            .download_location
+            .clone()
+            .unwrap_or_else(|| self.download_dir.clone())
+    }
+
+    /// Adds a `.torrent` file's bytes: a multi-file torrent's files go in a folder named
+    /// after it in the download location, as Deluge puts them ([`layout`]).
     async fn add_file(&self, bytes: Vec<u8>, options: AddOptions) -> Result<String, TorrentError> {
-        let parsed = librqbit::torrent_from_bytes(&bytes)
-            .map_err(|e| TorrentError::NotATorrent(format!("{e:#}")))?;
+        let not_a_torrent = |e: &dyn std::fmt::Display| TorrentError::NotATorrent(format!("{e:#}"));
+        let parsed = librqbit::torrent_from_bytes(&bytes).map_err(|e| not_a_torrent(&e))?;
         let id = parsed.info_hash.as_string();
         if self.handle(&id).is_ok() {
             return Err(TorrentError::AlreadyAdded(id));
         }
+        let info = parsed.info.data.validate().map_err(|e| not_a_torrent(&e))?;
+        let folder = layout::folder(
+            &self.location(&options),
+            layout::root(&info, &id).as_deref(),
+        )?;
         let added = self
-            .add_to_session(AddTorrent::from_bytes(bytes), Some(&id), &options)
+            .add_to_session(bytes, &id, options.paused, &folder)
             .await
             .map_err(|e| match e {
                 TorrentError::Engine(m) => TorrentError::NotATorrent(m),
@@ -546,55 +575,104 @@ impl RqbitEngine {
                     name,
                     error: None,
                     added: now,
+                    location: self.location(&options),
                 },
             );
         self.added
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), now);
-        let opts = AddTorrentOptions {
+        let magnet = PendingMagnet {
+            uri,
             paused: options.paused,
-            overwrite: true,
-            output_folder: options
-                .download_location
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            ..Default::default()
+            location: self.location(&options),
+            key: id.clone(),
         };
         let (session, pending) = (self.session.clone(), self.pending.clone());
-        tokio::spawn(resolve_magnet(session, pending, uri, opts, id.clone()));
+        tokio::spawn(resolve_magnet(session, pending, magnet));
         Ok(id)
     }
 }
 
-/// Adds the magnet `uri` (listed in `pending` as `key`) to `session`, which fetches its
-/// metadata, then takes it off the pending list; a failure stays there as the torrent's
-/// error. A magnet removed meanwhile is dropped from the session again.
+/// A magnet being resolved: its link, how it is to be added, its key in the pending list.
+struct PendingMagnet {
+    uri: String,
+    paused: bool,
+    location: PathBuf,
+    key: String,
+}
+
+/// Fetches the metadata of `magnet` (only listing it in `session`), then adds it from its
+/// torrent file into its folder at its location ([`layout`]; librqbit would put a magnet
+/// given a location straight into it), with the peers seen meanwhile; `None` if it left
+/// the `pending` list meanwhile (removed: nothing is added).
+async fn add_resolved(
+    session: &Arc<Session>,
+    pending: &Mutex<HashMap<String, Pending>>,
+    magnet: &PendingMagnet,
+) -> Result<Option<AddTorrentResponse>, String> {
+    let list_only = AddTorrentOptions {
+        list_only: true,
+        ..Default::default()
+    };
+    let listed = match session
+        .add_torrent(AddTorrent::from_url(&magnet.uri), Some(list_only))
+        .await
+        .map_err(|e| format!("{e:#}"))?
+    {
+        AddTorrentResponse::ListOnly(listed) => listed,
+        // Added meanwhile by other means: already where it is.
+        other => return Ok(Some(other)),
+    };
+    let still_wanted = pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&magnet.key);
+    if !still_wanted {
+        return Ok(None);
+    }
+    let root = layout::root(&listed.info, &magnet.key);
+    let folder = layout::folder(&magnet.location, root.as_deref()).map_err(|e| e.to_string())?;
+    let opts = AddTorrentOptions {
+        paused: magnet.paused,
+        overwrite: true,
+        output_folder: Some(folder.display().to_string()),
+        only_files: listed.only_files,
+        initial_peers: Some(listed.seen_peers),
+        ..Default::default()
+    };
+    let added = session
+        .add_torrent(AddTorrent::from_bytes(listed.torrent_bytes), Some(opts))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(Some(added))
+}
+
+/// Resolves `magnet` ([`add_resolved`]), then takes it off the `pending` list; a failure
+/// stays there as the torrent's error. A magnet removed meanwhile is dropped from the
+/// session again.
 async fn resolve_magnet(
     session: Arc<Session>,
     pending: Arc<Mutex<HashMap<String, Pending>>>,
-    uri: String,
-    opts: AddTorrentOptions,
-    key: String,
+    magnet: PendingMagnet,
 ) {
-    let result = session
-        .add_torrent(AddTorrent::from_url(uri), Some(opts))
-        .await;
+    let key = &magnet.key;
+    let result = add_resolved(&session, &pending, &magnet).await;
     let removed_meanwhile = {
         let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
-            Ok(_) => pending.remove(&key).is_none(),
+            Ok(_) => pending.remove(key).is_none(),
             Err(e) => {
-                tracing::warn!(torrent = %key, error = %format!("{e:#}"), "magnet could not be resolved");
-                if let Some(p) = pending.get_mut(&key) {
-                    p.error = Some(format!("{e:#}"));
+                tracing::warn!(torrent = %key, error = %e, "magnet could not be resolved");
+                if let Some(p) = pending.get_mut(key) {
+                    p.error = Some(e.clone());
                 }
                 false
             }
         }
     };
     // Removed while its metadata was being fetched: it must not come back.
-    if let (true, Ok(response)) = (removed_meanwhile, result) {
+    if let (true, Ok(Some(response))) = (removed_meanwhile, result) {
         if let Some(handle) = response.into_handle() {
             let id = TorrentIdOrHash::Hash(handle.info_hash());
             if let Err(e) = session.delete(id, false).await {
@@ -641,7 +719,7 @@ impl TorrentEngine for RqbitEngine {
             };
             let mut info = TorrentInfo::new(&id, p.name, state);
             info.error = p.error;
-            info.save_path = self.download_dir.clone();
+            info.save_path = p.location;
             info.time_added = Some(p.added);
             list.push(info);
         }
@@ -758,33 +836,41 @@ impl TorrentEngine for RqbitEngine {
             .map_err(engine_error)
     }
 
-    /// The files are moved here (librqbit cannot), then the torrent is re-added there
-    /// ([`readd`](RqbitEngine::readd)); a failure leaves it where it was.
+    /// The files are moved here (librqbit cannot) — a multi-file torrent's into a folder
+    /// named after it, as Deluge moves them ([`layout`]) — then the torrent is re-added
+    /// there (`readd`); a failure leaves it where it was.
     async fn move_storage(&self, id: &str, dest: &std::path::Path) -> Result<(), TorrentError> {
         let t = self.handle(id)?;
         self.wait_checked(&t, id).await?;
         let from = t.output_folder().to_path_buf();
-        if from == dest {
-            return Ok(());
-        }
-        let (bytes, files) = t
+        let (bytes, files, root) = t
             .with_metadata(|m| {
                 let files: Vec<PathBuf> = m
                     .file_infos
                     .iter()
                     .map(|f| f.relative_filename.clone())
                     .collect();
-                (m.torrent_bytes.to_vec(), files)
+                (m.torrent_bytes.to_vec(), files, layout::root(&m.info, id))
             })
             .map_err(|_| {
                 TorrentError::Unsupported("the torrent's metadata is not there yet".into())
             })?;
+        // Deluge's place: a multi-file torrent in a folder named after it under `dest`.
+        let to = layout::folder(dest, root.as_deref())?;
+        if from == to {
+            return Ok(());
+        }
         let paused = t.is_paused();
         // The files are let go of while they move.
         if !paused {
             self.session.pause(&t).await.map_err(engine_error)?;
         }
-        let (src, dst, remove_from) = (from.clone(), dest.to_path_buf(), from != self.download_dir);
+        // The emptied old folder goes only when it is the torrent's own (named after it,
+        // as Deluge removes it); a location the user chose stays.
+        let own_folder = root
+            .as_deref()
+            .is_some_and(|name| from.file_name() == Some(std::ffi::OsStr::new(name)));
+        let (src, dst, remove_from) = (from.clone(), to.clone(), own_folder);
         let moved = tokio::task::spawn_blocking(move || {
             relocate::move_files(&src, &dst, &files, remove_from)
         })
@@ -797,10 +883,10 @@ impl TorrentEngine for RqbitEngine {
             }
             return Err(e);
         }
-        self.readd(&t, bytes, dest.to_path_buf(), paused).await
+        self.readd(&t, bytes, to, paused).await
     }
 
-    /// The torrent is re-added ([`readd`](RqbitEngine::readd)) from its file with these
+    /// The torrent is re-added (`readd`) from its file with these
     /// trackers instead of its own (same info dictionary: same id).
     async fn set_trackers(&self, id: &str, trackers: &[Tracker]) -> Result<(), TorrentError> {
         let t = self.handle(id)?;

@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Map, Value};
 
+use super::call::{core_call, CallError};
 use super::file_tree::{self, xml_escape};
-use super::json::{core_call, CallError};
 use super::login::{Login, LOGIN_TTL};
 use super::session_methods::WEB_LOGIN_USER;
 use super::WebState;

@@ -3,8 +3,8 @@
 //! A request is `{"method": "...", "params": [...], "id": ...}`; the answer is
 //! `{"result": ..., "error": null | {"message", "code", "class"}, "id": ...}` with HTTP 200
 //! (400 for a body that is not such an object). Error codes are Deluge-Web's:
-//! [`CODE_AUTH`] (not logged in: `"Not authenticated"`, or the level is too low),
-//! [`CODE_UNKNOWN_METHOD`] (`"Unknown method"`), [`CODE_CALL`] (the call failed; `class` is
+//! [`CODE_AUTH`](super::call::CODE_AUTH) (not logged in: `"Not authenticated"`, or the level is too low),
+//! [`CODE_UNKNOWN_METHOD`](super::call::CODE_UNKNOWN_METHOD) (`"Unknown method"`), [`CODE_CALL`](super::call::CODE_CALL) (the call failed; `class` is
 //! the Deluge exception class).
 //!
 //! `auth.*` ([`super::session_methods`]) answers without a session: logins (one argument,
@@ -14,6 +14,8 @@
 //! `Content-Type: application/json` (which a form on another site cannot send without a
 //! CORS preflight, never granted) and, when the browser says where it comes from
 //! (`Origin`, `Sec-Fetch-Site`), come from this server's own origin.
+//!
+//! The error codes and one call's outcome are in [`super::call`], shared with the methods.
 
 use std::net::SocketAddr;
 
@@ -21,18 +23,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::login::Login;
-use super::{deluge_web, session_methods, WebState};
-use crate::export::DispatchError;
-
-/// Not logged in, or the session's level is too low.
-pub const CODE_AUTH: u8 = 1;
-/// No such method.
-pub const CODE_UNKNOWN_METHOD: u8 = 2;
-/// The call failed (bad arguments, refused, failed).
-pub const CODE_CALL: u8 = 3;
+use super::call::{CallError, Reply, CODE_CALL};
+use super::{call::core_call, deluge_web, session_methods, WebState};
 
 /// One error answer.
 fn error(id: &Value, code: u8, class: &str, message: impl Into<String>) -> Value {
@@ -147,82 +141,6 @@ pub(super) async fn handle(
     response
 }
 
-/// A failed call: the answer's `error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct CallError {
-    /// [`CODE_AUTH`], [`CODE_UNKNOWN_METHOD`] or [`CODE_CALL`].
-    pub code: u8,
-    /// The exception class (Deluge's name for it).
-    pub class: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl CallError {
-    /// A call that failed (code [`CODE_CALL`]).
-    pub(super) fn call(class: &str, message: impl Into<String>) -> Self {
-        CallError {
-            code: CODE_CALL,
-            class: class.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// No session: deluge-web's answer.
-    pub(super) fn not_authenticated() -> Self {
-        CallError {
-            code: CODE_AUTH,
-            class: "NotAuthorizedError".to_string(),
-            message: "Not authenticated".to_string(),
-        }
-    }
-
-    /// No such method: deluge-web's answer.
-    pub(super) fn unknown_method() -> Self {
-        CallError {
-            code: CODE_UNKNOWN_METHOD,
-            class: "UnknownMethodError".to_string(),
-            message: "Unknown method".to_string(),
-        }
-    }
-}
-
-impl From<&DispatchError> for CallError {
-    fn from(e: &DispatchError) -> Self {
-        match e {
-            DispatchError::UnknownMethod(_) => CallError::unknown_method(),
-            DispatchError::NotAuthorized { .. } => CallError {
-                code: CODE_AUTH,
-                class: e.exception_name().to_string(),
-                message: e.to_string(),
-            },
-            DispatchError::Deluge { class, message, .. } => CallError::call(class, message.clone()),
-            _ => CallError::call(e.exception_name(), e.to_string()),
-        }
-    }
-}
-
-/// One call's outcome and what the HTTP answer carries besides.
-#[derive(Debug)]
-pub(super) struct Reply {
-    /// The result, or the error.
-    pub answer: Result<Value, CallError>,
-    /// A `Set-Cookie` to send.
-    pub cookie: Option<String>,
-    /// Whether to close the connection (a throttled login).
-    pub close: bool,
-}
-
-impl From<Result<Value, CallError>> for Reply {
-    fn from(answer: Result<Value, CallError>) -> Self {
-        Reply {
-            answer,
-            cookie: None,
-            close: false,
-        }
-    }
-}
-
 /// Answers one call: `auth.*` with or without a session, everything else with one.
 async fn call(
     state: &WebState,
@@ -246,30 +164,6 @@ async fn call(
             .into();
     }
     core_call(state, &session, method, params).await.into()
-}
-
-/// A daemon method (`core.*`, `daemon.*`, `stats.*`, ...) at the session's level.
-pub(super) async fn core_call(
-    state: &WebState,
-    session: &Login,
-    method: &str,
-    params: Vec<Value>,
-) -> Result<Value, CallError> {
-    let method_shown: String = method.chars().take(80).collect();
-    let answer = state
-        .core
-        .dispatch(method, params, Map::new(), session.caller())
-        .await;
-    match answer {
-        Ok(result) => {
-            tracing::debug!(method = %method_shown, user = %session.user, "web call answered");
-            Ok(result)
-        }
-        Err(e) => {
-            tracing::debug!(method = %method_shown, user = %session.user, error = %e, "web call failed");
-            Err(CallError::from(&e))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! ([`WebConfig`]) or the daemon's `--web-https` asks; the login cookie is then `Secure`.
 
 mod assets;
+mod call;
 mod config;
 mod deluge_web;
 mod events;
@@ -133,7 +134,7 @@ impl WebState {
     }
 }
 
-/// "log in as localclient, password in <auth file>": what the daemon's start message and
+/// "log in as localclient, password in `<auth file>`": what the daemon's start message and
 /// the login page say.
 pub fn login_hint(auth_file: &std::path::Path) -> String {
     format!(

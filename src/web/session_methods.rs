@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
-use super::json::{CallError, Reply};
+use super::call::{CallError, Reply};
 use super::login::set_cookie;
 use super::WebState;
 use crate::auth::LOCALCLIENT;

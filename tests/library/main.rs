@@ -28,6 +28,8 @@ mod persistence;
 mod qbittorrent_source;
 #[cfg(feature = "rpc")]
 mod rpc_client;
+#[cfg(feature = "rqbit")]
+mod rqbit_legacy_layout;
 #[cfg(feature = "sidecars")]
 mod rqbit_source;
 #[cfg(feature = "sidecars")]

@@ -20,7 +20,7 @@ use crate::support;
 const PIECE: usize = 256 << 10;
 
 /// Polls `core.get_torrent_status(id, keys)` until `done` accepts it (at most `limit`).
-async fn until(
+pub(crate) async fn until(
     c: &mut Client,
     id: &str,
     keys: Value,
@@ -104,6 +104,7 @@ async fn file_priorities_stop_and_start_a_files_download_and_move_storage_moves_
         "total_size",
         "file_priorities",
         "download_location",
+        "files",
         "state"
     ]);
     until(
@@ -138,7 +139,15 @@ async fn file_priorities_stop_and_start_a_files_download_and_move_storage_moves_
             && st["total_size"] == json!(a.len() + b.len()),
         "{st}"
     );
-    let folder = std::path::PathBuf::from(st["download_location"].as_str().context("location")?);
+    // As Deluge lays out a multi-file torrent: in a folder named after it under the
+    // download location, its files' paths under that name.
+    ensure!(
+        st["download_location"] == json!(leech_data.path().display().to_string())
+            && st["files"][0]["path"] == "pair/a.bin"
+            && st["files"][1]["path"] == "pair/b.bin",
+        "{st}"
+    );
+    let folder = leech_data.path().join("pair");
     ensure!(
         holds(&folder.join("b.bin"), &b),
         "b.bin not downloaded into {folder:?}"
@@ -190,7 +199,8 @@ async fn file_priorities_stop_and_start_a_files_download_and_move_storage_moves_
     let e = refused(&mut c, "core.force_reannounce", json!([["00".repeat(20)]])).await?;
     ensure!(e.contains("InvalidTorrentError"), "{e}");
 
-    // Flood's move: the files go, the torrent goes on there, complete.
+    // Flood's move: the files go (into the torrent's folder there, as in Deluge), the
+    // torrent goes on there, complete.
     let dest = moved.path().join("elsewhere");
     call(
         &mut c,
@@ -212,12 +222,12 @@ async fn file_priorities_stop_and_start_a_files_download_and_move_storage_moves_
         "{st}"
     );
     ensure!(
-        holds(&dest.join("a.bin"), &a) && holds(&dest.join("b.bin"), &b),
-        "files not moved"
+        holds(&dest.join("pair/a.bin"), &a) && holds(&dest.join("pair/b.bin"), &b),
+        "files not moved into {dest:?}/pair"
     );
     ensure!(
-        !folder.join("a.bin").exists() && !folder.join("b.bin").exists(),
-        "files left behind"
+        !folder.exists() && leech_data.path().exists(),
+        "the torrent's old folder left behind, or the download directory removed"
     );
     let e = refused(&mut c, "core.move_storage", json!([[id], "relative"])).await?;
     ensure!(e.contains("absolute"), "{e}");

@@ -26,6 +26,7 @@ mod fault_injection;
 mod flood;
 mod hardening;
 mod load;
+mod multi_file_paths;
 mod prometheus_rules;
 mod quota_action;
 mod report;

@@ -189,17 +189,17 @@ mod tests {
     use crate::export::{AuthLevel, DispatchError};
     use crate::host::PluginHost;
     use crate::service::Core;
-    use crate::source::SimSource;
     use crate::torrent::TorrentEngine;
 
-    /// A core on the rate-limits-only engine (`None`: no engine, a sim source).
+    /// A core on the rate-limits-only engine (`None`: no engine, the same type as the
+    /// session source only).
     fn core(engine: Option<Arc<Limits>>, dir: &std::path::Path) -> Core {
         match engine {
             Some(engine) => {
                 let host = PluginHost::open(engine.clone(), dir).unwrap();
                 Core::with_engine(host, Some(engine)).unwrap()
             }
-            None => Core::open(Arc::new(SimSource::new(0, 0, 0)), dir).unwrap(),
+            None => Core::open(Arc::new(Limits::default()), dir).unwrap(),
         }
     }
 
