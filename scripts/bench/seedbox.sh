@@ -23,8 +23,10 @@
 #     `cargo build --release -p torrent-stats-cli` (honours CARGO_TARGET_DIR).
 #   KEEP=1: leave the work directory (logs, config directories, data) and print its path.
 # Needs deluged and deluge-client (python3) (./scripts/test.sh installs both).
-# Takes about 10 minutes with the defaults on a 2-core machine (deluged's adds: ~1 min
-# for 1000, the cap at 10 000; our 10 000: ~1 min), and 2 × 10 000 × --size of disk.
+# Takes about 15 minutes with the defaults on a 2-core machine (at 10 000: deluged's adds
+# ~45 s and its restart ~40 s, ours ~90 s and ~2 min; 100 and 1000 alone: ~4 minutes),
+# and 2 × 10 000 × --size of disk. Our engine keeps 2 descriptors per torrent open: 10 000
+# torrents need an open files limit above 20 000.
 #
 # Steps, for each N and each daemon (scripts/bench/seedbox.py does them):
 #  1. make max(N) torrents and their files once (scripts/bench/make_torrents.py); both
@@ -55,7 +57,7 @@ set -euo pipefail
 BIN=${TORRENT_STATS_BIN:-}
 if [ -n "$BIN" ]; then BIN=$(realpath "$BIN"); fi # before the cd below
 cd "$(dirname "$0")/../.."
-case "${1:-}" in -h | --help) sed -n '2,50p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,52p' "$0"; exit 0 ;; esac
 command -v deluged >/dev/null || { echo "needs deluged (Debian package deluged)" >&2; exit 1; }
 python3 -c 'import deluge_client' 2>/dev/null ||
   { echo "needs deluge-client: pip install deluge-client==1.10.2" >&2; exit 1; }
