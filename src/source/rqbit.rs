@@ -274,7 +274,15 @@ fn mib_per_s(mib: f64) -> u64 {
 }
 
 fn engine_error(e: impl std::fmt::Display) -> TorrentError {
-    TorrentError::Engine(format!("{e:#}"))
+    let mut message = format!("{e:#}");
+    if message.contains("(os error 24)") {
+        // EMFILE: librqbit keeps each torrent's data files and its fast-resume file open.
+        message.push_str(
+            " — the engine keeps every torrent's files open (two for a single-file torrent): \
+             raise the daemon's open-file limit (ulimit -n, or LimitNOFILE in its systemd unit)",
+        );
+    }
+    TorrentError::Engine(message)
 }
 
 /// The files (paths inside the output folder, bytes done, none while checking) and piece
@@ -534,7 +542,11 @@ impl RqbitEngine {
             .add_to_session(bytes, &id, options.paused, &folder)
             .await
             .map_err(|e| match e {
-                TorrentError::Engine(m) => TorrentError::NotATorrent(m),
+                // The bytes parsed above: a system call's failure (files, descriptors) is
+                // the engine's, not the torrent file's.
+                TorrentError::Engine(m) if !m.contains("(os error ") => {
+                    TorrentError::NotATorrent(m)
+                }
                 other => other,
             })?;
         self.added

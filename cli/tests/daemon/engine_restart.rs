@@ -154,3 +154,49 @@ async fn a_restart_with_300_torrents_resumes_them_without_a_full_check() -> Resu
     );
     Ok(())
 }
+
+/// With too few file descriptors left, an add fails as the engine's failure that it is,
+/// naming the open-file limit, not as "not a torrent file" (InvalidTorrentError, which
+/// librqbit's "Too many open files" once became); the daemon keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_past_the_open_file_limit_names_the_limit() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir()?;
+    let dumps = make_torrents(data.path()).await?;
+    let config = tempfile::tempdir()?;
+    let mut command = engine_command(config.path(), data.path());
+    // SAFETY: setrlimit only, between fork and exec: async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 256, 256)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let daemon = DaemonProc::launch(command, config)?;
+    let mut c = login(daemon.port(), &daemon.password).await?;
+    let mut refused = Vec::new();
+    for (i, dump) in dumps.iter().enumerate() {
+        let added = call(
+            &mut c,
+            "core.add_torrent_file",
+            json!([format!("f{i:03}.torrent"), dump, {}]),
+        )
+        .await;
+        if let Err(e) = added {
+            refused.push(format!("{e:#}"));
+        }
+    }
+    ensure!(
+        !refused.is_empty(),
+        "{TORRENTS} torrents added within 256 open files"
+    );
+    for e in &refused {
+        ensure!(
+            !e.contains("InvalidTorrentError") && e.contains("open-file limit"),
+            "an add refused for lack of descriptors says: {e}"
+        );
+    }
+    // Still answering.
+    call(&mut c, "daemon.info", json!([])).await?;
+    Ok(())
+}
