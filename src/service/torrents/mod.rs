@@ -25,6 +25,8 @@ mod edit_tests;
 mod engine;
 mod options;
 mod status;
+#[cfg(test)]
+mod status_tests;
 mod watch;
 
 pub(super) use watch::watch_states;

@@ -318,7 +318,7 @@ pub(super) fn tracker_host(t: &TorrentInfo) -> String {
 }
 
 /// Every key [`status_value`] answers (what an empty `keys` list asks for).
-const ALL_KEYS: &[&str] = &[
+pub(super) const ALL_KEYS: &[&str] = &[
     "active_time",
     "all_time_download",
     "all_time_upload",
