@@ -16,6 +16,9 @@ usage: scripts/bench/state_events_idle.py BIN [N] [WINDOW_S] [seeding|paused]
 DETAIL=1: the wake-ups of each window by thread name too.
 Needs deluge-client in python3 (pip install deluge-client==1.10.2).
 
+Also the median latency of core.get_torrents_status with 12 keys, for every torrent and
+with a filter on one id (before the windows, from the same client).
+
 Wake-ups: the sum over the daemon's threads (/proc/PID/task/*/status) of the growth of
 voluntary_ctxt_switches + nonvoluntary_ctxt_switches, per second; CPU: utime+stime from
 /proc/PID/stat over the window. The daemon runs with --no-dht --no-trackers (LSD off),
@@ -112,6 +115,20 @@ def window(pid, seconds):
     return woke / dt, 100.0 * (c1 - c0) / dt
 
 
+KEYS = ["name", "state", "progress", "total_size", "total_done", "ratio", "num_peers",
+        "download_payload_rate", "upload_payload_rate", "eta", "time_added", "save_path"]
+
+
+def median_ms(client, filter_dict, runs=21):
+    """The median of `runs` calls of core.get_torrents_status(filter_dict, KEYS), in ms."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        client.call("core.get_torrents_status", filter_dict, KEYS)
+        times.append(1000 * (time.perf_counter() - t0))
+    return sorted(times)[runs // 2]
+
+
 def connect(port, password):
     c = DelugeRPCClient("127.0.0.1", port, "localclient", password, decode_utf8=True)
     c.connect()
@@ -160,10 +177,13 @@ def main():
             if time.monotonic() > deadline:
                 raise RuntimeError("%d of %d %s after 300 s" % (ready, n, want))
             time.sleep(0.5)
+        one = {"id": sorted(states)[n // 2]}
+        status = (median_ms(client, {}), median_ms(client, one))
         client.disconnect()
         time.sleep(5)  # settle
         print("binary %s, %d torrents %s (added in %.1f s), windows of %.0f s, loadavg %s"
               % (binary, n, want.lower(), added, seconds, open("/proc/loadavg").read().split(" ")[0]))
+        print("get_torrents_status, 12 keys, median of 21: all %.2f ms, one id %.2f ms" % status)
         print("no client:               %7.1f wake-ups/s  %5.2f %% CPU" % window(daemon.pid, seconds))
         listener = connect(port, password)
         listener.call("daemon.set_event_interest",
