@@ -4,6 +4,8 @@
 //! - `dispatch_get_totals`, `dispatch_get_stats`: exported calls through a live `PluginHost`.
 //! - `save_totals_durable`, `save_totals_fast`, `save_history_durable`: checkpoint writes.
 //!
+//! - `torrents_status_*`: `core.get_torrents_status` over 10 to 10 000 torrents (see
+//!   `stats/torrents.rs`).
 //! - with feature `ledger`, the calendar ledger's (see `stats/ledger.rs`).
 //!
 //! `cargo bench --bench stats` measures; `cargo test --all-targets` runs each once.
@@ -27,6 +29,8 @@ use torrent_stats::{Stats, HISTORY_FILE};
 #[cfg(feature = "ledger")]
 #[path = "stats/ledger.rs"]
 mod ledger;
+#[path = "stats/torrents.rs"]
+mod torrents;
 
 /// Pushes that fill every level of a 2 s / 150-point history (level 3 needs 300 per point).
 const FILL_PUSHES: u64 = 3000;
@@ -187,7 +191,20 @@ fn save(c: &mut Criterion) {
 }
 
 #[cfg(feature = "ledger")]
-criterion_group!(benches, poll_tick, dispatch, save, ledger::ledger);
+criterion_group!(
+    benches,
+    poll_tick,
+    dispatch,
+    save,
+    torrents::torrents_status,
+    ledger::ledger
+);
 #[cfg(not(feature = "ledger"))]
-criterion_group!(benches, poll_tick, dispatch, save);
+criterion_group!(
+    benches,
+    poll_tick,
+    dispatch,
+    save,
+    torrents::torrents_status
+);
 criterion_main!(benches);

@@ -128,7 +128,7 @@ pub use stats::ledger;
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
 pub use daemon::RpcSettings;
 pub use daemon::{prepare_config_dir, Daemon, DaemonBuilder, DaemonError, ReloadError, Reloader};
-pub use event::{Event, EventBus};
+pub use event::{Event, EventBus, Interest, WeakEventBus};
 pub use export::{
     ArgErrorKind, Args, AuthLevel, Caller, DispatchError, ExportError, ExportScope, Exports,
 };
@@ -162,7 +162,8 @@ pub use stats::{
 pub use stats::{CONF_FILE, HISTORY_FILE, TOTALS_FILE};
 pub use store::{Durability, LockHolder, Persist, Store, StoreError};
 pub use torrent::{
-    AddOptions, Discovery, TorrentEngine, TorrentError, TorrentInfo, TorrentSource, TorrentState,
+    AddOptions, Discovery, MetaInfo, Needs, TorrentEngine, TorrentError, TorrentFile, TorrentInfo,
+    TorrentSource, TorrentState, Tracker,
 };
 /// How to log in to the web page: the user and the file holding its password.
 #[cfg(feature = "web")]

@@ -117,6 +117,47 @@ pub struct TorrentInfo {
     pub meta: Option<MetaInfo>,
     /// The trackers it announces to, in tier order (empty: none, or not known).
     pub trackers: Vec<Tracker>,
+    /// Bytes of every file, wanted or not, when the engine tells them without the file
+    /// list (`None`: the sum of [`meta`](Self::meta)'s files, else `total_size`).
+    pub all_files_size: Option<u64>,
+    /// Bytes present of every file, wanted or not, when the engine tells them without the
+    /// file list (`None`: the sum of [`meta`](Self::meta)'s files' `done`, else
+    /// `total_done`).
+    pub all_files_done: Option<u64>,
+}
+
+/// Which of a torrent's costlier facts a caller needs ([`TorrentEngine::torrents_with`]):
+/// the rest of a [`TorrentInfo`] (id, name, state, sizes, counters, rates, place) is always
+/// there; a fact not asked for may be left empty (`meta: None`, no trackers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Needs {
+    /// The metainfo ([`TorrentInfo::meta`]): pieces, private flag, comment, creator and
+    /// the file list with each file's progress and priority.
+    pub meta: bool,
+    /// The trackers ([`TorrentInfo::trackers`]).
+    pub trackers: bool,
+}
+
+impl Needs {
+    /// Only what every [`TorrentInfo`] has.
+    pub const NONE: Needs = Needs {
+        meta: false,
+        trackers: false,
+    };
+    /// Everything.
+    pub const ALL: Needs = Needs {
+        meta: true,
+        trackers: true,
+    };
+
+    /// These needs and `other`'s.
+    pub fn union(self, other: Needs) -> Needs {
+        Needs {
+            meta: self.meta || other.meta,
+            trackers: self.trackers || other.trackers,
+        }
+    }
 }
 
 /// A tracker of a torrent, as Deluge lists it (`{"url", "tier"}`).
@@ -221,6 +262,8 @@ impl TorrentInfo {
             time_added: None,
             meta: None,
             trackers: Vec::new(),
+            all_files_size: None,
+            all_files_done: None,
         }
     }
 
@@ -311,7 +354,30 @@ pub trait TorrentEngine: Send + Sync + 'static {
 
     /// One torrent.
     fn torrent(&self, id: &str) -> Option<TorrentInfo> {
-        self.torrents().into_iter().find(|t| t.id == id)
+        self.torrents_with(Some(&[id]), Needs::ALL).pop()
+    }
+
+    /// The torrents `ids` (`None`: every torrent, in the order they were added; an
+    /// unknown id is left out), with at least the facts `needs` says. An engine that can
+    /// should look each id up rather than walk every torrent, and build only what is
+    /// needed. The default filters [`torrents`](Self::torrents).
+    fn torrents_with(&self, ids: Option<&[&str]>, needs: Needs) -> Vec<TorrentInfo> {
+        let _ = needs;
+        let mut list = self.torrents();
+        if let Some(ids) = ids {
+            list.retain(|t| ids.contains(&t.id.as_str()));
+        }
+        list
+    }
+
+    /// Calls `each(id, state, finished)` for every torrent (`finished`:
+    /// [`TorrentInfo::is_finished`]): what the torrent state events watch, which an engine
+    /// should tell without building a [`TorrentInfo`]. The default walks
+    /// [`torrents`](Self::torrents).
+    fn for_each_state(&self, each: &mut dyn FnMut(&str, TorrentState, bool)) {
+        for t in self.torrents() {
+            each(&t.id, t.state, t.is_finished());
+        }
     }
 
     /// Pauses a torrent (a paused one stays paused).

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::auth::AuthFile;
+use crate::event::Interest;
 use crate::export::DispatchError;
 use crate::export::{Args, AuthLevel, Caller};
 use crate::rpc::message::{RemoteError, Request};
@@ -36,6 +37,9 @@ pub struct ConnectionState {
     pub user: Option<String>,
     /// Event names this connection asked for.
     pub interests: HashSet<String>,
+    /// Their registration on the core's event bus (events computed on demand are computed
+    /// while some connection wants them); dropped with the connection.
+    pub interest: Option<Interest>,
     /// The client's address, for login throttling (`None`: not throttled per address).
     pub peer: Option<IpAddr>,
     /// Failed logins on this connection.
@@ -55,6 +59,7 @@ impl Default for ConnectionState {
             level: AuthLevel::None,
             user: None,
             interests: HashSet::new(),
+            interest: None,
             peer: None,
             login_failures: 0,
             login_attempted: false,
@@ -218,6 +223,9 @@ impl Gateway {
                 a.params(&["events"], 1).map_err(remote_error)?;
                 let names = a.str_list(0, "events").map_err(remote_error)?;
                 conn.interests.extend(names.into_iter().map(String::from));
+                // The new registration before the old one goes: no moment without it.
+                let interest = self.core.events().register(conn.interests.iter().cloned());
+                conn.interest = Some(interest);
                 Ok(json!(true))
             }
             _ => self

@@ -136,7 +136,7 @@ impl Core {
         };
         core.export(conf)?;
         if let Some(engine) = &core.engine {
-            torrents::watch_states(engine.clone(), core.events().clone(), core.host.downgrade());
+            torrents::watch_states(engine.clone(), core.events(), core.host.downgrade());
         }
         Ok(core)
     }

@@ -19,13 +19,14 @@ use librqbit::api::TorrentIdOrHash;
 use librqbit::dht::Id20;
 use librqbit::{
     AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, Magnet,
-    ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig, TorrentStatsState,
+    ManagedTorrent, ManagedTorrentState, Session, SessionOptions, SessionPersistenceConfig,
+    TorrentStatsState,
 };
 
 use super::http::Fetcher;
 use crate::session::SourceError;
 use crate::torrent::{
-    AddOptions, Discovery, MetaInfo, TorrentEngine, TorrentError, TorrentFile, TorrentInfo,
+    AddOptions, Discovery, MetaInfo, Needs, TorrentEngine, TorrentError, TorrentFile, TorrentInfo,
     TorrentSource, TorrentState, Tracker, MAX_TORRENT_FILE,
 };
 
@@ -319,7 +320,8 @@ impl RqbitEngine {
             .ok_or_else(|| TorrentError::Unknown(id.to_string()))
     }
 
-    fn info(&self, t: &ManagedTorrent) -> TorrentInfo {
+    /// What `needs` asks of `t` (and what every [`TorrentInfo`] has).
+    fn info(&self, t: &ManagedTorrent, needs: Needs) -> TorrentInfo {
         let id = t.info_hash().as_string();
         let stats = t.stats();
         let state = match stats.state {
@@ -347,6 +349,20 @@ impl RqbitEngine {
             info.num_peers = Some(u64::from(live.snapshot.peer_stats.live));
             info.total_payload_download = Some(live.snapshot.fetched_bytes);
         }
+        self.add_sizes(t, &stats.file_progress, &mut info);
+        info.save_path = t.output_folder().to_path_buf();
+        info.time_added = self
+            .added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied();
+        if !needs.meta {
+            if needs.trackers {
+                self.add_facts(t, &mut info, None);
+            }
+            return info;
+        }
         let wanted = t.only_files();
         let (meta, root) = t
             .with_metadata(|m| {
@@ -365,13 +381,35 @@ impl RqbitEngine {
         }
         info.save_path = shown.save_path;
         self.add_facts(t, &mut info, wanted.as_deref());
-        info.time_added = self
-            .added
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .copied();
         info
+    }
+
+    /// A magnet still resolving, as a torrent: checking, or in error if it failed.
+    fn pending_info(&self, id: &str, p: &Pending) -> TorrentInfo {
+        let state = if p.error.is_some() {
+            TorrentState::Error
+        } else {
+            TorrentState::Checking
+        };
+        let mut info = TorrentInfo::new(id, p.name.clone(), state);
+        info.error = p.error.clone();
+        info.save_path = p.location.clone();
+        info.time_added = Some(p.added);
+        info
+    }
+
+    /// Fills in the bytes of every file and, once checked, of every file present, without
+    /// building the file list (`file_progress`: each file's present bytes, from its stats).
+    fn add_sizes(&self, t: &ManagedTorrent, file_progress: &[u64], info: &mut TorrentInfo) {
+        let Ok((size, files)) = t.with_metadata(|m| {
+            let size: u64 = m.file_infos.iter().map(|f| f.len).sum();
+            (size, m.file_infos.len())
+        }) else {
+            return;
+        };
+        info.all_files_size = Some(size);
+        let known = info.state != TorrentState::Checking && file_progress.len() >= files;
+        info.all_files_done = known.then(|| file_progress[..files].iter().sum());
     }
 
     /// Fills in what the torrent file says outside its info dictionary (comment, creator,
@@ -606,6 +644,43 @@ impl RqbitEngine {
     }
 }
 
+/// The lower-case hex of `hash`, written into `buf`.
+fn hex_id<'a>(hash: &Id20, buf: &'a mut [u8; 40]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in hash.0.iter().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
+    }
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// The state of `t` and whether every wanted byte is present, as [`RqbitEngine::info`]
+/// tells them, read from its state machine: a running torrent's piece counts, no stats
+/// built (a paused one's counts are librqbit's own: its stats are built).
+fn light_state(t: &ManagedTorrent) -> (TorrentState, bool) {
+    let read = t.with_state(|s| match s {
+        ManagedTorrentState::Initializing(_) => Some((TorrentState::Checking, false)),
+        ManagedTorrentState::Live(live) => {
+            let hns = live.get_hns().unwrap_or_default();
+            let state = if hns.finished() {
+                TorrentState::Seeding
+            } else {
+                TorrentState::Downloading
+            };
+            Some((state, hns.total() > 0 && hns.progress() >= hns.total()))
+        }
+        ManagedTorrentState::Paused(_) => None,
+        ManagedTorrentState::Error(_) | ManagedTorrentState::None => {
+            Some((TorrentState::Error, false))
+        }
+    });
+    read.unwrap_or_else(|| {
+        let stats = t.stats();
+        let finished = stats.total_bytes > 0 && stats.progress_bytes >= stats.total_bytes;
+        (TorrentState::Paused, finished)
+    })
+}
+
 /// A magnet being resolved: its link, how it is to be added, its key in the pending list.
 struct PendingMagnet {
     uri: String,
@@ -712,30 +787,68 @@ impl TorrentEngine for RqbitEngine {
     }
 
     fn torrents(&self) -> Vec<TorrentInfo> {
-        let mut list: Vec<TorrentInfo> = self
-            .session
-            .with_torrents(|it| it.map(|(_, t)| self.info(t)).collect());
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for (id, p) in pending {
-            if list.iter().any(|t| t.id == id) {
-                continue;
+        self.torrents_with(None, Needs::ALL)
+    }
+
+    /// Each id is looked up in the session (librqbit compares info-hashes, no
+    /// [`TorrentInfo`] built), then among the magnets still resolving; only `needs` is
+    /// built.
+    fn torrents_with(&self, ids: Option<&[&str]>, needs: Needs) -> Vec<TorrentInfo> {
+        let Some(ids) = ids else {
+            let mut list: Vec<TorrentInfo> = self
+                .session
+                .with_torrents(|it| it.map(|(_, t)| self.info(t, needs)).collect());
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, p) in pending.iter() {
+                if !list.iter().any(|t| &t.id == id) {
+                    list.push(self.pending_info(id, p));
+                }
             }
-            let state = if p.error.is_some() {
-                TorrentState::Error
-            } else {
-                TorrentState::Checking
-            };
-            let mut info = TorrentInfo::new(&id, p.name, state);
-            info.error = p.error;
-            info.save_path = p.location;
-            info.time_added = Some(p.added);
-            list.push(info);
+            return list;
+        };
+        ids.iter()
+            .filter_map(|id| match self.handle(id) {
+                Ok(t) => Some(self.info(&t, needs)),
+                Err(_) => {
+                    let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.get(*id).map(|p| self.pending_info(id, p))
+                }
+            })
+            .collect()
+    }
+
+    /// No [`TorrentInfo`], no file list, no allocation but the pending magnets' list: the
+    /// state from the torrent's state machine and, while it runs, its piece counts.
+    fn for_each_state(&self, each: &mut dyn FnMut(&str, TorrentState, bool)) {
+        let each = std::cell::RefCell::new(each);
+        self.session.with_torrents(|it| {
+            for (_, t) in it {
+                let mut hex = [0u8; 40];
+                let (state, finished) = light_state(t);
+                (each.borrow_mut())(hex_id(&t.info_hash(), &mut hex), state, finished);
+            }
+        });
+        let each = each.into_inner();
+        let pending: Vec<(String, bool)> = {
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            pending
+                .iter()
+                .map(|(id, p)| (id.clone(), p.error.is_some()))
+                .collect()
+        };
+        for (id, failed) in pending {
+            if self.handle(&id).is_err() {
+                let state = if failed {
+                    TorrentState::Error
+                } else {
+                    TorrentState::Checking
+                };
+                each(&id, state, false);
+            }
         }
-        list
     }
 
     async fn pause(&self, id: &str) -> Result<(), TorrentError> {

@@ -20,7 +20,7 @@ use crate::stats::ledger::quota::{
 use crate::stats::ledger::{Ledger, LedgerError, Period};
 use crate::stats::totals::Counters;
 use crate::store::{Durability, Store};
-use crate::torrent::{TorrentEngine, TorrentState};
+use crate::torrent::{Needs, TorrentEngine, TorrentState};
 
 /// The Deluge event a threshold raises: `QuotaThresholdEvent(name, percent)`.
 pub const THRESHOLD_EVENT: &str = "QuotaThresholdEvent";
@@ -356,14 +356,17 @@ impl QuotaWatch {
         match q.action {
             QuotaAction::None => return,
             QuotaAction::Pause => {
-                for t in engine.torrents() {
-                    if t.state == TorrentState::Paused {
-                        continue;
+                let mut running = Vec::new();
+                engine.for_each_state(&mut |id, state, _| {
+                    if state != TorrentState::Paused {
+                        running.push(id.to_string());
                     }
-                    match engine.pause(&t.id).await {
-                        Ok(()) => applied.paused.push(t.id.clone()),
+                });
+                for id in running {
+                    match engine.pause(&id).await {
+                        Ok(()) => applied.paused.push(id),
                         Err(e) => {
-                            tracing::warn!(quota = q.name, torrent = t.id, error = %e, "could not pause")
+                            tracing::warn!(quota = q.name, torrent = id, error = %e, "could not pause")
                         }
                     }
                 }
@@ -404,7 +407,7 @@ impl QuotaWatch {
         let mut resumed = 0;
         let mut checking = Vec::new();
         for id in &applied.paused {
-            match engine.torrent(id) {
+            match engine.torrents_with(Some(&[id]), Needs::NONE).pop() {
                 Some(t) if t.state == TorrentState::Checking => checking.push(id.clone()),
                 Some(t) if t.state == TorrentState::Paused => match engine.resume(id).await {
                     Ok(()) => resumed += 1,

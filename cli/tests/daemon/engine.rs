@@ -64,7 +64,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 }
 
 /// Starts `torrent-stats daemon` on the embedded engine, loopback only.
-fn engine_daemon(download: &Path) -> Result<support::daemon::DaemonProc> {
+pub(crate) fn engine_daemon(download: &Path) -> Result<support::daemon::DaemonProc> {
     let dir = tempfile::tempdir()?;
     support::daemon::DaemonProc::launch(engine_command(dir.path(), download), dir)
 }
@@ -218,7 +218,7 @@ pub(crate) async fn call(
 
 /// Polls a daemon's (ours or deluged's) `core.get_torrent_status(id)` until `done`
 /// accepts it.
-async fn wait_status(
+pub(crate) async fn wait_status(
     c: &mut Client,
     id: &str,
     limit: Duration,

@@ -37,6 +37,7 @@ mod rpc_interop;
 mod session_keys;
 mod sidecars;
 mod sources;
+mod state_events;
 mod systemd_unit;
 mod watch;
 mod web;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::export::Args;
 use crate::export::DispatchError;
-use crate::torrent::{TorrentEngine, TorrentError, Tracker};
+use crate::torrent::{Needs, TorrentEngine, TorrentError, Tracker};
 
 use super::{deluge, need, torrent_error, Ctx};
 
@@ -203,11 +203,18 @@ fn trackers(a: &Args) -> Result<Vec<Tracker>, DispatchError> {
 /// Every id of `ids` is a torrent of `engine`, or Deluge's `InvalidTorrentError`.
 fn known(a: &Args, engine: &dyn TorrentEngine, ids: &[String]) -> Result<(), DispatchError> {
     for id in ids {
-        if engine.torrent(id).is_none() {
+        if engine.torrents_with(Some(&[id]), Needs::NONE).is_empty() {
             return Err(torrent_error(a, TorrentError::Unknown(id.clone())));
         }
     }
     Ok(())
+}
+
+/// The id of every torrent of `engine`.
+fn all_ids(engine: &dyn TorrentEngine) -> Vec<String> {
+    let mut ids = Vec::new();
+    engine.for_each_state(&mut |id, _, _| ids.push(id.to_string()));
+    ids
 }
 
 /// Pauses or resumes the torrents of a required `torrent_ids` (one id or a list).
@@ -228,7 +235,7 @@ async fn switch_given_or_all(cx: Ctx, a: Args, pause: bool) -> Result<Value, Dis
     let engine = need(&a, &cx.engine)?;
     let ids = match a.get_opt::<Vec<String>>(0, "torrent_ids")? {
         Some(ids) => ids,
-        None => engine.torrents().into_iter().map(|t| t.id).collect(),
+        None => all_ids(&*engine),
     };
     switch(&*engine, &ids, pause)
         .await
@@ -245,15 +252,15 @@ async fn switch_session(cx: Ctx, a: Args, pause: bool) -> Result<Value, Dispatch
     };
     a.params(&[], 0)?;
     let engine = need(&a, &cx.engine)?;
-    for t in engine.torrents() {
+    for id in all_ids(&*engine) {
         let done = if pause {
-            engine.pause(&t.id).await
+            engine.pause(&id).await
         } else {
-            engine.resume(&t.id).await
+            engine.resume(&id).await
         };
         // A magnet still resolving cannot be paused yet: it is not refused.
         if let Err(err) = done {
-            tracing::debug!(torrent = %t.id, error = %err, "{name}: torrent skipped");
+            tracing::debug!(torrent = %id, error = %err, "{name}: torrent skipped");
         }
     }
     cx.events.emit(event, vec![]);

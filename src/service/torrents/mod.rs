@@ -5,20 +5,14 @@
 //! `export` is the table of methods; each is one function in the file of its group:
 //! `add`, `status`, `control`, `options`, `config` and `engine`.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::json;
-
-use crate::event::EventBus;
 use crate::export::{Args, AuthLevel};
 use crate::export::{DispatchError, ExportError};
-use crate::host::WeakHost;
 use crate::store::StoreError;
 use crate::store::{Persist, Store};
-use crate::torrent::{TorrentEngine, TorrentError, TorrentState};
+use crate::torrent::{TorrentEngine, TorrentError};
 
 use super::{Ctx, Methods};
 
@@ -31,6 +25,11 @@ mod edit_tests;
 mod engine;
 mod options;
 mod status;
+#[cfg(test)]
+mod status_tests;
+mod watch;
+
+pub(super) use watch::watch_states;
 
 /// The engine settings kept across restarts (`engine.conf`, hand-editable TOML): what
 /// `core.set_config` changed.
@@ -172,47 +171,6 @@ pub(super) fn export(core: &Methods) -> Result<(), ExportError> {
     core.add("get_listen_port", L::ReadOnly, engine::get_listen_port)?;
     core.add("get_free_space", L::ReadOnly, engine::get_free_space)?;
     Ok(())
-}
-
-/// Emits `TorrentStateChangedEvent(id, state)` and `TorrentFinishedEvent(id)` as the
-/// engine's torrents change, checking once a second until the host is gone.
-pub(super) fn watch_states(engine: Arc<dyn TorrentEngine>, events: EventBus, host: WeakHost) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("no tokio runtime: torrent state events are off");
-        return;
-    };
-    runtime.spawn(async move {
-        let mut known: HashMap<String, (TorrentState, bool)> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if host.upgrade().is_none() {
-                return;
-            }
-            let now: HashMap<String, (TorrentState, bool)> = engine
-                .torrents()
-                .into_iter()
-                .map(|t| {
-                    let finished = t.is_finished();
-                    (t.id, (t.state, finished))
-                })
-                .collect();
-            for (id, (state, finished)) in &now {
-                if let Some((was, was_finished)) = known.get(id) {
-                    if was != state {
-                        events.emit(
-                            "TorrentStateChangedEvent",
-                            vec![json!(id), json!(state.as_str())],
-                        );
-                    }
-                    if *finished && !was_finished {
-                        events.emit("TorrentFinishedEvent", vec![json!(id)]);
-                    }
-                }
-            }
-            known = now;
-        }
-    });
 }
 
 #[cfg(test)]

@@ -5,28 +5,37 @@ use serde_json::{json, Map, Value};
 
 use crate::export::Args;
 use crate::export::DispatchError;
-use crate::torrent::{TorrentInfo, TorrentState};
+use crate::torrent::{Needs, TorrentInfo, TorrentState};
 
 use super::Ctx;
 
 /// `core.get_session_state()`: the ids of every torrent.
 pub(super) async fn get_session_state(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
-    let list = torrents(&cx);
     a.params(&[], 0)?;
-    Ok(json!(list.into_iter().map(|t| t.id).collect::<Vec<_>>()))
+    let mut ids = Vec::new();
+    if let Some(engine) = &cx.engine {
+        engine.for_each_state(&mut |id, _, _| ids.push(Value::from(id)));
+    }
+    Ok(Value::Array(ids))
 }
 
 /// `core.get_torrents_status(filter_dict, keys, diff=False)`: the asked keys of every
-/// torrent that passes the filter, by id.
+/// torrent that passes the filter, by id. The engine is asked for the filter's ids only
+/// (looked up, not searched for) and for the facts the keys and the filter need.
 pub(super) async fn get_torrents_status(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
-    let list = torrents(&cx);
     a.params(&["filter_dict", "keys", "diff"], 2)?;
     let filter_dict: Map<String, Value> = a.get(0, "filter_dict")?;
     let keys: Vec<String> = a.get(1, "keys")?;
     let _diff: bool = a.get_or(2, "diff", false)?; // full answers are valid diffs
+    let filter = Filter::parse(&a, &filter_dict)?;
+    let Some(engine) = &cx.engine else {
+        return Ok(json!({}));
+    };
+    let needs = needs_of(&keys).union(filter.needs());
+    let list = engine.torrents_with(filter.ids.as_deref(), needs);
     let mut out = Map::new();
     for t in &list {
-        if filter(&a, &filter_dict, t)? {
+        if filter.passes(t) {
             out.insert(t.id.clone(), status(t, &keys));
         }
     }
@@ -43,17 +52,25 @@ pub(super) async fn get_torrent_status(cx: Ctx, a: Args) -> Result<Value, Dispat
     Ok(cx
         .engine
         .as_ref()
-        .and_then(|e| e.torrent(&id))
+        .and_then(|e| e.torrents_with(Some(&[id.as_str()]), needs_of(&keys)).pop())
         .map_or_else(|| json!({}), |t| status(&t, &keys)))
 }
 
 /// `core.get_filter_tree(show_zero_hits=True, hide_cat=None)`: how many torrents are in
 /// each state and under each tracker host (and the one owner, the empty one).
 pub(super) async fn get_filter_tree(cx: Ctx, a: Args) -> Result<Value, DispatchError> {
-    let list = torrents(&cx);
     a.params(&["show_zero_hits", "hide_cat"], 0)?;
     let show_zero: bool = a.get_or(0, "show_zero_hits", true)?;
     let _hide: Option<Vec<String>> = a.get_opt(1, "hide_cat")?;
+    let needs = Needs {
+        trackers: true,
+        ..Needs::NONE
+    };
+    let list = cx
+        .engine
+        .as_ref()
+        .map(|e| e.torrents_with(None, needs))
+        .unwrap_or_default();
     let mut states = vec![json!(["All", list.len()])];
     let active = list.iter().filter(|t| is_active(t)).count();
     if show_zero || active > 0 {
@@ -80,9 +97,33 @@ pub(super) async fn get_filter_tree(cx: Ctx, a: Args) -> Result<Value, DispatchE
     }))
 }
 
-/// The engine's torrents (none without an engine).
-fn torrents(cx: &Ctx) -> Vec<TorrentInfo> {
-    cx.engine.as_ref().map(|e| e.torrents()).unwrap_or_default()
+/// The status keys that need the metainfo (its file list included).
+const META_KEYS: &[&str] = &[
+    "num_files",
+    "num_pieces",
+    "piece_length",
+    "private",
+    "comment",
+    "creator",
+    "files",
+    "orig_files",
+    "file_priorities",
+    "file_progress",
+];
+
+/// The status keys that need the trackers.
+const TRACKER_KEYS: &[&str] = &["trackers", "tracker_host"];
+
+/// What the engine must build for `keys` (empty: every key).
+pub(super) fn needs_of(keys: &[String]) -> Needs {
+    if keys.is_empty() {
+        return Needs::ALL;
+    }
+    let any = |set: &[&str]| keys.iter().any(|k| set.contains(&k.as_str()));
+    Needs {
+        meta: any(META_KEYS),
+        trackers: any(TRACKER_KEYS),
+    }
 }
 
 /// Deluge's `Active` state: moving data either way.
@@ -222,18 +263,22 @@ fn meta_value(t: &TorrentInfo, key: &str) -> Option<Value> {
 
 /// The whole torrent's size (every file, wanted or not), once the metainfo is there.
 fn torrent_size(t: &TorrentInfo) -> u64 {
-    t.meta
-        .as_ref()
-        .map_or(t.total_size, |m| m.files.iter().map(|f| f.size).sum())
+    t.all_files_size.unwrap_or_else(|| {
+        t.meta
+            .as_ref()
+            .map_or(t.total_size, |m| m.files.iter().map(|f| f.size).sum())
+    })
 }
 
 /// Bytes present of every file (wanted or not) when the engine reports each file's, else
 /// of the wanted ones.
 fn all_done(t: &TorrentInfo) -> u64 {
-    t.meta
-        .as_ref()
-        .and_then(|m| m.files.iter().map(|f| f.done).sum::<Option<u64>>())
-        .unwrap_or(t.total_done)
+    t.all_files_done.unwrap_or_else(|| {
+        t.meta
+            .as_ref()
+            .and_then(|m| m.files.iter().map(|f| f.done).sum::<Option<u64>>())
+            .unwrap_or(t.total_done)
+    })
 }
 
 /// Deluge's `tracker_host`: the first tracker's host name shortened to its registered
@@ -273,7 +318,7 @@ pub(super) fn tracker_host(t: &TorrentInfo) -> String {
 }
 
 /// Every key [`status_value`] answers (what an empty `keys` list asks for).
-const ALL_KEYS: &[&str] = &[
+pub(super) const ALL_KEYS: &[&str] = &[
     "active_time",
     "all_time_download",
     "all_time_upload",
@@ -373,40 +418,71 @@ fn status(t: &TorrentInfo, keys: &[String]) -> Value {
     Value::Object(out)
 }
 
-/// Whether `t` passes Deluge's `filter_dict` (`id`: one or a list; `state`: a name,
-/// `All` or `Active`; any key with `All` is no filter). An unknown key is a `ValueError`.
-fn filter(a: &Args, filter: &Map<String, Value>, t: &TorrentInfo) -> Result<bool, DispatchError> {
-    for (key, want) in filter {
-        let values: Vec<&str> = match want {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-            other => {
-                return Err(a.type_error(
-                    &format!("filter_dict[{key:?}]"),
-                    format!("expected a string or a list of strings, got {other}"),
-                ))
-            }
+/// Deluge's `filter_dict`, parsed (`id`: one or a list; `state`: a name, `All` or
+/// `Active`; `tracker_host`; `owner` and `label`, which only the empty one passes; any
+/// key with `All` is no filter). An unknown key is a `ValueError`.
+struct Filter<'a> {
+    /// The ids asked for (`None`: any).
+    ids: Option<Vec<&'a str>>,
+    /// The other keys and the values each accepts.
+    rest: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+impl<'a> Filter<'a> {
+    fn parse(a: &Args, filter: &'a Map<String, Value>) -> Result<Filter<'a>, DispatchError> {
+        let mut out = Filter {
+            ids: None,
+            rest: Vec::new(),
         };
-        if values.contains(&"All") {
-            continue;
+        for (key, want) in filter {
+            let values: Vec<&str> = match want {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                other => {
+                    return Err(a.type_error(
+                        &format!("filter_dict[{key:?}]"),
+                        format!("expected a string or a list of strings, got {other}"),
+                    ))
+                }
+            };
+            match key.as_str() {
+                "id" | "state" | "tracker_host" | "owner" | "label" => {}
+                other => {
+                    return Err(a.value_error(
+                        "filter_dict",
+                        format!("unknown filter key {other:?}; this daemon filters by id, state, tracker_host, owner and label"),
+                    ))
+                }
+            }
+            if values.contains(&"All") {
+                continue;
+            }
+            if key == "id" {
+                out.ids = Some(values);
+            } else {
+                out.rest.push((key.as_str(), values));
+            }
         }
-        let ok = match key.as_str() {
-            "id" => values.contains(&t.id.as_str()),
+        Ok(out)
+    }
+
+    /// What the engine must build for the filter.
+    fn needs(&self) -> Needs {
+        Needs {
+            trackers: self.rest.iter().any(|(k, _)| *k == "tracker_host"),
+            ..Needs::NONE
+        }
+    }
+
+    /// Whether `t` (one of the ids asked for) passes the other keys.
+    fn passes(&self, t: &TorrentInfo) -> bool {
+        self.rest.iter().all(|(key, values)| match *key {
             "state" => values
                 .iter()
                 .any(|v| *v == t.state.as_str() || (*v == "Active" && is_active(t))),
             "tracker_host" => values.contains(&tracker_host(t).as_str()),
-            "owner" | "label" => values.contains(&""),
-            other => {
-                return Err(a.value_error(
-                    "filter_dict",
-                    format!("unknown filter key {other:?}; this daemon filters by id, state, tracker_host, owner and label"),
-                ))
-            }
-        };
-        if !ok {
-            return Ok(false);
-        }
+            // "owner" and "label": the one owner and label are the empty ones.
+            _ => values.contains(&""),
+        })
     }
-    Ok(true)
 }
