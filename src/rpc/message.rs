@@ -150,9 +150,10 @@ impl RemoteError {
     }
 }
 
-/// `[1, id, value]`.
+/// `[1, id, value]`. The value is moved in, not copied (`json!` would serialize it
+/// again: a whole second tree for a large answer).
 pub fn response(id: &Value, value: Value) -> Value {
-    json!([RPC_RESPONSE, id, value])
+    Value::Array(vec![json!(RPC_RESPONSE), id.clone(), value])
 }
 
 /// `[2, id, name, args, {}, traceback]`.
@@ -160,9 +161,9 @@ pub fn error(id: &Value, e: &RemoteError) -> Value {
     json!([RPC_ERROR, id, e.name, e.args, {}, e.traceback])
 }
 
-/// `[3, name, args]`.
+/// `[3, name, args]` (the arguments moved in, not copied).
 pub fn event(name: &str, args: Vec<Value>) -> Value {
-    json!([RPC_EVENT, name, args])
+    Value::Array(vec![json!(RPC_EVENT), json!(name), Value::Array(args)])
 }
 
 /// Whether Deluge answers `method` with dicts keyed by integers (the wire must write

@@ -34,6 +34,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -585,6 +586,7 @@ async fn serve(
         decoder: FrameDecoder::new(options.limits),
         encoder: FrameEncoder::default(),
         buf: vec![0u8; READ_MIN],
+        spent: Vec::new(),
         partial_since: None,
         connected,
         daemon,
@@ -640,6 +642,9 @@ struct Connection<'a> {
     decoder: FrameDecoder,
     encoder: FrameEncoder,
     buf: Vec<u8>,
+    /// The answers encoded but not yet written, dropped after the write: freeing a large
+    /// answer (a thousand torrents' status) is not on the client's wait.
+    spent: Vec<Value>,
     /// Since when the decoder holds part of a message.
     partial_since: Option<Instant>,
     connected: Instant,
@@ -666,6 +671,7 @@ impl Connection<'_> {
             self.write_each(&out)
                 .await
                 .map_err(|e| format!("write: {e}"))?;
+            self.spent.clear();
         }
     }
 
@@ -765,6 +771,7 @@ impl Connection<'_> {
                     let mut sink = Sink {
                         encoder: &mut self.encoder,
                         out: &mut out,
+                        spent: &mut self.spent,
                     };
                     self.state.login_attempted = false;
                     let (daemon, limits) = (&self.daemon, &self.options.limits);
@@ -816,6 +823,8 @@ impl Connection<'_> {
 struct Sink<'a> {
     encoder: &'a mut FrameEncoder,
     out: &'a mut Vec<Vec<u8>>,
+    /// The answers once encoded (see [`Connection::spent`]).
+    spent: &'a mut Vec<Value>,
 }
 
 /// Decodes one message and appends the framed answers of its calls to the sink.
@@ -895,5 +904,6 @@ async fn answer(
         let mut framed = Vec::new();
         sink.encoder.encode_into(&bytes, &mut framed);
         sink.out.push(framed);
+        sink.spent.push(reply);
     }
 }

@@ -23,7 +23,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::call::{CallError, Reply, CODE_CALL};
 use super::{call::core_call, deluge_web, session_methods, WebState};
@@ -121,7 +121,12 @@ pub(super) async fn handle(
     };
     let reply = call(&state, &headers, peer, &method, params).await;
     let answer = match reply.answer {
-        Ok(result) => json!({"result": result, "error": null, "id": id}),
+        // Built by hand: `json!` would copy a large result into a second tree.
+        Ok(result) => Value::Object(Map::from_iter([
+            ("result".to_string(), result),
+            ("error".to_string(), Value::Null),
+            ("id".to_string(), id),
+        ])),
         Err(e) => error(&id, e.code, &e.class, e.message),
     };
     let mut response = Json(answer).into_response();
