@@ -322,8 +322,9 @@ impl RqbitEngine {
 
     /// What `needs` asks of `t` (and what every [`TorrentInfo`] has).
     fn info(&self, t: &ManagedTorrent, needs: Needs) -> TorrentInfo {
-        let id = t.info_hash().as_string();
-        let stats = t.stats();
+        let mut hex = [0u8; 40];
+        let id = hex_id(&t.info_hash(), &mut hex);
+        let mut stats = t.stats();
         let state = match stats.state {
             TorrentStatsState::Initializing { .. } => TorrentState::Checking,
             TorrentStatsState::Paused => TorrentState::Paused,
@@ -331,8 +332,8 @@ impl RqbitEngine {
             TorrentStatsState::Live if stats.finished => TorrentState::Seeding,
             TorrentStatsState::Live => TorrentState::Downloading,
         };
-        let mut info = TorrentInfo::new(&id, t.name().unwrap_or_else(|| id.clone()), state);
-        info.error = stats.error.clone();
+        let mut info = TorrentInfo::new(id, t.name().unwrap_or_else(|| id.to_string()), state);
+        info.error = stats.error.take();
         info.total_size = stats.total_bytes;
         // While librqbit checks, its progress counts the bytes checked so far, not the
         // bytes found good: nothing is known present until the check ends.
@@ -355,7 +356,7 @@ impl RqbitEngine {
             .added
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
+            .get(id)
             .copied();
         if !needs.meta {
             if needs.trackers {
@@ -367,7 +368,7 @@ impl RqbitEngine {
         let (meta, root) = t
             .with_metadata(|m| {
                 let meta = meta_info(m, &stats.file_progress, state);
-                (Some(meta), layout::root(&m.info, &id))
+                (Some(meta), layout::root(&m.info, id))
             })
             .unwrap_or_default();
         info.meta = meta;
