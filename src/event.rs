@@ -8,7 +8,10 @@
 //! The bus also counts who wants which event ([`EventBus::register`]): an event that costs
 //! something to compute (the torrent state events walk the engine's torrents) is computed
 //! only while someone registered for it, and its producer sleeps meanwhile
-//! ([`EventBus::wait_wanted`]).
+//! ([`EventBus::wait_wanted`]). A producer that compares what it sees with what it saw
+//! last takes its first look inside the registration that wakes it
+//! ([`EventBus::on_first_interest`]), so a change right after `register` returns is
+//! announced.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -40,6 +43,19 @@ pub struct EventBus {
 struct Interests {
     counts: Mutex<HashMap<String, usize>>,
     changed: watch::Sender<u64>,
+    hooks: Mutex<Vec<Hook>>,
+}
+
+/// What to run when some of `names` become wanted ([`EventBus::on_first_interest`]).
+struct Hook {
+    names: Vec<String>,
+    run: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook").field("names", &self.names).finish()
+    }
 }
 
 impl Interests {
@@ -51,6 +67,13 @@ impl Interests {
         let counts = self.counts();
         names.iter().any(|n| counts.get(*n).is_some_and(|c| *c > 0))
     }
+}
+
+/// Whether `counts` has a registration for any of `names`.
+fn any_counted<S: AsRef<str>>(counts: &HashMap<String, usize>, names: &[S]) -> bool {
+    names
+        .iter()
+        .any(|n| counts.get(n.as_ref()).is_some_and(|c| *c > 0))
 }
 
 /// A registration of interest in some event names ([`EventBus::register`]): counted while
@@ -123,6 +146,7 @@ impl EventBus {
             interest: Arc::new(Interests {
                 counts: Mutex::default(),
                 changed,
+                hooks: Mutex::default(),
             }),
         }
     }
@@ -157,12 +181,33 @@ impl EventBus {
             .collect();
         names.sort_unstable();
         names.dedup();
-        {
+        let hooks = self
+            .interest
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let woken: Vec<Arc<dyn Fn() + Send + Sync>> = {
             let mut counts = self.interest.counts();
+            let was: Vec<bool> = hooks
+                .iter()
+                .map(|h| any_counted(&counts, &h.names))
+                .collect();
             for name in &names {
                 *counts.entry(name.clone()).or_default() += 1;
             }
+            hooks
+                .iter()
+                .zip(was)
+                .filter(|(h, was)| !was && any_counted(&counts, &h.names))
+                .map(|(h, _)| h.run.clone())
+                .collect()
+        };
+        // Outside the counts' lock (a hook may look at them); under the hooks' lock, so
+        // that two registrations' first looks do not interleave.
+        for run in woken {
+            run();
         }
+        drop(hooks);
         self.interest
             .changed
             .send_modify(|n| *n = n.wrapping_add(1));
@@ -170,6 +215,22 @@ impl EventBus {
             bus: Arc::downgrade(&self.interest),
             names,
         }
+    }
+
+    /// Runs `hook` inside every [`register`](Self::register) that makes some of `names`
+    /// wanted when none of them was, before that registration returns (and before a
+    /// producer waiting in [`wait_wanted`](Self::wait_wanted) wakes): where a producer
+    /// takes the first look it compares later ones with, so that nothing that happens
+    /// after the registration is missed. The hook must not register or drop interests.
+    pub fn on_first_interest(&self, names: &[&str], hook: impl Fn() + Send + Sync + 'static) {
+        self.interest
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Hook {
+                names: names.iter().map(|n| n.to_string()).collect(),
+                run: Arc::new(hook),
+            });
     }
 
     /// Whether someone registered for any of `names`.
@@ -253,5 +314,28 @@ mod tests {
         tokio::task::yield_now().await;
         drop(bus);
         assert!(!waiter.await.unwrap());
+    }
+
+    #[test]
+    fn the_first_interest_hook_runs_inside_the_registration_that_makes_names_wanted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let bus = EventBus::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        bus.on_first_interest(&["X", "Z"], move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        let runs = move || runs.load(Ordering::SeqCst);
+        let other = bus.register(["Y"]);
+        assert_eq!(runs(), 0, "another name");
+        let first = bus.register(["X"]);
+        assert_eq!(runs(), 1, "before register returned");
+        let second = bus.register(["X", "Z"]);
+        assert_eq!(runs(), 1, "already wanted");
+        drop(first);
+        drop(second);
+        let again = bus.register(["Z", "Y"]);
+        assert_eq!(runs(), 2, "wanted again after nobody did");
+        drop((other, again));
     }
 }

@@ -2,10 +2,11 @@
 //! `TorrentFinishedEvent(id)`), computed only while a client wants them: the watcher sleeps
 //! (no timer) until someone registers for them on the event bus, then compares the
 //! engine's states once a second with what it saw last, in place, from a fresh look taken
-//! when the interest began (no event for a change nobody was watching).
+//! inside the registration that began the interest (no event for a change nobody was
+//! watching; every change after the registration returned is announced).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
@@ -31,7 +32,24 @@ pub(in crate::service) fn watch_states(
         tracing::warn!("no tokio runtime: torrent state events are off");
         return;
     };
-    runtime.spawn(watch(engine, events.downgrade(), host));
+    let known = Shared::default();
+    let (first_look, weak) = (known.clone(), Arc::downgrade(&engine));
+    events.on_first_interest(&STATE_EVENTS, move || {
+        if let Some(engine) = weak.upgrade() {
+            first_look.lock().look(&*engine);
+        }
+    });
+    runtime.spawn(watch(engine, events.downgrade(), host, known));
+}
+
+/// The states last seen, shared by the watcher and the first look of a registration.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Known>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Known> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What was last seen of a torrent, and in which pass.
@@ -46,9 +64,18 @@ struct Seen {
 struct Known {
     torrents: HashMap<String, Seen>,
     pass: u64,
+    /// A first look was taken for an interest the watcher has not woken for yet.
+    fresh: bool,
 }
 
 impl Known {
+    /// A fresh look, what was seen before forgotten: the start of an interest.
+    fn look(&mut self, engine: &dyn TorrentEngine) {
+        self.torrents.clear();
+        self.update(engine, None);
+        self.fresh = true;
+    }
+
     /// Looks at every torrent's state: a known torrent whose state changed, or which
     /// finished, is announced on `events` (none: a fresh look, nothing announced); a new
     /// one is only noted; those gone are forgotten.
@@ -89,14 +116,20 @@ impl Known {
 
 /// The watcher: asleep while nobody wants [`STATE_EVENTS`], comparing once a [`PERIOD`]
 /// while someone does.
-async fn watch(engine: Arc<dyn TorrentEngine>, bus: WeakEventBus, host: WeakHost) {
-    let mut known = Known::default();
+async fn watch(engine: Arc<dyn TorrentEngine>, bus: WeakEventBus, host: WeakHost, known: Shared) {
     loop {
         if !EventBus::wait_wanted(&bus, &STATE_EVENTS).await {
             return;
         }
-        known.torrents.clear();
-        known.update(&*engine, None);
+        {
+            // Taken by the registration that woke us, unless the interest began otherwise
+            // (before this task started).
+            let mut known = known.lock();
+            if !known.fresh {
+                known.look(&*engine);
+            }
+            known.fresh = false;
+        }
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
@@ -108,9 +141,14 @@ async fn watch(engine: Arc<dyn TorrentEngine>, bus: WeakEventBus, host: WeakHost
             if !events.wanted(&STATE_EVENTS) {
                 break;
             }
+            let mut known = known.lock();
             known.update(&*engine, Some(&events));
+            known.fresh = false;
         }
-        known.torrents = HashMap::new(); // nothing held while asleep
+        let mut known = known.lock();
+        if !known.fresh {
+            known.torrents = HashMap::new(); // nothing held while asleep
+        }
     }
 }
 
@@ -261,12 +299,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_change_right_after_the_registration_is_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Counted::with(3);
+        let host = PluginHost::open(engine.clone(), dir.path()).unwrap();
+        let core = Core::with_engine(host, Some(engine.clone())).unwrap();
+        let mut rx = core.events().subscribe();
+        pass(5).await; // the watcher asleep
+
+        // No await in between: the watcher has not run since the registration (this
+        // runtime has one thread), so only the registration's own first look knows the
+        // state before the change.
+        let interest = core.events().register(["TorrentStateChangedEvent"]);
+        assert_eq!(engine.work(), (0, 3), "the first look, inside register");
+        engine.set(2, TorrentState::Paused, false);
+        let e = next(&mut rx).await;
+        assert_eq!(e.name, "TorrentStateChangedEvent");
+        assert_eq!(e.args, [json!(format!("{:040x}", 2)), json!("Paused")]);
+
+        // Gone and back between two of the watcher's looks: a new first look, and the
+        // change after it announced.
+        drop(interest);
+        let interest = core.events().register(["TorrentStateChangedEvent"]);
+        engine.set(0, TorrentState::Seeding, false);
+        let e = next(&mut rx).await;
+        assert_eq!(e.args, [json!(format!("{:040x}", 0)), json!("Seeding")]);
+        drop(interest);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_watcher_ends_with_the_bus() {
         let engine = Counted::with(3);
         let bus = EventBus::new();
         let dir = tempfile::tempdir().unwrap();
         let host = PluginHost::open(engine.clone(), dir.path()).unwrap();
-        let task = tokio::spawn(watch(engine.clone(), bus.downgrade(), host.downgrade()));
+        let known = Shared::default();
+        let task = tokio::spawn(watch(
+            engine.clone(),
+            bus.downgrade(),
+            host.downgrade(),
+            known,
+        ));
         pass(5).await;
         assert!(!task.is_finished());
         drop(bus);
