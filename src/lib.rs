@@ -134,7 +134,7 @@ pub use export::{
 };
 pub use host::{HostConfig, PluginHost};
 pub use plugin::{CorePlugin, PluginContext, PluginError, Shutdown, ShutdownTrigger};
-pub use service::{Core, EngineConfig};
+pub use service::{Core, EngineConfig, TorrentsStatus};
 pub use session::{SessionId, SessionSource, SessionStatus, SourceError, StatusKey};
 pub use source::{
     name_sources, split_named, BuildError, BuiltSource, Member, SimParamError, SimSource,

@@ -86,6 +86,74 @@ pub fn encode_int_keys(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Writes rencode piece by piece, for an answer that is not a [`Value`]: the same bytes
+/// [`encode`] gives for the same data, if dict keys are written in sorted order, each once
+/// (a `Value`'s dict is sorted by key).
+#[derive(Debug, Default)]
+pub struct Writer {
+    out: Vec<u8>,
+}
+
+/// A list or dict begun by [`Writer::list`] or [`Writer::dict`], ended by [`Writer::end`].
+#[derive(Debug)]
+#[must_use = "a list or dict must be ended"]
+pub struct Open {
+    fixed: bool,
+}
+
+impl Writer {
+    /// A writer with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer {
+            out: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// Writes `value` (dict keys as strings).
+    pub fn value(&mut self, value: &Value) {
+        encode_into(value, Keys::Str, &mut self.out);
+    }
+
+    /// Writes the string `s`.
+    pub fn str(&mut self, s: &str) {
+        encode_str(s.as_bytes(), &mut self.out);
+    }
+
+    /// Begins a list of `len` items.
+    pub fn list(&mut self, len: usize) -> Open {
+        let fixed = len < LIST_FIXED_COUNT as usize;
+        self.out.push(if fixed {
+            LIST_FIXED_START + len as u8
+        } else {
+            CHR_LIST
+        });
+        Open { fixed }
+    }
+
+    /// Begins a dict of `len` entries (each a key, then its value).
+    pub fn dict(&mut self, len: usize) -> Open {
+        let fixed = len < DICT_FIXED_COUNT as usize;
+        self.out.push(if fixed {
+            DICT_FIXED_START + len as u8
+        } else {
+            CHR_DICT
+        });
+        Open { fixed }
+    }
+
+    /// Ends a list or dict once its items are written.
+    pub fn end(&mut self, open: Open) {
+        if !open.fixed {
+            self.out.push(CHR_TERM);
+        }
+    }
+
+    /// The bytes written.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+}
+
 /// How dict keys are written.
 #[derive(Clone, Copy)]
 enum Keys {

@@ -25,7 +25,7 @@ use crate::export::DispatchError;
 use crate::export::{Args, AuthLevel, Caller};
 use crate::rpc::message::{RemoteError, Request};
 use crate::service::version;
-use crate::service::Core;
+use crate::service::{Core, TorrentsStatus, TORRENTS_STATUS};
 use crate::throttle::{shown_user, LoginThrottle, Penalty, Tally};
 
 /// One connection's state.
@@ -125,6 +125,15 @@ pub(crate) fn remote_error(e: DispatchError) -> RemoteError {
     }
 }
 
+/// A call's answer ([`Gateway::call`]).
+#[derive(Debug)]
+pub enum Answer {
+    /// Any method's value.
+    Value(Value),
+    /// `core.get_torrents_status`'s, typed.
+    Torrents(TorrentsStatus),
+}
+
 impl Gateway {
     /// A gateway over `core`, with accounts from `auth`.
     pub fn new(core: Core, auth: AuthFile) -> Arc<Self> {
@@ -163,8 +172,26 @@ impl Gateway {
         &self.auth
     }
 
-    /// Answers one call.
+    /// Answers one call: `core.get_torrents_status` as its typed answer, for the server to
+    /// write without building the `Value` (the same checks and answer as dispatching it),
+    /// any other as a `Value`.
     pub async fn call(
+        &self,
+        conn: &mut ConnectionState,
+        req: Request,
+    ) -> Result<Answer, RemoteError> {
+        if req.method == TORRENTS_STATUS {
+            return self
+                .core
+                .torrents_status(req.args, req.kwargs, conn.caller())
+                .map(Answer::Torrents)
+                .map_err(remote_error);
+        }
+        self.call_value(conn, req).await.map(Answer::Value)
+    }
+
+    /// Answers one call as a `Value`.
+    async fn call_value(
         &self,
         conn: &mut ConnectionState,
         req: Request,

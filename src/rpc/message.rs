@@ -11,6 +11,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::rpc::codec::Writer;
+use crate::service::TorrentsStatus;
+
 /// Message type of a response.
 pub const RPC_RESPONSE: i64 = 1;
 /// Message type of an error.
@@ -156,6 +159,31 @@ pub fn response(id: &Value, value: Value) -> Value {
     Value::Array(vec![json!(RPC_RESPONSE), id.clone(), value])
 }
 
+/// `[1, id, {torrent id: {key: value}}]` written from a [`TorrentsStatus`]: the bytes
+/// of `codec::encode(&response(id, status.into_value()))`, without building that value.
+pub fn encode_torrents_response(id: &Value, status: &TorrentsStatus) -> Vec<u8> {
+    let keys = status.keys();
+    let mut w = Writer::with_capacity(64 + status.rows().len() * (48 + 24 * keys.len()));
+    let list = w.list(3);
+    w.value(&json!(RPC_RESPONSE));
+    w.value(id);
+    let torrents = w.dict(status.rows().len());
+    for (torrent, values) in status.rows() {
+        w.str(torrent);
+        let dict = w.dict(values.iter().flatten().count());
+        for (key, value) in keys.iter().zip(values) {
+            if let Some(value) = value {
+                w.str(key);
+                w.value(value);
+            }
+        }
+        w.end(dict);
+    }
+    w.end(torrents);
+    w.end(list);
+    w.into_bytes()
+}
+
 /// `[2, id, name, args, {}, traceback]`.
 pub fn error(id: &Value, e: &RemoteError) -> Value {
     json!([RPC_ERROR, id, e.name, e.args, {}, e.traceback])
@@ -193,6 +221,46 @@ mod tests {
         assert_eq!(calls[3].as_ref().unwrap_err().id, None);
         assert!(calls[4].as_ref().unwrap_err().reason.contains("method"));
         assert_eq!(parse_payload(json!({"a": 1})), Err(PayloadError::NotAList));
+    }
+
+    #[test]
+    fn a_torrent_status_answer_is_written_as_its_value_would_be() {
+        use crate::rpc::codec::{decode, encode};
+        let keys = [
+            "name",
+            "ratio",
+            "queue",
+            "nosuch",
+            "files",
+            "is_finished",
+            "total_done",
+        ];
+        for n in [0, 1, 24, 25, 70] {
+            let mut status = TorrentsStatus::new(keys.iter().map(|k| k.to_string()).collect());
+            status.reserve(n);
+            for i in (0..n).rev() {
+                let values = status
+                    .keys()
+                    .iter()
+                    .map(|k| match k.as_str() {
+                        "name" => Some(json!(format!("torrent {i} \u{e9}").repeat(i % 5 + 1))),
+                        "ratio" => Some(json!(i as f64 / 3.0)),
+                        "queue" => Some(json!(-1)),
+                        "files" => Some(json!([{"index": 0, "path": "a/b", "size": 1u64 << 40}])),
+                        "is_finished" => Some(json!(i % 2 == 0)),
+                        "total_done" => Some(json!(i as u64 * 1_000_003)),
+                        _ => None,
+                    })
+                    .collect();
+                status.push(format!("{i:040x}"), values);
+            }
+            let status = status.finish();
+            let id = json!(7);
+            let written = encode_torrents_response(&id, &status);
+            let as_value = response(&id, status.clone().into_value());
+            assert_eq!(written, encode(&as_value), "{n} torrents");
+            assert_eq!(decode(&written, 10).unwrap(), as_value);
+        }
     }
 
     #[test]

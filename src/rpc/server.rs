@@ -47,8 +47,9 @@ use crate::event::Event;
 use crate::export::AuthLevel;
 use crate::rpc::codec;
 use crate::rpc::frame::{FrameDecoder, FrameEncoder, Item, Limits};
-use crate::rpc::gateway::{ConnectionState, Gateway};
+use crate::rpc::gateway::{Answer, ConnectionState, Gateway};
 use crate::rpc::message::{self, parse_payload, Malformed, RemoteError};
+use crate::service::TorrentsStatus;
 use crate::throttle::{Penalty, Tally};
 
 /// Server limits and timeouts.
@@ -644,7 +645,7 @@ struct Connection<'a> {
     buf: Vec<u8>,
     /// The answers encoded but not yet written, dropped after the write: freeing a large
     /// answer (a thousand torrents' status) is not on the client's wait.
-    spent: Vec<Value>,
+    spent: Vec<Reply>,
     /// Since when the decoder holds part of a message.
     partial_since: Option<Instant>,
     connected: Instant,
@@ -824,7 +825,16 @@ struct Sink<'a> {
     encoder: &'a mut FrameEncoder,
     out: &'a mut Vec<Vec<u8>>,
     /// The answers once encoded (see [`Connection::spent`]).
-    spent: &'a mut Vec<Value>,
+    spent: &'a mut Vec<Reply>,
+}
+
+/// A call's answer, to encode.
+enum Reply {
+    /// A response, error or event message.
+    Value(Value),
+    /// The response to `core.get_torrents_status` (its request id, its answer), written
+    /// without a `Value`.
+    Torrents(Value, TorrentsStatus),
 }
 
 /// Decodes one message and appends the framed answers of its calls to the sink.
@@ -883,23 +893,27 @@ async fn answer(
                     }
                 }
                 match reply {
-                    Ok(value) => message::response(&id, value),
-                    Err(e) => message::error(&id, &e),
+                    Ok(Answer::Value(value)) => Reply::Value(message::response(&id, value)),
+                    Ok(Answer::Torrents(status)) => Reply::Torrents(id, status),
+                    Err(e) => Reply::Value(message::error(&id, &e)),
                 }
             }
             Err(Malformed {
                 id: Some(id),
                 reason,
-            }) => message::error(&id, &RemoteError::wrapped("TypeError", reason)),
+            }) => Reply::Value(message::error(
+                &id,
+                &RemoteError::wrapped("TypeError", reason),
+            )),
             Err(Malformed { id: None, reason }) => {
                 ignored(&|| format!("a call without a usable id: {reason}"));
                 continue;
             }
         };
-        let bytes = if int_keys {
-            codec::encode_int_keys(&reply)
-        } else {
-            codec::encode(&reply)
+        let bytes = match &reply {
+            Reply::Value(value) if int_keys => codec::encode_int_keys(value),
+            Reply::Value(value) => codec::encode(value),
+            Reply::Torrents(id, status) => message::encode_torrents_response(id, status),
         };
         let mut framed = Vec::new();
         sink.encoder.encode_into(&bytes, &mut framed);

@@ -47,7 +47,10 @@ mod session_keys;
 mod torrents;
 
 pub(crate) use torrents::EngineConf;
-pub use torrents::EngineConfig;
+pub use torrents::{EngineConfig, TorrentsStatus};
+
+/// The method [`Core::torrents_status`] answers.
+pub const TORRENTS_STATUS: &str = "core.get_torrents_status";
 
 /// The owner name of the core's methods in the method table.
 pub const OWNER: &str = "<core>";
@@ -181,6 +184,32 @@ impl Core {
         caller: impl Into<Caller>,
     ) -> Result<Value, DispatchError> {
         self.exports().dispatch(method, args, kwargs, caller).await
+    }
+
+    /// `core.get_torrents_status(filter_dict, keys, diff=False)` answered as a
+    /// [`TorrentsStatus`], for a transport that writes it to its wire itself (a thousand
+    /// torrents' dicts as `Value`s are most of that call's cost): the same checks, errors
+    /// and answer as [`dispatch`](Core::dispatch)ing it.
+    pub fn torrents_status(
+        &self,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        caller: impl Into<Caller>,
+    ) -> Result<TorrentsStatus, DispatchError> {
+        let caller = caller.into();
+        let level = self
+            .exports()
+            .level_of(TORRENTS_STATUS)
+            .ok_or_else(|| DispatchError::UnknownMethod(TORRENTS_STATUS.to_string()))?;
+        if caller.level < level {
+            return Err(DispatchError::NotAuthorized {
+                method: TORRENTS_STATUS.to_string(),
+                required: level.as_u8(),
+                have: caller.level.as_u8(),
+            });
+        }
+        let a = Args::new(TORRENTS_STATUS, args, kwargs).with_caller(caller);
+        torrents::torrents_status(self.engine.as_ref(), &a)
     }
 
     /// Asks the daemon to stop (what `daemon.shutdown` does).

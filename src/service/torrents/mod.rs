@@ -17,17 +17,22 @@ use crate::torrent::{TorrentEngine, TorrentError};
 use super::{Ctx, Methods};
 
 mod add;
+mod answer;
 mod config;
 mod config_values;
 mod control;
 #[cfg(test)]
 mod edit_tests;
 mod engine;
+mod fields;
 mod options;
 mod status;
 #[cfg(test)]
 mod status_tests;
 mod watch;
+
+pub use answer::TorrentsStatus;
+pub(super) use status::torrents_status;
 
 pub(super) use watch::watch_states;
 
