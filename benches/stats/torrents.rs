@@ -2,7 +2,9 @@
 //! test engine of 10, 1000 and 10 000 torrents (one file and one tracker each):
 //!
 //! - `torrents_status_all_12_keys/{engine}/{n}`: every torrent, a dozen list keys;
-//! - `torrents_status_one_id/{engine}/{n}`: a filter on one id (`{"id": "<hash>"}`).
+//! - `torrents_status_one_id/{engine}/{n}`: a filter on one id (`{"id": "<hash>"}`);
+//! - `torrents_status_all_12_keys/typed/{n}`: every torrent, a dozen keys, as the typed
+//!   answer the RPC server writes without building a `Value` (`Core::torrents_status`).
 //!
 //! `{engine}` is `lookup` (an engine that implements `torrents_with`: looks ids up, builds
 //! the file list and trackers only when asked, as `RqbitEngine` does) or `default` (an
@@ -254,6 +256,21 @@ fn cases(c: &mut Criterion, rt: &tokio::runtime::Runtime, n: usize, lookup: bool
                 b.to_async(rt)
                     .iter(|| async { black_box(call(args.clone()).await) })
             },
+        );
+    }
+    if lookup {
+        // The typed answer the RPC server writes without a Value (Core::torrents_status).
+        let typed = || {
+            core.torrents_status(all_args.clone(), Map::new(), AuthLevel::Admin)
+                .expect("torrents_status")
+        };
+        let (count, bytes, out) = allocations(typed);
+        assert_eq!(out.rows().len(), n, "typed/{n}");
+        eprintln!("torrents_status_all_12_keys/typed/{n}: {count} allocations/call, {bytes} bytes");
+        c.bench_with_input(
+            BenchmarkId::new("torrents_status_all_12_keys/typed", n),
+            &(),
+            |b, _| b.iter(|| black_box(typed())),
         );
     }
 }
