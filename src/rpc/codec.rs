@@ -121,22 +121,22 @@ impl Writer {
 
     /// Begins a list of `len` items.
     pub fn list(&mut self, len: usize) -> Open {
-        let fixed = len < LIST_FIXED_COUNT as usize;
-        self.out.push(if fixed {
-            LIST_FIXED_START + len as u8
-        } else {
-            CHR_LIST
-        });
-        Open { fixed }
+        self.open(len, LIST_FIXED_START, LIST_FIXED_COUNT, CHR_LIST)
     }
 
     /// Begins a dict of `len` entries (each a key, then its value).
     pub fn dict(&mut self, len: usize) -> Open {
-        let fixed = len < DICT_FIXED_COUNT as usize;
+        self.open(len, DICT_FIXED_START, DICT_FIXED_COUNT, CHR_DICT)
+    }
+
+    /// Begins a list or dict: its length in the type byte when short, else its opener
+    /// (ended by a terminator).
+    fn open(&mut self, len: usize, fixed_start: u8, fixed_count: u8, opener: u8) -> Open {
+        let fixed = len < usize::from(fixed_count);
         self.out.push(if fixed {
-            DICT_FIXED_START + len as u8
+            fixed_start + len as u8
         } else {
-            CHR_DICT
+            opener
         });
         Open { fixed }
     }
